@@ -1,0 +1,180 @@
+"""``crackal`` command line: one sub-command per job. User errors print one line and exit 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import click  # noqa: E402
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from crackal.errors import CrackalError  # noqa: E402
+
+app = typer.Typer(
+    help="Crack and surface-defect segmentation for roads, pavements and bridges.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Data = Annotated[Path, typer.Argument(help="Dataset folder: images/ + masks/ (or CrackForest's image/ + groundTruth/).")]
+Masks = Annotated[Optional[Path], typer.Option(help="Mask folder, when DATA is the image folder itself.")]
+Classes = Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated (default: DATA/classes.json or background,crack).")]
+SkipInvalid = Annotated[bool, typer.Option(help="Leave out unreadable images and bad masks (listed) instead of stopping.")]
+Binarize = Annotated[bool, typer.Option(help="Binary masks: treat any value >= 128 as crack (JPEG masks).")]
+Checkpoint = Annotated[Path, typer.Argument(help="Run folder from 'crackal train', or a checkpoint .pt file.")]
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write images/, masks/ and classes.json to.")],
+    count: Annotated[int, typer.Option(help="Number of images.")] = 60,
+    size: Annotated[str, typer.Option(help="Image size, HEIGHTxWIDTH or one number.")] = "256",
+    surface: Annotated[str, typer.Option(help="asphalt, concrete or mixed.")] = "mixed",
+    extra_classes: Annotated[bool, typer.Option(help="Also draw potholes, patches and manhole covers as classes.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Generate a synthetic crack dataset (textured asphalt/concrete with distractors)."""
+    from crackal import api
+
+    path = api.synth(out, count=count, size=size, seed=seed, surface=surface, extra_classes=extra_classes)
+    console.print(f"wrote {count} images and masks to {path}")
+
+
+@app.command()
+def train(
+    data: Data,
+    out: Annotated[Path, typer.Option(help="Run folder (config, split, checkpoints, metrics, plots).")] = Path("runs/train"),
+    masks: Masks = None,
+    classes: Classes = None,
+    arch: Annotated[str, typer.Option(help="unet (compact, default), smp_unet, unetplusplus, fpn, deeplabv3plus, pspnet.")] = "unet",
+    encoder: Annotated[str, typer.Option(help="Encoder of the smp architectures.")] = "resnet18",
+    epochs: Annotated[int, typer.Option()] = 40,
+    batch_size: Annotated[int, typer.Option()] = 4,
+    crop_size: Annotated[int, typer.Option(help="Random training crop (multiple of 32).")] = 320,
+    samples_per_epoch: Annotated[Optional[int], typer.Option(help="Crops per epoch (default: one per training image).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 2e-3,
+    loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, e.g. ce+dice.")] = "ce+dice",
+    class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
+    dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
+    val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
+    split_file: Annotated[Optional[Path], typer.Option(help="Use this split.json instead of a new seeded split.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="Start from a local weights file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch.")] = None,
+    time_limit: Annotated[Optional[float], typer.Option(help="Stop after this many minutes (best checkpoint kept).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    skip_invalid: SkipInvalid = False,
+    binarize: Binarize = False,
+) -> None:
+    """Train a segmentation model on a folder of images and masks."""
+    from crackal import api
+
+    result = api.train(
+        data, out, masks=masks, classes=classes, val=val, test=test, split_file=split_file,
+        skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights,
+        arch=arch, encoder=encoder, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
+        samples_per_epoch=samples_per_epoch, lr=lr, loss=loss, class_weighting=class_weighting,
+        dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+    )
+    console.print(
+        f"best epoch {result.best_epoch}: validation F1 {result.best_val_f1:.4f} "
+        f"(strict pixels, ODS threshold {result.threshold:.2f}); {result.seconds:.0f}s; run folder {result.run_dir}"
+    )
+
+
+def print_metrics(result: dict) -> None:
+    from crackal.metrics.segmentation import summary_rows
+
+    table = Table(title=f"{result['images']} images, split {result.get('split', '?')}" + (", flip TTA" if result.get("tta") else ""))
+    for column in ("class", "metric (protocol)", "value"):
+        table.add_column(column)
+    for name, metric, value in summary_rows(result):
+        table.add_row(name, metric, f"{value:.4f}")
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Checkpoint,
+    data: Annotated[Optional[Path], typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
+    masks: Masks = None,
+    split: Annotated[str, typer.Option(help="Split of the run's dataset when DATA is not given: train, val or test.")] = "test",
+    tolerance: Annotated[list[int], typer.Option(help="Distance tolerances in px (repeatable); 0 (strict) is always included.")] = [0, 2, 5],  # noqa: B006
+    tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="JSON file for the scores.")] = None,
+    skip_invalid: SkipInvalid = False,
+    binarize: Binarize = False,
+) -> None:
+    """Score a trained model: precision/recall/F1/IoU strict and with tolerance, ODS, OIS, AUC."""
+    from crackal import api
+
+    result = api.evaluate(checkpoint, data, masks=masks, split=split, tolerances=tuple(tolerance), tta=tta,
+                          out=out, skip_invalid=skip_invalid, binarize=binarize)
+    print_metrics(result)
+    console.print(f"saved to {result['saved_to']}")
+
+
+@app.command()
+def predict(
+    checkpoint: Checkpoint,
+    inputs: Annotated[Path, typer.Argument(help="An image or a folder of images, any size.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
+    gsd: Annotated[Optional[float], typer.Option(help="Ground sampling distance in metres per pixel (areas in m^2).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Crack probability threshold (default: chosen on validation).")] = None,
+    tile_size: Annotated[Optional[int], typer.Option(help="Images larger than this are tiled (default: the run's).")] = None,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in px.")] = 64,
+    tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
+    skip_invalid: SkipInvalid = False,
+) -> None:
+    """Predict masks, probability maps, overlays and defect measurements."""
+    from crackal import api
+
+    records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
+                          overlap=overlap, tta=tta, skip_invalid=skip_invalid)
+    console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the data, the run and the report.")] = Path("demo_output"),
+    epochs: Annotated[int, typer.Option(help="Training epochs (about 8 s each on 2 CPU cores).")] = 25,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Synthesise data, train, evaluate, predict, and write a report (report.md)."""
+    from crackal.demo import run_demo
+
+    report = run_demo(out, epochs=epochs, seed=seed)
+    console.print(f"report: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 user error, 2 usage error)."""
+    try:
+        app(args=argv, standalone_mode=False, prog_name="crackal")
+    except CrackalError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted; a training run continues with --resume")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Finding image/mask pairs in the folder layouts users bring, and checking them.
+
+Supported layouts (``find_pairs(root)``):
+
+* ``root/images/`` + ``root/masks/``: same-named masks (``a.jpg`` -> ``a.png``; the suffixes
+  ``_mask``, ``_label``, ``_gt`` are also matched), 0/255 or 0/1 binary or class-index maps;
+* CrackForest as downloaded: ``root/image/*.jpg`` + ``root/groundTruth/*.mat``;
+* any two folders given explicitly: ``find_pairs(images_dir, masks_dir)``.
+
+An optional ``root/classes.json`` (a list of class names, background first) names the classes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crackal.data.io import MASK_SUFFIXES, list_images, read_image, read_raw_mask, to_class_mask
+from crackal.errors import CrackalError
+
+MASK_NAME_SUFFIXES = ("", "_mask", "_label", "_gt", "_seg")
+BINARY_CLASSES = ("background", "crack")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled image: where its image and its mask live."""
+
+    image: Path
+    mask: Path
+
+    @property
+    def name(self) -> str:
+        return self.image.stem
+
+
+def _mask_index(masks_dir: Path) -> dict[str, Path]:
+    if not masks_dir.is_dir():
+        raise CrackalError(f"mask folder not found: {masks_dir}; check the path or pass --masks DIR")
+    index: dict[str, Path] = {}
+    for path in sorted(masks_dir.iterdir()):
+        if path.suffix.lower() in MASK_SUFFIXES:
+            index.setdefault(path.stem, path)
+    return index
+
+
+def locate_folders(root: str | Path, masks: str | Path | None = None) -> tuple[Path, Path]:
+    """The image and mask folders of a dataset root (see the module docstring)."""
+    root = Path(root)
+    if not root.exists():
+        raise CrackalError(f"dataset folder not found: {root}; check the path")
+    if masks is not None:
+        return root, Path(masks)
+    for images, labels in (("images", "masks"), ("image", "groundTruth"), ("images", "labels")):
+        if (root / images).is_dir() and (root / labels).is_dir():
+            return root / images, root / labels
+    raise CrackalError(
+        f"{root} has no images/ and masks/ folders (nor CrackForest's image/ and groundTruth/); "
+        "lay the data out that way or pass --masks DIR with the image folder"
+    )
+
+
+def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing: bool = False) -> list[Pair]:
+    """Match every image under a dataset root with its mask.
+
+    Raises ``CrackalError`` for an empty folder or an image without a mask, unless
+    ``allow_missing`` (then unmatched images are left out).
+    """
+    images_dir, masks_dir = locate_folders(root, masks)
+    images = list_images(images_dir)
+    if not images:
+        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {images_dir}; check the folder")
+    index = _mask_index(masks_dir)
+    pairs, missing = [], []
+    for image in images:
+        mask = next((index[image.stem + s] for s in MASK_NAME_SUFFIXES if image.stem + s in index), None)
+        if mask is None:
+            missing.append(image.name)
+        else:
+            pairs.append(Pair(image, mask))
+    if missing and not allow_missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CrackalError(
+            f"no mask in {masks_dir} for {shown}; add same-named masks (e.g. {Path(missing[0]).stem}.png) "
+            "or pass --skip-invalid to leave these images out"
+        )
+    if not pairs:
+        raise CrackalError(f"no image in {images_dir} has a mask in {masks_dir}; check both folders")
+    return pairs
+
+
+def read_class_names(root: str | Path) -> list[str] | None:
+    """Class names from ``root/classes.json`` if the dataset has one."""
+    path = Path(root) / "classes.json"
+    if not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CrackalError(f"{path} is not valid JSON ({exc}); it must be a list of class names") from None
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
+        raise CrackalError(f"{path} must be a list of at least two class names, background first")
+    return names
+
+
+def load_pair(pair: Pair, num_classes: int, binarize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Image ``(H, W, 3) uint8`` and class mask ``(H, W) uint8`` of one pair, checked."""
+    image = read_image(pair.image)
+    mask = to_class_mask(read_raw_mask(pair.mask), num_classes, pair.mask, binarize)
+    if mask.shape != image.shape[:2]:
+        raise CrackalError(
+            f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} is "
+            f"{image.shape[1]}x{image.shape[0]} (width x height); masks must match their images pixel for pixel"
+        )
+    return image, mask
+
+
+def validate_pairs(
+    pairs: list[Pair], num_classes: int, binarize: bool = False, skip_invalid: bool = False
+) -> tuple[list[Pair], list[str]]:
+    """Read every pair once and check it; returns the good pairs and one message per bad one.
+
+    Without ``skip_invalid`` any bad pair raises ``CrackalError`` listing every problem found.
+    """
+    good, problems = [], []
+    for pair in pairs:
+        try:
+            load_pair(pair, num_classes, binarize)
+        except CrackalError as exc:
+            problems.append(str(exc))
+        else:
+            good.append(pair)
+    if problems and not skip_invalid:
+        head = problems[0] if len(problems) == 1 else f"{len(problems)} bad files:\n  " + "\n  ".join(problems[:10])
+        raise CrackalError(head + ("" if len(problems) == 1 else "\nfix them or pass --skip-invalid to leave them out"))
+    if not good:
+        raise CrackalError("no valid image/mask pair left after validation; fix the files listed above")
+    return good, problems

@@ -1,0 +1,55 @@
+"""Seeded train/val/test splits, saved with each run so it can be reproduced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from crackal.errors import CrackalError
+
+SPLITS = ("train", "val", "test")
+
+
+def _count(size: float, total: int, what: str) -> int:
+    if size < 0:
+        raise CrackalError(f"--{what} must be >= 0, got {size}")
+    return int(round(size * total)) if size < 1 else int(size)
+
+
+def make_split(names: list[str], val: float = 0.1, test: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
+    """Shuffle ``names`` with ``seed`` and cut them into train/val/test.
+
+    ``val`` and ``test`` are fractions (< 1) or counts (>= 1). Every split is sorted.
+
+    >>> make_split([f"{i:03d}" for i in range(10)], val=2, test=3, seed=0)["val"]
+    ['002', '008']
+    """
+    total = len(names)
+    n_val, n_test = _count(val, total, "val"), _count(test, total, "test")
+    if n_val + n_test >= total:
+        raise CrackalError(
+            f"val ({n_val}) + test ({n_test}) leave no training image out of {total}; lower --val/--test"
+        )
+    order = np.random.default_rng(seed).permutation(total)
+    shuffled = [names[i] for i in order]
+    return {
+        "val": sorted(shuffled[:n_val]),
+        "test": sorted(shuffled[n_val : n_val + n_test]),
+        "train": sorted(shuffled[n_val + n_test :]),
+    }
+
+
+def save_split(split: dict[str, list[str]], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(split, indent=1))
+
+
+def load_split(path: str | Path) -> dict[str, list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise CrackalError(f"split file not found: {path}")
+    split = json.loads(path.read_text())
+    if not isinstance(split, dict) or not set(split) <= set(SPLITS):
+        raise CrackalError(f"{path}: a split file maps 'train', 'val', 'test' to lists of image names")
+    return split

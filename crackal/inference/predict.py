@@ -1,0 +1,68 @@
+"""Class-probability maps for whole images of any size: tiled, blended, optionally flip-averaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from crackal.data.transforms import to_tensor
+from crackal.inference.tiling import TileBlender, tile_boxes
+from crackal.models.outputs import class_probabilities
+
+DEFAULT_TILE = 512
+FLIPS = ((), (-1,), (-2,), (-2, -1))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def forward_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """``(N, C, H, W)`` class probabilities for a normalised batch; ``tta`` averages the 4 flips."""
+    device = model_device(model)
+    batch = batch.to(device)
+    if device.type == "cpu":
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    flips = FLIPS if tta else FLIPS[:1]
+    total = None
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for dims in flips:
+            x = batch.flip(dims) if dims else batch
+            probs = class_probabilities(model(x))
+            probs = probs.flip(dims) if dims else probs
+            total = probs if total is None else total + probs
+    return (total / len(flips)).float()
+
+
+def predict_image(
+    model: nn.Module,
+    image: np.ndarray,
+    tile_size: int = DEFAULT_TILE,
+    overlap: int = 64,
+    tta: bool = False,
+    batch_size: int = 4,
+) -> np.ndarray:
+    """Class probabilities ``(C, H, W) float32`` for an ``(H, W, 3) uint8`` image.
+
+    Images no larger than ``tile_size`` on both sides go through the model whole; larger
+    ones are cut into overlapping tiles whose outputs are blended (see ``tiling``).
+    The model is put in eval mode.
+    """
+    model.eval()
+    height, width = image.shape[:2]
+    tensor = to_tensor(image)
+    boxes = tile_boxes(height, width, tile_size, overlap)
+    if len(boxes) == 1:
+        return forward_probabilities(model, tensor[None], tta)[0].cpu().numpy()
+    blender = None
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i : i + batch_size]
+        tiles = torch.stack([tensor[:, t:b, l:r] for t, l, b, r in chunk])
+        probs = forward_probabilities(model, tiles, tta).cpu().numpy()
+        if blender is None:
+            blender = TileBlender(probs.shape[1], height, width)
+        for box, p in zip(chunk, probs):
+            blender.add(p, box, overlap)
+    return blender.result()

@@ -1,0 +1,141 @@
+"""Losses for imbalanced segmentation: weighted cross-entropy, Dice, focal, and their sums.
+
+All take raw logits ``(N, C, H, W)`` (``C = 1`` for a binary sigmoid model) and class targets
+``(N, H, W)``; pixels equal to ``ignore_index`` are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from crackal.errors import CrackalError
+from crackal.models.outputs import class_logits
+
+IGNORE_INDEX = 255
+Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+LOSS_TERMS = ("ce", "dice", "focal")
+
+
+def class_weights(pixel_counts, method: Weighting = "inverse", max_weight: float = 50.0) -> torch.Tensor:
+    """Class weights from the pixel count of each class in the current training set.
+
+    ``inverse``: ``total / (C * count_c)`` (a class holding 1/C of the pixels weighs 1);
+    ``sqrt_inverse``: its square root; ``median``: median frequency balancing
+    (``median_freq / freq_c``); ``none``: all ones. A class with no labelled pixel yet gets the
+    largest weight; weights are capped at ``max_weight``.
+
+    >>> class_weights([98, 2]).tolist()
+    [0.5102040767669678, 25.0]
+    """
+    counts = np.asarray(pixel_counts, dtype=np.float64)
+    if method not in WEIGHTINGS:
+        raise CrackalError(f"unknown class weighting {method!r}; choose one of {', '.join(WEIGHTINGS)}")
+    if method == "none" or counts.sum() == 0:
+        return torch.ones(len(counts))
+    present = counts > 0
+    freq = counts / counts.sum()
+    weights = np.zeros_like(freq)
+    if method == "median":
+        weights[present] = np.median(freq[present]) / freq[present]
+    else:
+        weights[present] = 1.0 / (len(counts) * freq[present])
+        if method == "sqrt_inverse":
+            weights = np.sqrt(weights)
+    weights[~present] = weights[present].max()
+    return torch.tensor(np.minimum(weights, max_weight), dtype=torch.float32)
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """Cross-entropy with per-class weights (normalised by the summed weights, as PyTorch does)."""
+    weights = None if weights is None else weights.to(logits.device, torch.float32)
+    return F.cross_entropy(class_logits(logits).float(), target, weight=weights, ignore_index=ignore_index)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice of the defect classes (not background), pooled over the batch."""
+    probs = class_logits(logits).float().softmax(dim=1)
+    valid = (target != ignore_index).unsqueeze(1)
+    onehot = F.one_hot(target.clamp(max=probs.shape[1] - 1), probs.shape[1]).permute(0, 3, 1, 2).float()
+    probs, onehot = probs * valid, onehot * valid
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    dice = (2 * intersection + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
+    return 1.0 - dice[1:].mean()
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    gamma: float = 2.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Focal loss ``-(1 - p_t)^gamma log p_t`` with optional per-class weights (alpha)."""
+    log_probs = class_logits(logits).float().log_softmax(dim=1)
+    valid = target != ignore_index
+    safe = target.masked_fill(~valid, 0)
+    log_pt = log_probs.gather(1, safe.unsqueeze(1)).squeeze(1)
+    loss = -((1 - log_pt.exp()) ** gamma) * log_pt
+    alpha = torch.ones_like(loss) if weights is None else weights.to(loss.device)[safe]
+    alpha = alpha * valid
+    return (loss * alpha).sum() / alpha.sum().clamp(min=1e-8)
+
+
+class SegmentationLoss(nn.Module):
+    """A sum of loss terms named like ``"ce+dice"`` (terms: ``ce``, ``dice``, ``focal``).
+
+    ``class_weights`` (a buffer) weights ``ce`` and ``focal``; call ``set_class_weights`` when
+    the labelled set changes (every active-learning round).
+
+    >>> loss = SegmentationLoss("ce+dice", torch.tensor([0.5, 25.0]))
+    >>> float(loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))) > 0
+    True
+    """
+
+    def __init__(self, terms: str = "ce+dice", class_weights: torch.Tensor | None = None, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.terms = parse_loss(terms)
+        self.gamma = gamma
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
+
+    def set_class_weights(self, weights: torch.Tensor) -> None:
+        self.class_weights = weights.to(self.class_weights.device)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weights = self.class_weights if self.class_weights.numel() else None
+        total = logits.new_zeros((), dtype=torch.float32)
+        for term in self.terms:
+            if term == "ce":
+                total = total + weighted_cross_entropy(logits, target, weights)
+            elif term == "dice":
+                total = total + dice_loss(logits, target)
+            else:
+                total = total + focal_loss(logits, target, weights, self.gamma)
+        return total
+
+
+def parse_loss(spec: str) -> tuple[str, ...]:
+    """``"ce+dice"`` -> ``("ce", "dice")``, rejecting unknown terms."""
+    terms = tuple(t.strip() for t in spec.lower().split("+") if t.strip())
+    unknown = [t for t in terms if t not in LOSS_TERMS]
+    if not terms or unknown:
+        raise CrackalError(f"unknown loss {spec!r}; combine {', '.join(LOSS_TERMS)} with '+', e.g. ce+dice")
+    return terms
+
+
+__all__ = [
+    "SegmentationLoss",
+    "class_weights",
+    "dice_loss",
+    "focal_loss",
+    "parse_loss",
+    "weighted_cross_entropy",
+]

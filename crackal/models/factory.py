@@ -1,0 +1,107 @@
+"""``create_model``: every segmentation architecture crackal offers, built from scratch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from crackal.errors import CrackalError
+from crackal.models.segmenter import Segmenter
+from crackal.models.unet import UNetTrunk
+
+Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet"]
+ARCHS: tuple[str, ...] = get_args(Arch)
+_SMP_CLASSES = {
+    "smp_unet": "Unet",
+    "unetplusplus": "UnetPlusPlus",
+    "fpn": "FPN",
+    "deeplabv3plus": "DeepLabV3Plus",
+    "pspnet": "PSPNet",
+}
+
+
+class _SmpTrunk(nn.Module):
+    """Encoder and decoder of a segmentation_models_pytorch model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+        self.decoder = model.decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float) -> Segmenter:
+    import segmentation_models_pytorch as smp
+
+    try:
+        model = getattr(smp, _SMP_CLASSES[arch])(
+            encoder_name=encoder, encoder_weights=None, in_channels=3, classes=out_channels
+        )
+    except (KeyError, ValueError) as exc:
+        raise CrackalError(f"cannot build {arch} with encoder {encoder!r} ({exc}); try --encoder resnet18") from None
+    head = model.segmentation_head
+    return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1])
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:
+    """Load a local weights file: a crackal checkpoint (``{"model": ...}``) or a bare state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CrackalError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise CrackalError(f"cannot load weights from {path} ({exc}); expected a PyTorch state dict") from None
+    state = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CrackalError(f"{path} does not fit this model ({first}); check --arch/--encoder/--classes") from None
+
+
+def create_model(
+    arch: Arch = "unet",
+    num_classes: int = 2,
+    *,
+    dropout: float = 0.2,
+    base_channels: int = 16,
+    depth: int = 4,
+    encoder: str = "resnet18",
+    weights: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
+) -> Segmenter:
+    """Build a segmentation model that outputs logits ``(N, C, H, W)``.
+
+    Binary tasks (``num_classes == 2``) get one sigmoid channel (``C = 1``); more classes get
+    ``C = num_classes`` softmax channels. ``unet`` is crackal's compact U-Net (``base_channels``,
+    ``depth``); the other architectures come from segmentation_models_pytorch with the given
+    ``encoder`` and random initial weights. ``weights`` loads a whole local model,
+    ``encoder_weights`` a local state dict into the encoder only (smp architectures).
+
+    >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
+    >>> model(torch.zeros(1, 3, 50, 70)).shape
+    torch.Size([1, 1, 50, 70])
+    """
+    if arch not in ARCHS:
+        raise CrackalError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if num_classes < 2:
+        raise CrackalError(f"num_classes must be at least 2 (background and crack), got {num_classes}")
+    if not 0.0 <= dropout < 1.0:
+        raise CrackalError(f"dropout must be in [0, 1), got {dropout}")
+    out_channels = 1 if num_classes == 2 else num_classes
+    if arch == "unet":
+        trunk = UNetTrunk(3, base_channels, depth)
+        model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth)
+    else:
+        model = _smp_model(arch, encoder, out_channels, dropout)
+        if encoder_weights is not None:
+            load_weights(model.trunk.encoder, encoder_weights, strict=False)
+    if weights is not None:
+        load_weights(model, weights)
+    return model

@@ -1,0 +1,60 @@
+"""The model shape every crackal segmentation network shares: trunk -> Dropout2d -> last conv.
+
+Keeping the stochastic layer and the last convolution apart (``features`` then ``head``) lets
+MC-Dropout run the deterministic trunk once and sample only the head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Segmenter(nn.Module):
+    """``trunk`` (any network) -> ``Dropout2d(p)`` -> ``classifier`` conv -> optional upsampling.
+
+    ``forward`` pads the input (reflect) to a multiple of ``stride`` and crops the logits back,
+    so any image size works. ``out_channels`` is 1 for binary tasks (a sigmoid channel) and the
+    number of classes otherwise (softmax).
+    """
+
+    def __init__(
+        self,
+        trunk: nn.Module,
+        classifier: nn.Conv2d,
+        dropout: float,
+        stride: int,
+        upsample: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.dropout = nn.Dropout2d(dropout)
+        self.classifier = classifier
+        self.upsample = upsample if upsample is not None else nn.Identity()
+        self.stride = stride
+
+    @property
+    def out_channels(self) -> int:
+        return self.classifier.out_channels
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic trunk output for an input already padded to a multiple of ``stride``."""
+        return self.trunk(x)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Dropout, last convolution and upsampling: the only stochastic part of the model."""
+        return self.upsample(self.classifier(self.dropout(features)))
+
+    def pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Reflect-pad ``x`` to a multiple of ``stride``; returns it and the original size."""
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.stride, -w % self.stride
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x, (h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = self.pad(x)
+        return self.head(self.features(x))[..., :h, :w]

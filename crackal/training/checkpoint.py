@@ -1,0 +1,65 @@
+"""Saving and loading checkpoints atomically (a kill mid-write never leaves a broken file)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from crackal.errors import CrackalError
+from crackal.models import create_model
+from crackal.training.config import TrainConfig
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(data, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder's best checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt", path / "checkpoints" / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CrackalError(f"no checkpoint in {path}; pass a run folder made by 'crackal train' or a .pt file")
+    if not path.is_file():
+        raise CrackalError(f"checkpoint not found: {path}")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise CrackalError(f"cannot read checkpoint {path} ({exc}); the file is damaged or not a crackal checkpoint") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CrackalError(f"{path} is not a crackal checkpoint (no model/config); use create_model(weights=...) for bare weights")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a trained model from a checkpoint (or run folder); returns it in eval mode and the checkpoint dict."""
+    state = read_checkpoint(path)
+    config = TrainConfig.from_dict(state["config"])
+    model = create_model(**config.model_kwargs())
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    if torch.device(device).type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model, state

@@ -1,0 +1,83 @@
+"""Everything that defines a training run, saved as ``config.json`` in the run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from crackal.errors import CrackalError
+from crackal.losses import WEIGHTINGS, parse_loss
+from crackal.models import ARCHS
+
+
+@dataclass
+class TrainConfig:
+    """Model, data and optimisation options of one training run.
+
+    ``samples_per_epoch`` random crops make an epoch (default: one per training image).
+    ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
+    """
+
+    arch: str = "unet"
+    encoder: str = "resnet18"
+    base_channels: int = 16
+    depth: int = 4
+    dropout: float = 0.2
+    class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
+    epochs: int = 40
+    batch_size: int = 4
+    crop_size: int = 320
+    samples_per_epoch: int | None = None
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    loss: str = "ce+dice"
+    class_weighting: str = "sqrt_inverse"
+    tile_size: int = 512
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    time_limit_min: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.arch in ARCHS, f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}"),
+            (self.class_weighting in WEIGHTINGS, f"unknown --class-weighting {self.class_weighting!r}; choose one of {', '.join(WEIGHTINGS)}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.crop_size >= 32 and self.crop_size % 32 == 0, f"--crop-size must be a multiple of 32 (>= 32), got {self.crop_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (len(self.class_names) >= 2, "at least two classes (background first) are needed"),
+            (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CrackalError(message)
+        parse_loss(self.loss)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def model_kwargs(self) -> dict:
+        """Arguments of ``create_model`` that rebuild this run's network."""
+        return {
+            "arch": self.arch,
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "encoder": self.encoder,
+        }
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

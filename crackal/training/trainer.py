@@ -1,0 +1,214 @@
+"""The training loop: AdamW, warm-up + cosine schedule, validation every epoch, the best
+checkpoint by validation F1, exact resume, channels_last on CPU, bf16 autocast on GPU."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.transforms import train_transform
+from crackal.errors import CrackalError
+from crackal.inference.predict import predict_image
+from crackal.losses import SegmentationLoss, class_weights
+from crackal.metrics.segmentation import SegmentationEvaluator
+from crackal.models import create_model
+from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
+from crackal.training.config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left: its folder, best epoch and validation scores."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    best_val_f1: float
+    threshold: float
+    history: list[dict]
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CrackalError(f"--device {name} asked for, but PyTorch sees no GPU; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
+    """LR multiplier: linear warm-up, then cosine decay to ``floor``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def validate(model, dataset: SegmentationDataset, loss_fn, config: TrainConfig) -> dict:
+    """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
+    evaluator = SegmentationEvaluator(config.class_names, tolerances=(0,))
+    losses = []
+    for index in range(len(dataset)):
+        image, mask = dataset.load(index)
+        probs = predict_image(model, image, tile_size=config.tile_size)
+        evaluator.update(probs, mask)
+        log_probs = torch.from_numpy(np.log(np.clip(probs, 1e-7, 1.0)))[None]
+        target = torch.from_numpy(mask.astype(np.int64))[None]
+        losses.append(float(loss_fn(_as_logits(log_probs), target)))
+    result = evaluator.compute()
+    scores = [entry["tol0"]["ods"] for entry in result["classes"].values()]
+    return {
+        "val_loss": float(np.mean(losses)),
+        "val_f1": float(np.mean([s["f1"] for s in scores])),
+        "val_precision": float(np.mean([s["precision"] for s in scores])),
+        "val_recall": float(np.mean([s["recall"] for s in scores])),
+        "val_threshold": float(np.mean([s["threshold"] for s in scores])),
+    }
+
+
+def _as_logits(log_probs: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities are valid softmax logits; a 2-class map becomes one sigmoid logit."""
+    if log_probs.shape[1] == 2:
+        return log_probs[:, 1:] - log_probs[:, :1]
+    return log_probs
+
+
+def train(
+    train_set: SegmentationDataset,
+    val_set: SegmentationDataset | None,
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    weights: str | Path | None = None,
+) -> TrainResult:
+    """Train a segmentation model; everything goes to ``run_dir`` (see README: run folder).
+
+    ``train_set`` must not have a transform: random crops and augmentation are added here.
+    With ``resume`` the run continues from ``run_dir/checkpoints/last.pt`` and ends exactly as
+    an uninterrupted run would.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+
+    model = create_model(**config.model_kwargs(), weights=weights).to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    counts = train_set.class_pixel_counts()
+    weights_c = class_weights(counts, config.class_weighting)
+    loss_fn = SegmentationLoss(config.loss, weights_c).to(device)
+
+    samples = config.samples_per_epoch or len(train_set)
+    steps_per_epoch = max(1, samples // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
+
+    history: list[dict] = []
+    start_epoch, best_f1, best_epoch, threshold = 0, -1.0, 0, 0.5
+    elapsed_before = 0.0
+    if resume and last_path.is_file():
+        state = read_checkpoint(last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+        best_f1, best_epoch, threshold = state["best_val_f1"], state["best_epoch"], state["threshold"]
+        elapsed_before = state.get("seconds", 0.0)
+    config.save(run_dir / "config.json")
+
+    transform = train_transform(config.crop_size)
+    train_set.transform = transform
+    started = time.perf_counter() - elapsed_before
+    for epoch in range(start_epoch, config.epochs):
+        epoch_seed = config.seed * 100_003 + epoch
+        transform.set_random_seed(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        sampler = RandomSampler(train_set, num_samples=samples, generator=generator)
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
+        model.train()
+        running = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            images, masks = batch["image"].to(device), batch["mask"].to(device)
+            if device.type == "cpu":
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = loss_fn(model(images), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
+        if val_set is not None and len(val_set):
+            record.update(validate(model, val_set, loss_fn, config))
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        history.append(record)
+        score = record.get("val_f1", -record["train_loss"])
+        checkpoint = {
+            "model": model.state_dict(),
+            "config": config.to_dict(),
+            "epoch": epoch + 1,
+            "class_weights": weights_c.tolist(),
+            "class_pixel_counts": counts.tolist(),
+        }
+        if score > best_f1:
+            best_f1, best_epoch = score, epoch + 1
+            threshold = record.get("val_threshold", 0.5)
+            atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
+        atomic_save(
+            {
+                **checkpoint,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+                "best_val_f1": best_f1,
+                "best_epoch": best_epoch,
+                "threshold": threshold,
+                "seconds": record["seconds"],
+            },
+            last_path,
+        )
+        atomic_write_json({"history": history, "best_epoch": best_epoch, "best_val_f1": best_f1, "threshold": threshold}, run_dir / "metrics.json")
+        if progress:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown} ({record['seconds']:.0f}s)")
+        if config.time_limit_min and record["seconds"] > 60 * config.time_limit_min:
+            if progress:
+                tqdm.write(f"time limit of {config.time_limit_min} min reached after epoch {epoch + 1}")
+            break
+    train_set.transform = None
+
+    from crackal.training.plots import plot_history
+
+    plot_history(history, run_dir / "training_curves.png")
+    return TrainResult(run_dir, best_path, best_epoch, best_f1, threshold, history, history[-1]["seconds"] if history else 0.0)
