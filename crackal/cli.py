@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import click  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -57,6 +56,8 @@ def train(
     classes: Classes = None,
     arch: Annotated[str, typer.Option(help="unet (compact, default), smp_unet, unetplusplus, fpn, deeplabv3plus, pspnet.")] = "unet",
     encoder: Annotated[str, typer.Option(help="Encoder of the smp architectures.")] = "resnet18",
+    base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level.")] = 16,
+    depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net.")] = 4,
     epochs: Annotated[int, typer.Option()] = 40,
     batch_size: Annotated[int, typer.Option()] = 4,
     crop_size: Annotated[int, typer.Option(help="Random training crop (multiple of 32).")] = 320,
@@ -83,7 +84,7 @@ def train(
     result = api.train(
         data, out, masks=masks, classes=classes, val=val, test=test, split_file=split_file,
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights,
-        arch=arch, encoder=encoder, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
+        arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, loss=loss, class_weighting=class_weighting,
         dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
     )
@@ -165,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     except CrackalError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
         exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        return getattr(exc, "exit_code", 2)
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted; a training run continues with --resume")
         return 130
     return 0

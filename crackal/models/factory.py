@@ -14,6 +14,8 @@ from crackal.models.unet import UNetTrunk
 
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
+# smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
+_NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
 _SMP_CLASSES = {
     "smp_unet": "Unet",
     "unetplusplus": "UnetPlusPlus",
@@ -40,7 +42,8 @@ def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float) -> Se
 
     try:
         model = getattr(smp, _SMP_CLASSES[arch])(
-            encoder_name=encoder, encoder_weights=None, in_channels=3, classes=out_channels
+            encoder_name=encoder, encoder_weights=None, in_channels=3, classes=out_channels,
+            **_NO_TRUNK_DROPOUT.get(arch, {}),
         )
     except (KeyError, ValueError) as exc:
         raise CrackalError(f"cannot build {arch} with encoder {encoder!r} ({exc}); try --encoder resnet18") from None

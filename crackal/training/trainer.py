@@ -150,6 +150,7 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         epoch_seed = config.seed * 100_003 + epoch
         transform.set_random_seed(epoch_seed)
+        torch.manual_seed(epoch_seed)  # dropout: every epoch starts from a known state, so resume is exact
         generator = torch.Generator().manual_seed(epoch_seed)
         sampler = RandomSampler(train_set, num_samples=samples, generator=generator)
         loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)

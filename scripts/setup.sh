@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates .venv (once) and installs crackal with its test tools into it.
+# torch/torchvision are pinned to the builds that pip finds on this machine's disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NO_ALBUMENTATIONS_UPDATE=1
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.crackal-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi

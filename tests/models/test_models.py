@@ -1,0 +1,102 @@
+"""Shared model suite: every architecture gets these checks by subclassing ``ModelSuite``."""
+
+import pytest
+import torch
+from torch import nn
+
+from crackal.errors import CrackalError
+from crackal.models import create_model
+
+
+class ModelSuite:
+    arch = "unet"
+    kwargs: dict = {"base_channels": 8, "depth": 3}
+
+    def build(self, num_classes=2, **extra):
+        return create_model(self.arch, num_classes, **{**self.kwargs, **extra})
+
+    @pytest.mark.parametrize("num_classes,channels", [(2, 1), (4, 4)])
+    def test_output_shape_any_size(self, num_classes, channels):
+        model = self.build(num_classes).eval()
+        out = model(torch.randn(2, 3, 45, 70))
+        assert out.shape == (2, channels, 45, 70) and out.dtype == torch.float32
+
+    def test_gradients_reach_the_first_layer(self):
+        model = self.build().train()
+        model(torch.randn(2, 3, 64, 64)).mean().backward()
+        first = next(p for p in model.parameters() if p.ndim == 4)
+        assert first.grad is not None and first.grad.abs().sum() > 0
+
+    def test_dropout_sits_before_the_last_conv_only(self):
+        model = self.build(dropout=0.5)
+        assert isinstance(model.dropout, nn.Dropout2d) and model.dropout.p == 0.5
+        assert not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.trunk.modules())
+
+    def test_head_is_the_only_stochastic_part(self):
+        model = self.build(dropout=0.5).eval()
+        model.dropout.train()
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            feats = model.features(x)
+            assert torch.equal(feats, model.features(x))
+            assert not torch.equal(model.head(feats), model.head(feats))
+
+    def test_local_weights_round_trip(self, tmp_path):
+        model = self.build()
+        torch.save(model.state_dict(), tmp_path / "w.pt")
+        again = create_model(self.arch, 2, weights=tmp_path / "w.pt", **self.kwargs)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+class TestUNet(ModelSuite):
+    def test_default_is_compact(self):
+        params = sum(p.numel() for p in create_model("unet").parameters())
+        assert 1.5e6 < params < 2.5e6
+
+
+class TestSmpUNet(ModelSuite):
+    arch, kwargs = "smp_unet", {"encoder": "resnet18"}
+
+
+class TestUNetPlusPlus(ModelSuite):
+    arch, kwargs = "unetplusplus", {"encoder": "resnet18"}
+
+
+class TestFPN(ModelSuite):
+    arch, kwargs = "fpn", {"encoder": "resnet18"}
+
+
+class TestDeepLabV3Plus(ModelSuite):
+    arch, kwargs = "deeplabv3plus", {"encoder": "resnet18"}
+
+
+class TestPSPNet(ModelSuite):
+    arch, kwargs = "pspnet", {"encoder": "resnet18"}
+
+
+def test_unknown_arch():
+    with pytest.raises(CrackalError, match="unknown architecture 'segformer'"):
+        create_model("segformer")
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    torch.save(create_model("unet", 2, base_channels=8, depth=3).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(CrackalError, match="does not fit this model"):
+        create_model("unet", 2, weights=tmp_path / "w.pt")
+
+
+def test_missing_and_corrupt_weights(tmp_path):
+    with pytest.raises(CrackalError, match="weights file not found"):
+        create_model("unet", weights=tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(CrackalError, match="cannot load weights"):
+        create_model("unet", weights=tmp_path / "bad.pt")
+
+
+def test_encoder_weights_load_into_the_encoder_only(tmp_path):
+    donor = create_model("fpn", 2, encoder="resnet18")
+    torch.save(donor.trunk.encoder.state_dict(), tmp_path / "enc.pt")
+    model = create_model("fpn", 2, encoder="resnet18", encoder_weights=tmp_path / "enc.pt")
+    assert torch.equal(model.trunk.encoder.conv1.weight, donor.trunk.encoder.conv1.weight)
+    assert not torch.equal(model.classifier.weight, donor.classifier.weight)

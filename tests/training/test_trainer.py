@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.layout import find_pairs
+from crackal.training.checkpoint import load_model
+from crackal.training.config import TrainConfig
+from crackal.training.trainer import train, warmup_cosine
+from crackal.errors import CrackalError
+
+TINY = dict(base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
+
+
+def datasets(root):
+    pairs = find_pairs(root)
+    return SegmentationDataset(pairs[:12], 2), SegmentationDataset(pairs[12:], 2)
+
+
+def test_run_folder_and_falling_loss(synthetic_dataset, tmp_path):
+    train_set, val_set = datasets(synthetic_dataset)
+    result = train(train_set, val_set, TrainConfig(epochs=6, **TINY), tmp_path / "run", progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    for name in ("config.json", "metrics.json", "training_curves.png", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (tmp_path / "run" / name).is_file(), name
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == result.best_epoch
+    assert {"val_f1", "val_precision", "val_recall", "val_loss"} <= set(metrics["history"][0])
+    model, state = load_model(tmp_path / "run")
+    assert 0 < state["threshold"] < 1 and state["class_weights"][1] > state["class_weights"][0]
+    assert not model.training
+
+
+def test_same_seed_same_model(synthetic_dataset, tmp_path):
+    states = []
+    for name in ("a", "b"):
+        train_set, val_set = datasets(synthetic_dataset)
+        train(train_set, val_set, TrainConfig(epochs=2, **TINY), tmp_path / name, progress=False)
+        states.append(torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=False)["model"])
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_path):
+    train_set, val_set = datasets(synthetic_dataset)
+    train(train_set, val_set, TrainConfig(epochs=4, **TINY), tmp_path / "straight", progress=False)
+    train_set, val_set = datasets(synthetic_dataset)
+    train(train_set, val_set, TrainConfig(epochs=4, time_limit_min=1e-9, **TINY), tmp_path / "cut", progress=False)
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"][-1]["epoch"] == 1
+    train_set, val_set = datasets(synthetic_dataset)
+    train(train_set, val_set, TrainConfig(epochs=4, **TINY), tmp_path / "cut", resume=True, progress=False)
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)
+    assert b["epoch"] == 4 and len(b["history"]) == 4
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
+
+
+def test_schedule_warms_up_then_decays():
+    f = warmup_cosine(10, 100)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) < f(20) and f(99) == pytest.approx(0.01, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"arch": "vit"}, "unknown --arch"),
+        ({"crop_size": 100}, "multiple of 32"),
+        ({"epochs": 0}, "--epochs"),
+        ({"loss": "l2"}, "unknown loss"),
+        ({"class_weighting": "x"}, "--class-weighting"),
+        ({"device": "tpu"}, "--device"),
+    ],
+)
+def test_bad_options(options, match):
+    with pytest.raises(CrackalError, match=match):
+        TrainConfig(**options)
