@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,7 @@ def train(
         loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
         model.train()
         running = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and sys.stderr.isatty()), leave=False)
         for batch in bar:
             images, masks = batch["image"].to(device), batch["mask"].to(device)
             if device.type == "cpu":
