@@ -22,6 +22,7 @@ from crackal.inference.render import class_mask_from_probs, mask_png, overlay, p
 from crackal.metrics.segmentation import SegmentationEvaluator
 from crackal.training.checkpoint import atomic_write_json, load_model, resolve_checkpoint
 from crackal.training.config import TrainConfig
+from crackal.training.evaluation import evaluate_model
 from crackal.training.trainer import TrainResult
 from crackal.training.trainer import train as run_training
 
@@ -156,13 +157,10 @@ def evaluate(
     else:
         pairs, _, _ = open_dataset(data, masks, config.class_names, skip_invalid, binarize)
         label = "all"
-    evaluator = SegmentationEvaluator(config.class_names, tolerances, fixed_threshold=state.get("threshold"))
     dataset = SegmentationDataset(pairs, config.num_classes, binarize=binarize, cache=False)
     started = time.perf_counter()
-    for index in tqdm(range(len(dataset)), desc="evaluating", disable=not progress, leave=False):
-        image, mask = dataset.load(index)
-        evaluator.update(predict_image(model, image, tile_size=config.tile_size, tta=tta), mask)
-    result = evaluator.compute()
+    result, _ = evaluate_model(model, dataset, config.class_names, tolerances, config.tile_size, tta,
+                               fixed_threshold=state.get("threshold"), progress=progress)
     result.update(
         checkpoint=str(ckpt), split=label, tta=tta,
         seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),

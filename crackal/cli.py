@@ -88,10 +88,11 @@ def train(
         samples_per_epoch=samples_per_epoch, lr=lr, loss=loss, class_weighting=class_weighting,
         dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
     )
-    console.print(
-        f"best epoch {result.best_epoch}: validation F1 {result.best_val_f1:.4f} "
-        f"(strict pixels, ODS threshold {result.threshold:.2f}); {result.seconds:.0f}s; run folder {result.run_dir}"
+    scored = (
+        f"validation F1 {result.best_val_f1:.4f} (strict pixels, ODS threshold {result.threshold:.2f})"
+        if result.best_val_f1 is not None else "no validation split: last epoch kept"
     )
+    console.print(f"best epoch {result.best_epoch}: {scored}; {result.seconds:.0f}s; run folder {result.run_dir}")
 
 
 def print_metrics(result: dict) -> None:
@@ -148,15 +149,23 @@ def predict(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the data, the run and the report.")] = Path("demo_output"),
-    epochs: Annotated[int, typer.Option(help="Training epochs (about 8 s each on 2 CPU cores).")] = 25,
-    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for the data, the simulation and the report.")] = Path("demo_output"),
+    seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 2,
+    rounds: Annotated[int, typer.Option(help="Active-learning rounds per run.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
 ) -> None:
-    """Synthesise data, train, evaluate, predict, and write a report (report.md)."""
+    """Active learning on synthetic cracks (BALD vs random), with a report (report.md)."""
     from crackal.demo import run_demo
 
-    report = run_demo(out, epochs=epochs, seed=seed)
+    report = run_demo(out, seeds=seeds, rounds=rounds, epochs=epochs, seed=seed, progress=console.print)
     console.print(f"report: {report}")
+
+
+from crackal.active.commands import al_app, simulate  # noqa: E402
+
+app.add_typer(al_app, name="al")
+app.command()(simulate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,36 +1,39 @@
-"""The README's main job: synthesise data, train, evaluate, predict, and write a readable report."""
+"""The README's main job: an active-learning simulation on synthetic crack images.
+
+Synthesises a dataset, runs BALD (MC-Dropout, head-only) and random sampling for two seeds
+with the ground truth as labeller, then predicts the held-out images with the last BALD
+model, and writes ``report.md``: learning curves against random, what each round selected,
+labelling cost and time saved, and example predictions.
+"""
 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from crackal import api
-from crackal.data.io import read_image
-from crackal.data.layout import find_pairs
-from crackal.data.splits import load_split
-from crackal.metrics.segmentation import summary_rows
+from crackal.active.simulate import simulate
+from crackal.active.store import ProjectStore
+from crackal.data.layout import Pair, find_pairs, load_pair
 
 
-def _examples_figure(pairs, prediction_dir: Path, path: Path, count: int = 4) -> None:
+def _examples_figure(pairs: list[Pair], prediction_dir: Path, path: Path, count: int = 4) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from crackal.data.layout import load_pair
+    from crackal.data.io import read_image
 
     chosen = pairs[:count]
-    fig, axes = plt.subplots(len(chosen), 3, figsize=(9, 3 * len(chosen)))
+    fig, axes = plt.subplots(len(chosen), 3, figsize=(7.5, 2.6 * len(chosen)))
     for row, pair in zip(np.atleast_2d(axes), chosen):
         image, truth = load_pair(pair, 2)
         panels = (image, truth, read_image(prediction_dir / "overlays" / f"{pair.name}.png"))
-        for ax, panel, title in zip(row, panels, ("image", "ground truth", "prediction")):
+        for ax, panel, title in zip(row, panels, ("image", "ground truth", "prediction (red)")):
             ax.imshow(panel, cmap="gray")
             ax.set_title(f"{pair.name}: {title}", fontsize=8)
             ax.axis("off")
@@ -39,78 +42,82 @@ def _examples_figure(pairs, prediction_dir: Path, path: Path, count: int = 4) ->
     plt.close(fig)
 
 
-def _metric_table(result: dict) -> list[str]:
-    lines = ["| class | metric (protocol) | value |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {metric} | {value:.4f} |" for name, metric, value in summary_rows(result)]
-    return lines
-
-
-def run_demo(out: str | Path = "demo_output", epochs: int = 25, count: int = 100, seed: int = 0, progress: bool = True) -> Path:
-    """Run the whole pipeline on synthetic data in ``out``; returns the path of ``report.md``."""
+def run_demo(
+    out: str | Path = "demo_output",
+    count: int = 150,
+    size: int = 128,
+    seeds: int = 2,
+    rounds: int = 5,
+    epochs: int = 8,
+    seed: int = 0,
+    progress=print,
+) -> Path:
+    """Run the whole demo in ``out`` (finished parts are reused); returns ``out/report.md``."""
     out = Path(out)
     started = time.perf_counter()
-    data = api.synth(out / "data", count=count, size=256, seed=seed)
-    result = api.train(
-        data, out / "run", val=0.15, test=0.25, epochs=epochs, crop_size=256, batch_size=8,
-        seed=seed, progress=progress, resume=(out / "run" / "config.json").is_file(),
+    data = out / "data"
+    if not (data / "classes.json").is_file():
+        api.synth(data, count=count, size=size, seed=seed)
+    pairs = find_pairs(data)
+    simulation = out / "simulation"
+    simulate(
+        pairs, simulation, ["bald", "random"], seeds=seeds, rounds=rounds, heldout=0.2,
+        initial=6, batch=6, epochs=epochs, samples_per_epoch=32, crop_size=size, batch_size=8, iterations=20,
+        progress=(lambda item: progress(item if isinstance(item, str) else
+                                        f"  round {item.round}: {item.labelled} labelled, held-out F1 {item.metrics['strict']['f1']:.3f}"))
+        if progress else None,
     )
-    train_seconds = time.perf_counter() - started
-    scores = api.evaluate(out / "run", progress=progress)
-    split = load_split(out / "run" / "split.json")
-    by_name = {p.name: p for p in find_pairs(data)}
-    test_pairs = [by_name[n] for n in split["test"]]
-    baseline = api.darkness_baseline(test_pairs, ["background", "crack"])
-    test_images = out / "test_images"
-    test_images.mkdir(exist_ok=True)
-    for pair in test_pairs:
-        (test_images / pair.image.name).write_bytes(pair.image.read_bytes())
-    records = api.predict(out / "run", test_images, out / "predictions", gsd=0.002, progress=progress)
-    _examples_figure(test_pairs, out / "predictions", out / "examples.png")
-    report = out / "report.md"
-    crack, base = scores["classes"]["crack"], baseline["classes"]["crack"]
+    summary = json.loads((simulation / "report.json").read_text())
+    project = simulation / "bald" / "seed0"
+    store = ProjectStore(project)
+    final = store.rounds()[-1]
+    heldout = [Pair(r.path, r.truth_path) for r in store.heldout()]
+    store.close()
+    held_dir = out / "heldout_images"
+    held_dir.mkdir(exist_ok=True)
+    for pair in heldout:
+        (held_dir / pair.image.name).write_bytes(pair.image.read_bytes())
+    records = api.predict(Path(final["checkpoint"]), held_dir, out / "predictions", gsd=0.002, progress=False)
+    _examples_figure(heldout, out / "predictions", out / "examples.png")
+
+    bald, random = summary["strategies"]["bald"], summary["strategies"]["random"]
+    simulation_report = (simulation / "report.md").read_text().split("\n", 2)[2]
+    simulation_report = simulation_report.replace("](", "](simulation/")
     lines = [
-        "# crackal demo report",
+        "# crackal demo: active learning on synthetic crack images",
         "",
-        f"Synthetic road and concrete images ({count}, 256x256, seed {seed}) with cracks 1-6 px wide and "
-        "distractors (shadows, stains, lane markings, joints). Split: "
-        f"{len(split['train'])} train / {len(split['val'])} validation / {len(split['test'])} test images.",
-        f"Model: compact U-Net ({sum(p.numel() for p in torch.load(result.best_checkpoint, weights_only=False)['model'].values()) / 1e6:.2f} M "
-        f"parameters), {len(result.history)} epochs, best epoch {result.best_epoch}, trained in {result.seconds:.0f} s "
-        f"on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads).",
+        f"{count} synthetic road and concrete images ({size}x{size}, cracks 1-6 px wide, shadows, stains, lane "
+        f"markings and joints as distractors); {len(heldout)} held out, the rest is the pool. Each run starts "
+        f"from 6 labelled images and labels 6 more per round, retraining the compact U-Net from scratch "
+        f"({epochs} epochs of 32 crops) every round. BALD scores each image with MC-Dropout (20 samples of the "
+        f"head only); random sampling is the baseline. {seeds} seeds.",
         "",
-        "## Test scores",
+        f"**With {bald['labelled'][-1]} labelled images the held-out F1 is {bald['f1_mean'][-1]:.3f} with BALD and "
+        f"{random['f1_mean'][-1]:.3f} with random sampling** (area under the learning curve "
+        f"{bald['curve_area']:.3f} vs {random['curve_area']:.3f}). A model trained on the whole pool reaches "
+        f"{summary['reference_f1']:.3f}.",
         "",
-        f"**ODS-F1 {crack['tol0']['ods']['f1']:.3f} strict, {crack['tol2']['ods']['f1']:.3f} with 2 px tolerance**; "
-        f"a naive darkness detector on the same images scores {base['tol0']['ods']['f1']:.3f} strict and "
-        f"{base['tol2']['ods']['f1']:.3f} with 2 px tolerance. "
-        f"At the threshold chosen on validation ({crack['tol0']['fixed']['threshold']:.2f}) the strict F1 is "
-        f"{crack['tol0']['fixed']['f1']:.3f}.",
+        simulation_report.strip(),
         "",
-        *_metric_table(scores),
+        "## The last BALD model on the held-out images",
         "",
-        "Protocols: " + "; ".join(scores["protocol"].values()) + ".",
-        "",
-        "## Training",
-        "",
-        "![training curves](run/training_curves.png)",
-        "",
-        "## Predictions on test images",
+        f"Round {final['round']}, {final['labelled']} labelled images: held-out F1 {final['metrics']['strict']['f1']:.3f} "
+        f"strict, {final['metrics']['tol2']['f1']:.3f} with 2 px tolerance (ODS threshold).",
         "",
         "![examples](examples.png)",
         "",
-        f"Measured with a ground sampling distance of 2 mm/px: mean crack area "
-        f"{np.mean([r.get('crack_area_m2', 0) for r in records]) * 1e4:.1f} cm^2 per image, mean crack length "
-        f"{np.mean([r.get('crack_length_m', 0) for r in records]):.2f} m per image "
-        "(per image in `predictions/measurements.csv`).",
+        f"With a ground sampling distance of 2 mm/px: mean crack length {np.mean([r.get('crack_length_m', 0) for r in records]):.2f} m "
+        f"and mean crack area {1e4 * np.mean([r.get('crack_area_m2', 0) for r in records]):.1f} cm^2 per image "
+        "(`predictions/measurements.csv`).",
         "",
         "## Files",
         "",
-        "- `data/`: the synthetic dataset (`images/`, `masks/`)",
-        "- `run/`: config, split, checkpoints, `metrics.json`, `training_curves.png`, `evaluation_test.json`",
-        "- `predictions/`: masks, probability maps, overlays, measurements",
+        "- `data/`: the synthetic dataset; `simulation/`: one project per strategy and seed (`project.db`, labels, "
+        "each round's model), `report.json`, the plots",
+        "- `predictions/`: masks, probability maps, overlays and measurements of the held-out images",
         "",
-        f"Total time {time.perf_counter() - started:.0f} s (data synthesis and training {train_seconds:.0f} s).",
+        f"Total time {time.perf_counter() - started:.0f} s.",
     ]
+    report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    (out / "summary.json").write_text(json.dumps({"test": scores["classes"], "darkness_baseline": baseline["classes"]}, indent=1))
     return report

@@ -10,6 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.crackal-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  # (the grep hides pip's notes about local index folders this machine does not have)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   touch "$stamp"
 fi

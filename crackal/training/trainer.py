@@ -18,12 +18,17 @@ from tqdm.auto import tqdm
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.transforms import train_transform
 from crackal.errors import CrackalError
-from crackal.inference.predict import predict_image
 from crackal.losses import SegmentationLoss, class_weights
-from crackal.metrics.segmentation import SegmentationEvaluator
 from crackal.models import create_model
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import TrainConfig
+from crackal.training.evaluation import evaluate_model, headline
+
+
+VAL_PROTOCOL = (
+    "val_f1/val_precision/val_recall: strict pixel matching on the validation split, pixel counts pooled "
+    "over its images, at the threshold (val_threshold, ODS) that maximises F1 there; mean over defect classes"
+)
 
 
 @dataclass
@@ -33,7 +38,7 @@ class TrainResult:
     run_dir: Path
     best_checkpoint: Path
     best_epoch: int
-    best_val_f1: float
+    best_val_f1: float | None
     threshold: float
     history: list[dict]
     seconds: float
@@ -67,31 +72,8 @@ def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
 
 def validate(model, dataset: SegmentationDataset, loss_fn, config: TrainConfig) -> dict:
     """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
-    evaluator = SegmentationEvaluator(config.class_names, tolerances=(0,))
-    losses = []
-    for index in range(len(dataset)):
-        image, mask = dataset.load(index)
-        probs = predict_image(model, image, tile_size=config.tile_size)
-        evaluator.update(probs, mask)
-        log_probs = torch.from_numpy(np.log(np.clip(probs, 1e-7, 1.0)))[None]
-        target = torch.from_numpy(mask.astype(np.int64))[None]
-        losses.append(float(loss_fn(_as_logits(log_probs), target)))
-    result = evaluator.compute()
-    scores = [entry["tol0"]["ods"] for entry in result["classes"].values()]
-    return {
-        "val_loss": float(np.mean(losses)),
-        "val_f1": float(np.mean([s["f1"] for s in scores])),
-        "val_precision": float(np.mean([s["precision"] for s in scores])),
-        "val_recall": float(np.mean([s["recall"] for s in scores])),
-        "val_threshold": float(np.mean([s["threshold"] for s in scores])),
-    }
-
-
-def _as_logits(log_probs: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities are valid softmax logits; a 2-class map becomes one sigmoid logit."""
-    if log_probs.shape[1] == 2:
-        return log_probs[:, 1:] - log_probs[:, :1]
-    return log_probs
+    result, loss = evaluate_model(model, dataset, config.class_names, (0,), config.tile_size, loss_fn=loss_fn)
+    return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
 
 
 def train(
@@ -175,7 +157,7 @@ def train(
             record.update(validate(model, val_set, loss_fn, config))
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
-        score = record.get("val_f1", -record["train_loss"])
+        improved = "val_f1" not in record or record["val_f1"] > best_f1  # without validation: the last epoch
         checkpoint = {
             "model": model.state_dict(),
             "config": config.to_dict(),
@@ -183,8 +165,8 @@ def train(
             "class_weights": weights_c.tolist(),
             "class_pixel_counts": counts.tolist(),
         }
-        if score > best_f1:
-            best_f1, best_epoch = score, epoch + 1
+        if improved:
+            best_f1, best_epoch = record.get("val_f1"), epoch + 1
             threshold = record.get("val_threshold", 0.5)
             atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
         atomic_save(
@@ -200,7 +182,10 @@ def train(
             },
             last_path,
         )
-        atomic_write_json({"history": history, "best_epoch": best_epoch, "best_val_f1": best_f1, "threshold": threshold}, run_dir / "metrics.json")
+        atomic_write_json(
+            {"protocol": VAL_PROTOCOL, "history": history, "best_epoch": best_epoch, "best_val_f1": best_f1, "threshold": threshold},
+            run_dir / "metrics.json",
+        )
         if progress:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown} ({record['seconds']:.0f}s)")

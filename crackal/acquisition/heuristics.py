@@ -1,0 +1,49 @@
+"""Pixel-level acquisition heuristics from the moments of I probability samples.
+
+All take ``SampleStats`` (``(N, C, H, W)`` moments with ``C >= 2``: a binary model's single
+sigmoid channel has already been expanded to background/crack) and return ``(N, H, W)``
+scores where higher means "label this".
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+
+from crackal.errors import CrackalError
+from crackal.uncertainty.stats import SampleStats, entropy
+
+Heuristic = Literal["bald", "entropy", "variance", "margin", "random"]
+HEURISTICS: tuple[str, ...] = get_args(Heuristic)
+
+
+def bald(stats: SampleStats) -> torch.Tensor:
+    """Mutual information between prediction and weights: H[mean p] - mean H[p]."""
+    return (entropy(stats.mean) - stats.mean_entropy).clamp(min=0)
+
+
+def predictive_entropy(stats: SampleStats) -> torch.Tensor:
+    """Entropy of the mean prediction."""
+    return entropy(stats.mean)
+
+
+def variance(stats: SampleStats) -> torch.Tensor:
+    """Mean over classes of the variance of the class probability across samples."""
+    return (stats.mean_sq - stats.mean**2).clamp(min=0).mean(dim=1)
+
+
+def margin(stats: SampleStats) -> torch.Tensor:
+    """1 - (top class probability - second class probability) of the mean prediction."""
+    top2 = stats.mean.topk(2, dim=1).values
+    return 1 - (top2[:, 0] - top2[:, 1])
+
+
+_PIXEL = {"bald": bald, "entropy": predictive_entropy, "variance": variance, "margin": margin}
+
+
+def pixel_scores(stats: SampleStats, heuristic: Heuristic) -> torch.Tensor:
+    """``(N, H, W)`` scores of one heuristic (``random`` has no pixel scores)."""
+    if heuristic not in _PIXEL:
+        raise CrackalError(f"unknown strategy {heuristic!r}; choose one of {', '.join(HEURISTICS)}")
+    return _PIXEL[heuristic](stats)

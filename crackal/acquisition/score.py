@@ -1,0 +1,83 @@
+"""Scoring an unlabelled pool: stream it in batches, sample, reduce, keep one number per image.
+
+Memory is bounded by one batch of moments whatever the size of the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence, Sized
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from crackal.acquisition.heuristics import HEURISTICS, Heuristic, pixel_scores
+from crackal.acquisition.reduce import REDUCTIONS, Reduction, reduce_scores
+from crackal.data.transforms import to_tensor
+from crackal.errors import CrackalError
+from crackal.uncertainty.sampling import ensemble, mc_batchnorm, mc_dropout
+
+Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
+METHODS = ("mc_dropout", "mc_batchnorm", "ensemble")
+
+
+def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Tensor]:
+    """Normalised batches of consecutive same-sized images."""
+    pending: list[torch.Tensor] = []
+    for image in images:
+        tensor = to_tensor(image)
+        if pending and (len(pending) == batch_size or pending[0].shape != tensor.shape):
+            yield torch.stack(pending)
+            pending = []
+        pending.append(tensor)
+    if pending:
+        yield torch.stack(pending)
+
+
+def score_pool(
+    models: nn.Module | Sequence[nn.Module],
+    images: Sequence[np.ndarray] | Sized,
+    heuristic: Heuristic = "bald",
+    reduction: Reduction = "mean",
+    method: Method = "mc_dropout",
+    iterations: int = 20,
+    batch_size: int = 4,
+    reference_batches: Callable[[], torch.Tensor] | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """One acquisition score per pool image (``images``: a sized iterable of ``(H, W, 3) uint8``
+    arrays, read lazily for a large pool).
+
+    ``method``: ``mc_dropout`` (head-only fast path when the model allows it), ``mc_batchnorm``
+    (needs ``reference_batches``, random labelled mini-batches) or ``ensemble`` (``models`` is a
+    list); ``random`` scores without running a model. Seeded: the same call gives the same scores.
+    """
+    if heuristic not in HEURISTICS:
+        raise CrackalError(f"unknown strategy {heuristic!r}; choose one of {', '.join(HEURISTICS)}")
+    if reduction not in REDUCTIONS:
+        raise CrackalError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+    if method not in METHODS:
+        raise CrackalError(f"unknown uncertainty method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "mc_batchnorm" and reference_batches is None:
+        raise CrackalError("MC-BatchNorm needs labelled images to draw its reference batches from")
+    if not len(images):
+        raise CrackalError("the unlabelled pool is empty: nothing to score")
+    if heuristic == "random":
+        return np.random.default_rng(seed).random(len(images))
+    scores = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for batch in _batches(images, batch_size):
+            if method == "ensemble":
+                stats = ensemble(models, batch)
+            elif method == "mc_batchnorm":
+                stats = mc_batchnorm(models, batch, reference_batches, iterations)
+            else:
+                stats = mc_dropout(models, batch, iterations)
+            defect = 1 - stats.mean[:, 0]
+            scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
+            if progress:
+                progress(len(batch))
+    return torch.cat(scores).numpy().astype(np.float64)

@@ -1,0 +1,106 @@
+"""Labels entering a project: from the ground-truth oracle (simulation) or from a person
+(the labelling queue exported as files, masks imported back)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from crackal.active.store import ImageRecord, ProjectStore
+from crackal.data.io import MASK_SUFFIXES, read_image, read_raw_mask, to_class_mask, write_png
+from crackal.data.layout import MASK_NAME_SUFFIXES
+from crackal.errors import CrackalError
+from crackal.inference.render import mask_png
+
+
+def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num_classes: int) -> tuple[int, Path, float]:
+    """Save a class mask under ``labels/`` atomically; returns (image id, path, defect share)."""
+    path = store.root / "labels" / f"{record.name}.png"
+    tmp = path.with_name(path.stem + ".tmp.png")
+    write_png(tmp, mask_png(mask, num_classes))
+    os.replace(tmp, path)
+    valid = mask != 255
+    return record.id, path, float((mask[valid] > 0).mean()) if valid.any() else 0.0
+
+
+def _checked_mask(record: ImageRecord, mask_path: Path, num_classes: int, binarize: bool = False) -> np.ndarray:
+    mask = to_class_mask(read_raw_mask(mask_path), num_classes, mask_path, binarize)
+    height, width = read_image(record.path).shape[:2]
+    if mask.shape != (height, width):
+        raise CrackalError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {record.name} is {width}x{height} "
+            "(width x height); label the image at its own size"
+        )
+    return mask
+
+
+def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
+    """Simulation: the ground truth labels every queued image. Returns how many."""
+    queued = store.queue()
+    labels = []
+    for record, round_, _ in queued:
+        if record.truth_path is None:
+            raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
+        labels.append(_write_label(store, record, _checked_mask(record, record.truth_path, num_classes), num_classes))
+    if labels:
+        store.record_labels(labels, by="oracle", round_=queued[0][1])
+    return len(labels)
+
+
+def export_queue(store: ProjectStore, out: str | Path, prelabels: dict[str, np.ndarray] | None, num_classes: int) -> Path:
+    """Write the queued images to ``out/images/``, pre-annotations to ``out/masks/`` and ``out/queue.csv``.
+
+    A labeller corrects the masks in ``out/masks/`` and the folder is imported back.
+    """
+    queued = store.queue()
+    if not queued:
+        raise CrackalError("the labelling queue is empty; run 'crackal al step' to select images")
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    with (out / "queue.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["rank", "image", "score", "mask"])
+        for rank, (record, _, score) in enumerate(queued):
+            shutil.copyfile(record.path, out / "images" / record.path.name)
+            height, width = read_image(record.path).shape[:2]
+            mask = prelabels.get(record.name) if prelabels else None
+            if mask is None:
+                mask = np.zeros((height, width), np.uint8)
+            write_png(out / "masks" / f"{record.name}.png", mask_png(mask, num_classes))
+            writer.writerow([rank, record.path.name, "" if score is None else f"{score:.6g}", f"masks/{record.name}.png"])
+    return out
+
+
+def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, labeller: str = "person", binarize: bool = False) -> int:
+    """Import masks named after project images (from ``folder/masks/`` or ``folder``).
+
+    Every mask is checked before anything is written: an unknown name, a mask whose size
+    differs from its image or unexpected values raise ``CrackalError`` and change nothing.
+    """
+    folder = Path(folder)
+    masks_dir = folder / "masks" if (folder / "masks").is_dir() else folder
+    if not masks_dir.is_dir():
+        raise CrackalError(f"label folder not found: {folder}")
+    files = sorted(p for p in masks_dir.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+    if not files:
+        raise CrackalError(f"no mask files in {masks_dir}; masks are PNGs named like their images")
+    checked = []
+    for path in files:
+        name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)
+        record = store.by_name(name) or store.by_name(path.stem)
+        if record is None:
+            raise CrackalError(f"{path.name}: no image called {name!r} in this project; check the file name (nothing imported)")
+        if record.role != "pool":
+            raise CrackalError(f"{path.name}: {name} belongs to the held-out set, whose labels are fixed (nothing imported)")
+        checked.append((record, _checked_mask(record, path, num_classes, binarize)))
+    queued_round = {record.id: round_ for record, round_, _ in store.queue()}
+    current = store.current_round()
+    round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
+    labels = [_write_label(store, record, mask, num_classes) for record, mask in checked]
+    store.record_labels(labels, by=labeller, round_=round_)
+    return len(labels)

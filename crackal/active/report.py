@@ -1,0 +1,182 @@
+"""Reports of active-learning projects and simulations: learning curves against the random
+baseline (mean and spread over seeds), the class balance of what each round selected, the
+labels needed to reach a target F1, and the labelling cost and time saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from crackal.active.store import ProjectStore
+
+
+def project_history(root: str | Path) -> dict:
+    """One project's curve: per round the labelled count and held-out scores, and per
+    labelling batch the share of defect pixels and of images with a defect."""
+    store = ProjectStore(root)
+    try:
+        rounds = [r for r in store.rounds() if r["metrics"]]
+        batches: dict[int, list[float]] = {}
+        for record in store.labelled():
+            batches.setdefault(record.labelled_round, []).append(record.defect_share or 0.0)
+        pool_size = len(store.images("role = 'pool'"))
+        settings = store.settings()
+    finally:
+        store.close()
+    return {
+        "labelled": [r["labelled"] for r in rounds],
+        "f1": [r["metrics"]["strict"]["f1"] for r in rounds],
+        "precision": [r["metrics"]["strict"]["precision"] for r in rounds],
+        "recall": [r["metrics"]["strict"]["recall"] for r in rounds],
+        "f1_tol2": [r["metrics"]["tol2"]["f1"] for r in rounds],
+        "loss": [r["metrics"]["loss"] for r in rounds],
+        "pool_uncertainty": [r["pool_uncertainty"] for r in rounds],
+        "batch_defect_pixels": [float(np.mean(batches[b])) for b in sorted(batches)],
+        "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
+        "pool_size": pool_size,
+        "cost_per_image": settings.get("cost_per_image", 0.5),
+        "seconds_per_image": settings.get("seconds_per_image", 30.0),
+    }
+
+
+def _mean_curve(histories: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (labelled counts common to all seeds), mean and standard deviation of ``key``."""
+    length = min(len(h[key]) for h in histories)
+    x = np.array(histories[0]["labelled"][:length])
+    values = np.array([h[key][:length] for h in histories], dtype=np.float64)
+    return x, values.mean(0), values.std(0)
+
+
+def labels_to_reach(x: np.ndarray, f1: np.ndarray, target: float) -> int | None:
+    hits = np.nonzero(f1 >= target)[0]
+    return int(x[hits[0]]) if len(hits) else None
+
+
+def curve_area(x: np.ndarray, f1: np.ndarray) -> float:
+    """Mean F1 over the labelled range (area under the learning curve / its width)."""
+    if len(x) < 2:
+        return float(f1[0]) if len(f1) else float("nan")
+    return float(np.trapezoid(f1, x) / (x[-1] - x[0]))
+
+
+def summarise(histories: dict[str, list[dict]], reference_f1: float | None = None, fraction: float = 0.95) -> dict:
+    """Per strategy: mean curves, area, labels to reach ``fraction`` of the reference F1 and
+    what that saves against labelling the whole pool."""
+    summary = {"reference_f1": reference_f1, "target_fraction": fraction, "strategies": {}}
+    for strategy, runs in histories.items():
+        x, f1, f1_std = _mean_curve(runs, "f1")
+        pool, cost, seconds = runs[0]["pool_size"], runs[0]["cost_per_image"], runs[0]["seconds_per_image"]
+        entry = {
+            "seeds": len(runs),
+            "labelled": x.tolist(),
+            "f1_mean": f1.round(4).tolist(),
+            "f1_std": f1_std.round(4).tolist(),
+            "precision_mean": _mean_curve(runs, "precision")[1].round(4).tolist(),
+            "recall_mean": _mean_curve(runs, "recall")[1].round(4).tolist(),
+            "f1_tol2_mean": _mean_curve(runs, "f1_tol2")[1].round(4).tolist(),
+            "curve_area": round(curve_area(x, f1), 4),
+            "batch_defect_pixels": np.mean([r["batch_defect_pixels"][: min(len(q["batch_defect_pixels"]) for q in runs)] for r in runs], 0).round(5).tolist(),
+            "batch_defect_images": np.mean([r["batch_defect_images"][: min(len(q["batch_defect_images"]) for q in runs)] for r in runs], 0).round(3).tolist(),
+            "pool_size": pool,
+        }
+        if reference_f1:
+            needed = labels_to_reach(x, f1, fraction * reference_f1)
+            entry["labels_to_target"] = needed
+            if needed is not None:
+                entry["share_of_pool"] = round(needed / pool, 4)
+                entry["cost_saved"] = round((pool - needed) * cost, 2)
+                entry["hours_saved"] = round((pool - needed) * seconds / 3600, 2)
+                entry["cost_of_labels"] = round(needed * cost, 2)
+        summary["strategies"][strategy] = entry
+    random = summary["strategies"].get("random", {}).get("labels_to_target")
+    for entry in summary["strategies"].values():
+        if random and entry.get("labels_to_target"):
+            entry["labels_vs_random"] = round(entry["labels_to_target"] / random, 3)
+    return summary
+
+
+def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [out / "learning_curves.png", out / "class_balance.png"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for (strategy, runs), color in zip(histories.items(), plt.cm.tab10.colors):
+        for ax, key in zip(axes, ("f1", "precision", "recall")):
+            x, mean, std = _mean_curve(runs, key)
+            style = "--" if strategy == "random" else "-"
+            ax.plot(x, mean, style, color=color, marker="o", ms=3, label=f"{strategy} ({len(runs)} seeds)")
+            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
+    if summary.get("reference_f1"):
+        axes[0].axhline(summary["reference_f1"], color="k", lw=0.8, label="whole pool labelled")
+        axes[0].axhline(summary["target_fraction"] * summary["reference_f1"], color="k", lw=0.8, ls=":", label=f"{summary['target_fraction']:.0%} of it")
+    for ax, key in zip(axes, ("F1", "precision", "recall")):
+        ax.set_xlabel("labelled images")
+        ax.set_title(f"held-out {key} (strict pixels, ODS)", fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for (strategy, entry), color in zip(summary["strategies"].items(), plt.cm.tab10.colors):
+        for ax, key in zip(axes, ("batch_defect_pixels", "batch_defect_images")):
+            ax.plot(range(len(entry[key])), entry[key], "--" if strategy == "random" else "-", color=color, marker="o", ms=3, label=strategy)
+    axes[0].set_title("share of defect pixels in each selected batch", fontsize=9)
+    axes[1].set_title("share of selected images holding a defect", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("labelling batch (0 = initial)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1: float | None = None, title: str = "Active learning") -> Path:
+    """``report.json``, ``learning_curves.png``, ``class_balance.png`` and ``report.md`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(histories, reference_f1)
+    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    plot_summary(histories, summary, out)
+    any_run = next(iter(histories.values()))[0]
+    lines = [
+        f"# {title}",
+        "",
+        f"Pool of {any_run['pool_size']} images; held-out scores are strict-pixel F1 / precision / recall at the "
+        "ODS threshold (chosen on the held-out set), mean over seeds; the band in the plots is one standard deviation.",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
+        "| strategy | seeds | final labelled | final F1 | F1 area | labels to target | share of pool | vs random | cost saved | hours saved |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for strategy, e in summary["strategies"].items():
+        cells = [strategy, e["seeds"], e["labelled"][-1], f"{e['f1_mean'][-1]:.3f}", f"{e['curve_area']:.3f}",
+                 e.get("labels_to_target", "not reached") if reference_f1 else "-",
+                 f"{e['share_of_pool']:.0%}" if "share_of_pool" in e else "-",
+                 f"{e['labels_vs_random']:.2f}" if "labels_vs_random" in e else "-",
+                 f"${e['cost_saved']:.2f}" if "cost_saved" in e else "-",
+                 f"{e['hours_saved']:.1f}" if "hours_saved" in e else "-"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if reference_f1:
+        lines += ["", f"Target: {summary['target_fraction']:.0%} of the F1 of a model trained on the whole pool "
+                  f"({reference_f1:.3f}). Savings are against labelling the whole pool at "
+                  f"${any_run['cost_per_image']:.2f} and {any_run['seconds_per_image']:.0f} s per image."]
+    lines += [
+        "",
+        "## What each round selected",
+        "",
+        "Active learning tends to pick images that hold the rare defect class; random sampling picks them at their base rate.",
+        "",
+        "![class balance](class_balance.png)",
+        "",
+    ]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report

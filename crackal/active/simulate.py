@@ -1,0 +1,89 @@
+"""Simulated active learning on a fully labelled dataset: the ground truth plays the labeller.
+
+For every seed, each strategy starts from the same initial images and labels ``step``
+images per round; a model trained on the whole pool gives the reference F1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from crackal.active.config import ALConfig
+from crackal.active.loop import _train_config, create_project, run_loop
+from crackal.active.report import project_history, write_report
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.layout import Pair
+from crackal.data.splits import load_split, make_split
+from crackal.data.tiles import write_tiles
+from crackal.errors import CrackalError
+from crackal.training.checkpoint import load_model
+from crackal.training.evaluation import evaluate_model, headline
+from crackal.training.trainer import train
+
+
+def _split_pool(pairs: list[Pair], heldout: float, split_file: str | Path | None, seed: int) -> tuple[list[Pair], list[Pair]]:
+    by_name = {p.name: p for p in pairs}
+    if split_file:
+        split = load_split(split_file)
+        held, pool = split["test"], split["train"] + split.get("val", [])
+    else:
+        split = make_split(sorted(by_name), val=0, test=heldout, seed=seed)
+        held, pool = split["test"], split["train"]
+    return [by_name[n] for n in pool], [by_name[n] for n in held]
+
+
+def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: Path) -> float:
+    """Held-out strict F1 of a model trained on the whole pool with the loop's training recipe."""
+    done = out / "metrics_reference.json"
+    if done.is_file():
+        return json.loads(done.read_text())["f1"]
+    num_classes = len(config.class_names)
+    tcfg = _train_config(config, 0)
+    result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True, progress=False)
+    model, _ = load_model(result.best_checkpoint)
+    scores, _ = evaluate_model(model, SegmentationDataset(heldout, num_classes), config.class_names, (0,), tcfg.tile_size)
+    f1 = headline(scores)["f1"]
+    done.write_text(json.dumps({"f1": f1, "pool": len(pool)}))
+    return f1
+
+
+def simulate(
+    pairs: list[Pair],
+    out: str | Path,
+    strategies: list[str],
+    seeds: int = 3,
+    rounds: int = 5,
+    heldout: float = 0.2,
+    split_file: str | Path | None = None,
+    tile: int | None = None,
+    reference: bool = True,
+    progress=None,
+    **options,
+) -> Path:
+    """Run every strategy for every seed (resuming finished work) and write the report."""
+    out = Path(out)
+    if not strategies:
+        raise CrackalError("give at least one --strategy")
+    base = ALConfig(simulation=True, **options)
+    for strategy in strategies:
+        ALConfig(**{**base.to_dict(), "strategy": strategy})  # validates the name before any work
+    pool, held = _split_pool(pairs, heldout, split_file, seed=0)
+    if tile:
+        pool = write_tiles(pool, out / "pool_tiles", tile, len(base.class_names))
+    if len(pool) <= base.initial:
+        raise CrackalError(f"the pool has {len(pool)} images, not more than --initial {base.initial}; use a bigger dataset or --tile")
+    histories: dict[str, list[dict]] = {}
+    for seed in range(seeds):
+        for strategy in strategies:
+            project = out / strategy / f"seed{seed}"
+            if not (project / "project.db").is_file():
+                config = ALConfig(**{**base.to_dict(), "strategy": strategy, "seed": seed})
+                create_project(project, [(p.name, p.image, p.mask) for p in pool],
+                               [(p.name, p.image, p.mask) for p in held], config).close()
+            reason = run_loop(project, rounds, on_round=progress)
+            histories.setdefault(strategy, []).append(project_history(project))
+            if progress:
+                progress(f"{strategy}, seed {seed}: {reason}")
+    ref = reference_f1(pool, held, base, out) if reference else None
+    return write_report(histories, out, ref, title="Active-learning simulation")

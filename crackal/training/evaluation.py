@@ -1,0 +1,45 @@
+"""Scoring a model on a labelled dataset (validation, test, an active-learning held-out set)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from crackal.data.dataset import SegmentationDataset
+from crackal.inference.predict import DEFAULT_TILE, predict_image
+from crackal.metrics.segmentation import SegmentationEvaluator
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset: SegmentationDataset,
+    class_names: Sequence[str],
+    tolerances: Sequence[int] = (0,),
+    tile_size: int = DEFAULT_TILE,
+    tta: bool = False,
+    loss_fn: nn.Module | None = None,
+    fixed_threshold: float | None = None,
+    progress: bool = False,
+) -> tuple[dict, float | None]:
+    """Every metric of ``SegmentationEvaluator`` and, with ``loss_fn``, the mean loss per image."""
+    evaluator = SegmentationEvaluator(class_names, tolerances, fixed_threshold=fixed_threshold)
+    losses = []
+    for index in tqdm(range(len(dataset)), desc="evaluating", disable=not progress, leave=False):
+        image, mask = dataset.load(index)
+        probs = predict_image(model, image, tile_size=tile_size, tta=tta)
+        evaluator.update(probs, mask)
+        if loss_fn is not None:
+            log_probs = torch.from_numpy(np.log(np.clip(probs, 1e-7, 1.0)))[None]  # valid softmax logits
+            target = torch.from_numpy(mask.astype(np.int64))[None]
+            losses.append(float(loss_fn(log_probs, target)))
+    return evaluator.compute(), (float(np.mean(losses)) if losses else None)
+
+
+def headline(result: dict, tolerance: int = 0) -> dict[str, float]:
+    """ODS precision / recall / F1 / threshold at one tolerance, averaged over defect classes."""
+    scores = [entry[f"tol{tolerance}"]["ods"] for entry in result["classes"].values()]
+    return {key: float(np.mean([s[key] for s in scores])) for key in ("f1", "precision", "recall", "threshold")}
