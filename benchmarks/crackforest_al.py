@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--samples-per-epoch", type=int, default=64)
-    parser.add_argument("--reduction", default="mean")
+    parser.add_argument("--reduction", default="topk")
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
 

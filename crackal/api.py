@@ -27,11 +27,23 @@ from crackal.training.trainer import TrainResult
 from crackal.training.trainer import train as run_training
 
 
-def synth(out: str | Path, count: int = 60, size: int | str = 256, seed: int = 0, surface: str = "mixed", extra_classes: bool = False) -> Path:
-    """Write a synthetic dataset (``images/``, ``masks/``, ``classes.json``) to ``out``."""
+def synth(
+    out: str | Path,
+    count: int = 60,
+    size: int | str = 256,
+    seed: int = 0,
+    surface: str = "mixed",
+    extra_classes: bool = False,
+    crack_free: float = 0.15,
+) -> Path:
+    """Write a synthetic dataset (``images/``, ``masks/``, ``classes.json``) to ``out``;
+    ``crack_free`` is the share of images without any crack."""
     if surface not in ("asphalt", "concrete", "mixed"):
         raise CrackalError(f"unknown surface {surface!r}; choose asphalt, concrete or mixed")
-    return write_synthetic_dataset(out, count, size, seed, SynthOptions(surface=surface, extra_classes=extra_classes))
+    if not 0 <= crack_free <= 1:
+        raise CrackalError(f"--crack-free is a share between 0 and 1, got {crack_free}")
+    options = SynthOptions(surface=surface, extra_classes=extra_classes, crack_free_fraction=crack_free)
+    return write_synthetic_dataset(out, count, size, seed, options)
 
 
 def resolve_class_names(data: str | Path, classes: str | list[str] | None) -> list[str]:

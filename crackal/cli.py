@@ -39,12 +39,13 @@ def synth(
     size: Annotated[str, typer.Option(help="Image size, HEIGHTxWIDTH or one number.")] = "256",
     surface: Annotated[str, typer.Option(help="asphalt, concrete or mixed.")] = "mixed",
     extra_classes: Annotated[bool, typer.Option(help="Also draw potholes, patches and manhole covers as classes.")] = False,
+    crack_free: Annotated[float, typer.Option(help="Share of images without any crack.")] = 0.15,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Generate a synthetic crack dataset (textured asphalt/concrete with distractors)."""
     from crackal import api
 
-    path = api.synth(out, count=count, size=size, seed=seed, surface=surface, extra_classes=extra_classes)
+    path = api.synth(out, count=count, size=size, seed=seed, surface=surface, extra_classes=extra_classes, crack_free=crack_free)
     console.print(f"wrote {count} images and masks to {path}")
 
 
@@ -152,7 +153,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the data, the simulation and the report.")] = Path("demo_output"),
     seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 2,
     rounds: Annotated[int, typer.Option(help="Active-learning rounds per run.")] = 5,
-    epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
 ) -> None:
     """Active learning on synthetic cracks (BALD vs random), with a report (report.md)."""

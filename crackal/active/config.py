@@ -19,7 +19,7 @@ class ALConfig:
     """
 
     strategy: str = "bald"
-    reduction: str = "mean"
+    reduction: str = "topk"
     method: str = "mc_dropout"
     iterations: int = 20
     ensemble_size: int = 3
@@ -45,7 +45,7 @@ class ALConfig:
     class_weighting: str = "sqrt_inverse"
     # stopping
     budget: int | None = None
-    patience: int = 3
+    patience: int | None = 3  # None: no plateau stopping (simulations compare fixed rounds)
     min_delta: float = 0.005
     min_uncertainty: float | None = None
     # cost model for reports

@@ -158,7 +158,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
     ]
     for strategy, e in summary["strategies"].items():
         cells = [strategy, e["seeds"], e["labelled"][-1], f"{e['f1_mean'][-1]:.3f}", f"{e['curve_area']:.3f}",
-                 e.get("labels_to_target", "not reached") if reference_f1 else "-",
+                 (e.get("labels_to_target") or "not reached") if reference_f1 else "-",
                  f"{e['share_of_pool']:.0%}" if "share_of_pool" in e else "-",
                  f"{e['labels_vs_random']:.2f}" if "labels_vs_random" in e else "-",
                  f"${e['cost_saved']:.2f}" if "cost_saved" in e else "-",

@@ -65,7 +65,7 @@ def simulate(
     out = Path(out)
     if not strategies:
         raise CrackalError("give at least one --strategy")
-    base = ALConfig(simulation=True, **options)
+    base = ALConfig(**{"simulation": True, "patience": None, **options})  # every run gets all its rounds
     for strategy in strategies:
         ALConfig(**{**base.to_dict(), "strategy": strategy})  # validates the name before any work
     pool, held = _split_pool(pairs, heldout, split_file, seed=0)

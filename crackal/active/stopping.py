@@ -30,7 +30,7 @@ def stop_reason(rounds: list[dict], config: ALConfig, labelled_or_queued: int, p
         return "the pool is exhausted: every image is labelled"
     if last is None:
         return None
-    if plateaued(finished, config.patience, config.min_delta):
+    if config.patience and plateaued(finished, config.patience, config.min_delta):
         return f"held-out F1 and loss have not improved by {config.min_delta} for {config.patience} rounds"
     if config.min_uncertainty is not None and last["pool_uncertainty"] is not None and last["pool_uncertainty"] < config.min_uncertainty:
         return f"mean pool uncertainty {last['pool_uncertainty']:.4g} is below {config.min_uncertainty}"
