@@ -64,6 +64,7 @@ def train(
     crop_size: Annotated[int, typer.Option(help="Random training crop (multiple of 32).")] = 320,
     samples_per_epoch: Annotated[Optional[int], typer.Option(help="Crops per epoch (default: one per training image).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 2e-3,
+    ema_decay: Annotated[Optional[float], typer.Option(help="Keep an exponential moving average of the weights (e.g. 0.995).")] = None,
     loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, e.g. ce+dice.")] = "ce+dice",
     class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
@@ -86,7 +87,7 @@ def train(
         data, out, masks=masks, classes=classes, val=val, test=test, split_file=split_file,
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
-        samples_per_epoch=samples_per_epoch, lr=lr, loss=loss, class_weighting=class_weighting,
+        samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
     )
     scored = (

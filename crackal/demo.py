@@ -28,7 +28,9 @@ def _examples_figure(pairs: list[Pair], prediction_dir: Path, path: Path, count:
 
     from crackal.data.io import read_image
 
-    chosen = pairs[:count]
+    crack_pixels = [int(load_pair(p, 2)[1].sum()) for p in pairs]
+    order = np.argsort(crack_pixels)[::-1]
+    chosen = [pairs[i] for i in order[: count - 1]] + [pairs[order[-1]]]  # the most cracked, and one without
     fig, axes = plt.subplots(len(chosen), 3, figsize=(7.5, 2.6 * len(chosen)))
     for row, pair in zip(np.atleast_2d(axes), chosen):
         image, truth = load_pair(pair, 2)

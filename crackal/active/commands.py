@@ -50,6 +50,8 @@ def init(
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 12,
     crop_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
     classes: Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated.")] = None,
+    cost_per_image: Annotated[float, typer.Option(help="Labelling cost per image ($), for reports.")] = 0.5,
+    seconds_per_image: Annotated[float, typer.Option(help="Labelling time per image (s), for reports.")] = 30.0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Create a project: register the pool and the held-out set, queue the first images."""
@@ -80,7 +82,8 @@ def init(
         raise CrackalError("a held-out set with masks measures each round: pass --heldout-images and --heldout-masks")
     config = ALConfig(strategy=strategy, reduction=reduction, method=method, iterations=iterations, selection=selection,
                       batch=step, initial=initial, cold_start=cold_start, seed=seed, class_names=names,
-                      simulation=simulation, budget=budget, epochs=epochs, crop_size=crop_size)
+                      simulation=simulation, budget=budget, epochs=epochs, crop_size=crop_size,
+                      cost_per_image=cost_per_image, seconds_per_image=seconds_per_image)
     create_project(project, pool, held, config).close()
     mode = "simulation (the ground truth labels)" if simulation else "labelling project (a person labels)"
     console.print(f"{project}: {len(pool)} pool images, {len(held)} held out, {min(initial, len(pool))} queued; {mode}")

@@ -17,6 +17,7 @@ class TrainConfig:
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
     ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
+    ``ema_decay`` (e.g. 0.995) validates and keeps an exponential moving average of the weights.
     """
 
     arch: str = "unet"
@@ -32,6 +33,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    ema_decay: float | None = None
     loss: str = "ce+dice"
     class_weighting: str = "sqrt_inverse"
     tile_size: int = 512
@@ -48,6 +50,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.crop_size >= 32 and self.crop_size % 32 == 0, f"--crop-size must be a multiple of 32 (>= 32), got {self.crop_size}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}"),
             (len(self.class_names) >= 2, "at least two classes (background first) are needed"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),
         ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
@@ -111,6 +112,9 @@ def train(
     steps_per_epoch = max(1, samples // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = None
+    if config.ema_decay:  # validated and saved as "the model": an exponential moving average of the weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
 
@@ -120,6 +124,8 @@ def train(
     if resume and last_path.is_file():
         state = read_checkpoint(last_path)
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, start_epoch = state["history"], state["epoch"]
@@ -150,16 +156,18 @@ def train(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             running.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
         if val_set is not None and len(val_set):
-            record.update(validate(model, val_set, loss_fn, config))
+            record.update(validate(ema.module if ema else model, val_set, loss_fn, config))
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
         improved = "val_f1" not in record or record["val_f1"] > best_f1  # without validation: the last epoch
         checkpoint = {
-            "model": model.state_dict(),
+            "model": (ema.module if ema else model).state_dict(),
             "config": config.to_dict(),
             "epoch": epoch + 1,
             "class_weights": weights_c.tolist(),
@@ -172,6 +180,8 @@ def train(
         atomic_save(
             {
                 **checkpoint,
+                "model": model.state_dict(),
+                "ema": ema.state_dict() if ema else None,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "history": history,

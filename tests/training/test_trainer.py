@@ -43,19 +43,35 @@ def test_same_seed_same_model(synthetic_dataset, tmp_path):
         assert torch.equal(states[0][key], states[1][key]), key
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_path, ema_decay):
+    options = dict(epochs=4, ema_decay=ema_decay, **TINY)
     train_set, val_set = datasets(synthetic_dataset)
-    train(train_set, val_set, TrainConfig(epochs=4, **TINY), tmp_path / "straight", progress=False)
+    train(train_set, val_set, TrainConfig(**options), tmp_path / "straight", progress=False)
     train_set, val_set = datasets(synthetic_dataset)
-    train(train_set, val_set, TrainConfig(epochs=4, time_limit_min=1e-9, **TINY), tmp_path / "cut", progress=False)
+    train(train_set, val_set, TrainConfig(time_limit_min=1e-9, **options), tmp_path / "cut", progress=False)
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"][-1]["epoch"] == 1
     train_set, val_set = datasets(synthetic_dataset)
-    train(train_set, val_set, TrainConfig(epochs=4, **TINY), tmp_path / "cut", resume=True, progress=False)
+    train(train_set, val_set, TrainConfig(**options), tmp_path / "cut", resume=True, progress=False)
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)
     assert b["epoch"] == 4 and len(b["history"]) == 4
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
+    if ema_decay:
+        for key in a["ema"]:
+            torch.testing.assert_close(a["ema"][key], b["ema"][key], msg=key)
+
+
+def test_ema_weights_are_what_is_validated_and_kept(synthetic_dataset, tmp_path):
+    train_set, val_set = datasets(synthetic_dataset)
+    train(train_set, val_set, TrainConfig(epochs=2, ema_decay=0.5, **TINY), tmp_path / "run", progress=False)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    ema_weight = last["ema"]["module.classifier.weight"]
+    assert not torch.equal(ema_weight, last["model"]["classifier.weight"])
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=False)
+    if best["epoch"] == 2:
+        assert torch.equal(best["model"]["classifier.weight"], ema_weight)
 
 
 def test_schedule_warms_up_then_decays():
