@@ -5,6 +5,8 @@ Memory is bounded by one batch of moments whatever the size of the pool.
 
 from __future__ import annotations
 
+import ctypes
+
 from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Literal
 
@@ -20,6 +22,18 @@ from crackal.uncertainty.sampling import ensemble, mc_batchnorm, mc_dropout
 
 Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
 METHODS = ("mc_dropout", "mc_batchnorm", "ensemble")
+
+
+TRIM_EVERY = 4  # batches
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc). Without it, glibc's adaptive mmap
+    threshold lets a long scoring loop's resident memory creep up with the pool size."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Tensor]:
@@ -69,7 +83,7 @@ def score_pool(
     scores = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for batch in _batches(images, batch_size):
+        for index, batch in enumerate(_batches(images, batch_size)):
             if method == "ensemble":
                 stats = ensemble(models, batch)
             elif method == "mc_batchnorm":
@@ -78,6 +92,9 @@ def score_pool(
                 stats = mc_dropout(models, batch, iterations)
             defect = 1 - stats.mean[:, 0]
             scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
+            del stats, defect
+            if index % TRIM_EVERY == 0:
+                _trim_heap()
             if progress:
                 progress(len(batch))
     return torch.cat(scores).numpy().astype(np.float64)
