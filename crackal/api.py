@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.io import list_images, read_image, write_png
-from crackal.data.layout import BINARY_CLASSES, Pair, find_pairs, read_class_names, validate_pairs
+from crackal.data.layout import BINARY_CLASSES, Pair, find_pairs, read_class_colors, read_class_names, validate_pairs
 from crackal.data.splits import load_split, make_split, save_split
 from crackal.data.synth import SynthOptions, write_synthetic_dataset
 from crackal.errors import CrackalError
@@ -113,6 +113,8 @@ def train(
         raise CrackalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     pairs, names, problems = open_dataset(data, masks, classes, skip_invalid, binarize)
     if not resume:
+        colors = read_class_colors(data)
+        options.setdefault("class_colors", colors if colors and len(colors) == len(names) else None)
         config = TrainConfig(class_names=names, **options)
     split = load_split(split_file) if split_file else make_split([p.name for p in pairs], val, test, config.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,7 @@ def predict(
         class_mask = class_mask_from_probs(probs, threshold)
         write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
         write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
-        write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask))
+        write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
         records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1],
                         "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))})
     if not records:

@@ -65,8 +65,12 @@ def train(
     samples_per_epoch: Annotated[Optional[int], typer.Option(help="Crops per epoch (default: one per training image).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 2e-3,
     ema_decay: Annotated[Optional[float], typer.Option(help="Keep an exponential moving average of the weights (e.g. 0.995).")] = None,
-    loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, e.g. ce+dice.")] = "ce+dice",
+    loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, adaptive (CE weighted by the batch's predicted class ratio), e.g. ce+dice.")] = "ce+dice",
     class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
+    balance: Annotated[str, typer.Option(help="Rare defect pixels: none, undersample (drop background-only crops) or prf (precision-recall flow).")] = "none",
+    positive_share: Annotated[float, typer.Option(help="prf: starting share of crops that hold defect pixels.")] = 0.5,
+    background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
+    balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
     test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
@@ -88,6 +92,7 @@ def train(
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
+        balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,
         dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
     )
     scored = (

@@ -14,6 +14,11 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mat", ".jpg", ".jpeg")
 
 # CrackForest's .mat label map: 1 background, 2 crack, 3 non-crack island, 4 extra crack strokes.
 CRACKFOREST_CRACK_LABELS = (2, 4)
+# PaveSeg as downloaded: masks_gray_original/<stem>_mask.png, grey value = 30 x class index.
+PAVESEG_MASK_FOLDER, PAVESEG_GREY_STEP = "masks_gray_original", 30
+PAVESEG_CLASSES = (
+    "background", "crack", "pothole", "sealed_crack", "patch", "alligator_crack", "utility_cover", "expansion_joint",
+)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -76,8 +81,9 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_raw_mask(path: str | Path) -> np.ndarray:
     """Read a label image as stored (``(H, W)`` integers), before any value checks.
 
-    CrackForest ``.mat`` files give the crack label map reduced to 0/1 (crack = labels 2 and 4).
-    An RGB mask is accepted only when its three channels are equal.
+    CrackForest ``.mat`` files give the crack label map reduced to 0/1 (crack = labels 2 and 4);
+    PaveSeg's grey masks (in ``masks_gray_original/``) give ``grey / 30``. An RGB mask is
+    accepted only when its three channels are equal.
     """
     path = Path(path)
     if path.suffix.lower() == ".mat":
@@ -93,7 +99,17 @@ def read_raw_mask(path: str | Path) -> np.ndarray:
         array = channels[:, :, 0]
     if array.dtype == bool:
         array = array.astype(np.uint8)
+    if path.parent.name == PAVESEG_MASK_FOLDER:
+        return paveseg_classes_from_grey(array, path)
     return array
+
+
+def paveseg_classes_from_grey(grey: np.ndarray, path: str | Path) -> np.ndarray:
+    """Class indices of a PaveSeg grey mask (grey = 30 x class)."""
+    if (grey % PAVESEG_GREY_STEP).any():
+        odd = np.unique(grey[grey % PAVESEG_GREY_STEP != 0])[:8].tolist()
+        raise CrackalError(f"{path}: PaveSeg grey masks hold multiples of 30 (30 x class), found {odd}")
+    return (grey // PAVESEG_GREY_STEP).astype(np.uint8)
 
 
 def read_crackforest_mat(path: str | Path) -> np.ndarray:

@@ -5,9 +5,12 @@ Supported layouts (``find_pairs(root)``):
 * ``root/images/`` + ``root/masks/``: same-named masks (``a.jpg`` -> ``a.png``; the suffixes
   ``_mask``, ``_label``, ``_gt`` are also matched), 0/255 or 0/1 binary or class-index maps;
 * CrackForest as downloaded: ``root/image/*.jpg`` + ``root/groundTruth/*.mat``;
+* PaveSeg as downloaded: ``root/images/*.jpg`` + ``root/masks_gray_original/*_mask.png``
+  (grey = 30 x class; its eight class names are known, see ``PAVESEG_CLASSES``);
 * any two folders given explicitly: ``find_pairs(images_dir, masks_dir)``.
 
-An optional ``root/classes.json`` (a list of class names, background first) names the classes.
+An optional ``root/classes.json`` names the classes, background first: a list of names, or of
+``{"name": ..., "color": [r, g, b]}`` objects to choose the overlay colours.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal.data.io import MASK_SUFFIXES, list_images, read_image, read_raw_mask, to_class_mask
+from crackal.data.io import (
+    MASK_SUFFIXES,
+    PAVESEG_CLASSES,
+    PAVESEG_MASK_FOLDER,
+    list_images,
+    read_image,
+    read_raw_mask,
+    to_class_mask,
+)
 from crackal.errors import CrackalError
 
 MASK_NAME_SUFFIXES = ("", "_mask", "_label", "_gt", "_seg")
@@ -54,7 +65,7 @@ def locate_folders(root: str | Path, masks: str | Path | None = None) -> tuple[P
         raise CrackalError(f"dataset folder not found: {root}; check the path")
     if masks is not None:
         return root, Path(masks)
-    for images, labels in (("images", "masks"), ("image", "groundTruth"), ("images", "labels")):
+    for images, labels in (("images", "masks"), ("image", "groundTruth"), ("images", "labels"), ("images", PAVESEG_MASK_FOLDER)):
         if (root / images).is_dir() and (root / labels).is_dir():
             return root / images, root / labels
     raise CrackalError(
@@ -92,18 +103,49 @@ def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing:
     return pairs
 
 
-def read_class_names(root: str | Path) -> list[str] | None:
-    """Class names from ``root/classes.json`` if the dataset has one."""
-    path = Path(root) / "classes.json"
+def _read_classes_json(root: str | Path) -> list[dict] | None:
+    """Entries ``{"name", "color"}`` of ``root/classes.json``, or PaveSeg's known classes."""
+    root = Path(root)
+    path = root / "classes.json"
     if not path.is_file():
+        if (root / PAVESEG_MASK_FOLDER).is_dir():
+            return [{"name": name, "color": None} for name in PAVESEG_CLASSES]
         return None
     try:
-        names = json.loads(path.read_text())
+        entries = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CrackalError(f"{path} is not valid JSON ({exc}); it must be a list of class names") from None
-    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
-        raise CrackalError(f"{path} must be a list of at least two class names, background first")
-    return names
+    def parse(entry) -> dict | None:
+        if isinstance(entry, str):
+            return {"name": entry, "color": None}
+        color = entry.get("color") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and (
+            color is None or (isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color))
+        ):
+            return {"name": entry["name"], "color": color}
+        return None
+
+    parsed = [parse(e) for e in entries] if isinstance(entries, list) else []
+    if len(parsed) < 2 or None in parsed:
+        raise CrackalError(
+            f"{path} must list at least two classes, background first: names, or "
+            '{"name": "crack", "color": [255, 0, 0]} objects'
+        )
+    return parsed
+
+
+def read_class_names(root: str | Path) -> list[str] | None:
+    """Class names from ``root/classes.json`` (or PaveSeg's), if the dataset names them."""
+    entries = _read_classes_json(root)
+    return [e["name"] for e in entries] if entries else None
+
+
+def read_class_colors(root: str | Path) -> list[list[int]] | None:
+    """Overlay colours from ``root/classes.json`` when every defect class has one."""
+    entries = _read_classes_json(root)
+    if not entries or any(e["color"] is None for e in entries[1:]):
+        return None
+    return [e["color"] or [0, 0, 0] for e in entries]
 
 
 def load_pair(pair: Pair, num_classes: int, binarize: bool = False) -> tuple[np.ndarray, np.ndarray]:

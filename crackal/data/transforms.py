@@ -14,16 +14,25 @@ import torch  # noqa: E402
 MEAN, STD = 0.5, 0.25
 
 
-def train_transform(crop_size: int) -> A.Compose:
-    """Random crop (padding images smaller than the crop), flips, rot90, brightness/contrast."""
+def augment_transform() -> A.Compose:
+    """Flips, rot90 and brightness/contrast (crops of a square size keep their shape)."""
     return A.Compose(
         [
-            A.PadIfNeeded(min_height=crop_size, min_width=crop_size, border_mode=cv2.BORDER_REFLECT_101),
-            A.RandomCrop(height=crop_size, width=crop_size),
             A.HorizontalFlip(),
             A.VerticalFlip(),
             A.RandomRotate90(),
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+        ]
+    )
+
+
+def train_transform(crop_size: int) -> A.Compose:
+    """Random crop (padding images smaller than the crop), then ``augment_transform``."""
+    return A.Compose(
+        [
+            A.PadIfNeeded(min_height=crop_size, min_width=crop_size, border_mode=cv2.BORDER_REFLECT_101),
+            A.RandomCrop(height=crop_size, width=crop_size),
+            *augment_transform().transforms,
         ]
     )
 

@@ -16,14 +16,15 @@ def class_color(index: int) -> np.ndarray:
     return PALETTE[1 + (index - 1) % (len(PALETTE) - 1)]
 
 
-def overlay(image: np.ndarray, class_mask: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """The image with each defect class painted in its colour (``uint8`` RGB)."""
+def overlay(image: np.ndarray, class_mask: np.ndarray, alpha: float = 0.6, colors=None) -> np.ndarray:
+    """The image with each defect class painted in its colour (``uint8`` RGB); ``colors``
+    (one RGB triple per class, background first) replaces the default palette."""
     out = image.astype(np.float32).copy()
     for index in np.unique(class_mask):
         if index == 0 or index == 255:
             continue
         where = class_mask == index
-        out[where] = (1 - alpha) * out[where] + alpha * class_color(int(index))
+        out[where] = (1 - alpha) * out[where] + alpha * (class_color(int(index)) if colors is None else np.asarray(colors[index], np.float32))
     return out.clip(0, 255).astype(np.uint8)
 
 

@@ -1,4 +1,5 @@
-"""Losses for imbalanced segmentation: weighted cross-entropy, Dice, focal, and their sums.
+"""Losses for imbalanced segmentation: weighted cross-entropy, Dice, focal, adaptive weighted
+cross-entropy, and their sums.
 
 All take raw logits ``(N, C, H, W)`` (``C = 1`` for a binary sigmoid model) and class targets
 ``(N, H, W)``; pixels equal to ``ignore_index`` are left out.
@@ -19,7 +20,8 @@ from crackal.models.outputs import class_logits
 IGNORE_INDEX = 255
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
-LOSS_TERMS = ("ce", "dice", "focal")
+LOSS_TERMS = ("ce", "dice", "focal", "adaptive")
+WEIGHTED_TERMS = ("ce", "focal")  # the terms that use the class weights
 
 
 def class_weights(pixel_counts, method: Weighting = "inverse", max_weight: float = 50.0) -> torch.Tensor:
@@ -89,8 +91,26 @@ def focal_loss(
     return (loss * alpha).sum() / alpha.sum().clamp(min=1e-8)
 
 
+def adaptive_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, max_weight: float = 50.0
+) -> torch.Tensor:
+    """Cross-entropy weighted per batch by the predicted class proportions.
+
+    Each class weighs ``1 / (C * predicted share)`` (capped at ``max_weight``), the shares being
+    the mean predicted probabilities over the batch's valid pixels (no gradient through them):
+    for a binary model the crack weight is the predicted background / foreground ratio.
+    """
+    class_logits_ = class_logits(logits).float()
+    with torch.no_grad():
+        probs = class_logits_.softmax(dim=1)
+        valid = (target != ignore_index).unsqueeze(1)
+        share = (probs * valid).sum((0, 2, 3)) / valid.sum().clamp(min=1)
+        weights = (1.0 / (probs.shape[1] * share.clamp(min=1e-6))).clamp(max=max_weight)
+    return F.cross_entropy(class_logits_, target, weight=weights, ignore_index=ignore_index)
+
+
 class SegmentationLoss(nn.Module):
-    """A sum of loss terms named like ``"ce+dice"`` (terms: ``ce``, ``dice``, ``focal``).
+    """A sum of loss terms named like ``"ce+dice"`` (terms: ``ce``, ``dice``, ``focal``, ``adaptive``).
 
     ``class_weights`` (a buffer) weights ``ce`` and ``focal``; call ``set_class_weights`` when
     the labelled set changes (every active-learning round).
@@ -117,6 +137,8 @@ class SegmentationLoss(nn.Module):
                 total = total + weighted_cross_entropy(logits, target, weights)
             elif term == "dice":
                 total = total + dice_loss(logits, target)
+            elif term == "adaptive":
+                total = total + adaptive_cross_entropy(logits, target)
             else:
                 total = total + focal_loss(logits, target, weights, self.gamma)
         return total
@@ -133,6 +155,7 @@ def parse_loss(spec: str) -> tuple[str, ...]:
 
 __all__ = [
     "SegmentationLoss",
+    "adaptive_cross_entropy",
     "class_weights",
     "dice_loss",
     "focal_loss",

@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from crackal.errors import CrackalError
-from crackal.losses import WEIGHTINGS, parse_loss
+from crackal.losses import WEIGHTED_TERMS, WEIGHTINGS, parse_loss
 from crackal.models import ARCHS
+
+BALANCES = ("none", "undersample", "prf")
 
 
 @dataclass
@@ -18,6 +20,11 @@ class TrainConfig:
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
     ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
     ``ema_decay`` (e.g. 0.995) validates and keeps an exponential moving average of the weights.
+    ``balance`` handles rare defect pixels: ``none`` (uniform random crops), ``undersample``
+    (background-only crops kept with probability ``background_keep``), or ``prf`` (the
+    precision-recall flow moves the share of crops with defects, starting at
+    ``positive_share``, and the defect loss weight every ``balance_interval`` steps; default
+    once per epoch; see ``crackal.training.balance``).
     """
 
     arch: str = "unet"
@@ -26,6 +33,7 @@ class TrainConfig:
     depth: int = 4
     dropout: float = 0.2
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
+    class_colors: list[list[int]] | None = None
     epochs: int = 40
     batch_size: int = 4
     crop_size: int = 320
@@ -36,6 +44,10 @@ class TrainConfig:
     ema_decay: float | None = None
     loss: str = "ce+dice"
     class_weighting: str = "sqrt_inverse"
+    balance: str = "none"
+    positive_share: float = 0.5
+    background_keep: float = 0.25
+    balance_interval: int | None = None
     tile_size: int = 512
     seed: int = 0
     device: str = "auto"
@@ -51,7 +63,14 @@ class TrainConfig:
             (self.crop_size >= 32 and self.crop_size % 32 == 0, f"--crop-size must be a multiple of 32 (>= 32), got {self.crop_size}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}"),
+            (self.balance in BALANCES, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}"),
+            (0 <= self.positive_share <= 1, f"--positive-share must be in [0, 1], got {self.positive_share}"),
+            (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
+            (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
+            (self.balance != "prf" or any(t in WEIGHTED_TERMS for t in parse_loss(self.loss)),
+             f"--balance prf steers the class weights, but --loss {self.loss} has no weighted term; add ce or focal"),
             (len(self.class_names) >= 2, "at least two classes (background first) are needed"),
+            (self.class_colors is None or len(self.class_colors) == len(self.class_names), "give one colour per class"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),
         ]
         for ok, message in checks:

@@ -32,3 +32,33 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_balance(log: list[dict], path: str | Path) -> None:
+    """The precision-recall flow: monitored P and R, PRF, positive-crop share, defect weight scale."""
+    if not log:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [e["step"] for e in log]
+    fig, (ax_pr, ax_ctl) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key in ("precision", "recall", "prf"):
+        ax_pr.plot(steps, [e[key] for e in log], label=key.upper() if key == "prf" else key)
+    ax_pr.axhline(0, color="grey", lw=0.5)
+    ax_pr.set_title("monitoring subset, defect vs background, arg-max", fontsize=9)
+    ax_pr.legend()
+    ax_ctl.plot(steps, [e["positive_share"] for e in log], label="share of crops with defects")
+    ax_ctl.set_ylabel("share")
+    twin = ax_ctl.twinx()
+    twin.plot(steps, [e["weight_scale"] for e in log], color="C3", label="defect weight scale")
+    twin.set_ylabel("weight scale")
+    ax_ctl.legend(loc="upper left", fontsize=8)
+    twin.legend(loc="upper right", fontsize=8)
+    for ax in (ax_pr, ax_ctl):
+        ax.set_xlabel("training step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
-from crackal.data.transforms import train_transform
+from crackal.data.sampling import CropDataset, CropSampler
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, class_weights
 from crackal.models import create_model
+from crackal.training.balance import PRFBalancer, monitor_precision_recall
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
@@ -88,7 +89,7 @@ def train(
 ) -> TrainResult:
     """Train a segmentation model; everything goes to ``run_dir`` (see README: run folder).
 
-    ``train_set`` must not have a transform: random crops and augmentation are added here.
+    Random crops (chosen by ``config.balance``) and augmentation are added here.
     With ``resume`` the run continues from ``run_dir/checkpoints/last.pt`` and ends exactly as
     an uninterrupted run would.
     """
@@ -112,6 +113,12 @@ def train(
     steps_per_epoch = max(1, samples // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    crops = CropDataset(train_set, CropSampler(
+        config.crop_size, {"none": "random", "undersample": "undersample", "prf": "share"}[config.balance],
+        config.positive_share, config.background_keep))
+    balancer = PRFBalancer(positive_share=config.positive_share) if config.balance == "prf" else None
+    monitor = val_set if val_set is not None and len(val_set) else SegmentationDataset(train_set.pairs[:8], train_set.num_classes)
+    balance_interval = config.balance_interval or steps_per_epoch
     ema = None
     if config.ema_decay:  # validated and saved as "the model": an exponential moving average of the weights
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
@@ -131,22 +138,28 @@ def train(
         history, start_epoch = state["history"], state["epoch"]
         best_f1, best_epoch, threshold = state["best_val_f1"], state["best_epoch"], state["threshold"]
         elapsed_before = state.get("seconds", 0.0)
+        if balancer is not None:
+            balancer.load_state_dict(state["balance"])
     config.save(run_dir / "config.json")
 
-    transform = train_transform(config.crop_size)
-    train_set.transform = transform
+    def apply_balance() -> None:
+        crops.sampler.positive_share = balancer.positive_share
+        loss_fn.set_class_weights(balancer.scaled_weights(weights_c).to(device))
+
+    if balancer is not None:
+        apply_balance()
     started = time.perf_counter() - elapsed_before
     for epoch in range(start_epoch, config.epochs):
         epoch_seed = config.seed * 100_003 + epoch
-        transform.set_random_seed(epoch_seed)
+        crops.set_seed(epoch_seed)
         torch.manual_seed(epoch_seed)  # dropout: every epoch starts from a known state, so resume is exact
         generator = torch.Generator().manual_seed(epoch_seed)
-        sampler = RandomSampler(train_set, num_samples=samples, generator=generator)
-        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
+        sampler = RandomSampler(crops, num_samples=samples, generator=generator)
+        loader = DataLoader(crops, batch_size=config.batch_size, sampler=sampler, drop_last=True)
         model.train()
         running = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and sys.stderr.isatty()), leave=False)
-        for batch in bar:
+        for step, batch in enumerate(bar, start=epoch * steps_per_epoch + 1):
             images, masks = batch["image"].to(device), batch["mask"].to(device)
             if device.type == "cpu":
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -159,8 +172,14 @@ def train(
             if ema is not None:
                 ema.update_parameters(model)
             running.append(loss.item())
+            if balancer is not None and step % balance_interval == 0:
+                balancer.update(*monitor_precision_recall(model, monitor, config.tile_size), step=step)
+                apply_balance()
+                model.train()
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
+        if balancer is not None and balancer.log:
+            record.update({k: balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
         if val_set is not None and len(val_set):
             record.update(validate(ema.module if ema else model, val_set, loss_fn, config))
         record["seconds"] = round(time.perf_counter() - started, 2)
@@ -189,11 +208,13 @@ def train(
                 "best_epoch": best_epoch,
                 "threshold": threshold,
                 "seconds": record["seconds"],
+                "balance": balancer.state_dict() if balancer else None,
             },
             last_path,
         )
         atomic_write_json(
-            {"protocol": VAL_PROTOCOL, "history": history, "best_epoch": best_epoch, "best_val_f1": best_f1, "threshold": threshold},
+            {"protocol": VAL_PROTOCOL, "history": history, "best_epoch": best_epoch, "best_val_f1": best_f1,
+             "threshold": threshold, **({"balance": balancer.log} if balancer else {})},
             run_dir / "metrics.json",
         )
         if progress:
@@ -203,9 +224,9 @@ def train(
             if progress:
                 tqdm.write(f"time limit of {config.time_limit_min} min reached after epoch {epoch + 1}")
             break
-    train_set.transform = None
-
-    from crackal.training.plots import plot_history
+    from crackal.training.plots import plot_balance, plot_history
 
     plot_history(history, run_dir / "training_curves.png")
+    if balancer is not None:
+        plot_balance(balancer.log, run_dir / "balance.png")
     return TrainResult(run_dir, best_path, best_epoch, best_f1, threshold, history, history[-1]["seconds"] if history else 0.0)

@@ -5,7 +5,7 @@ import pytest
 from scipy.io import savemat
 
 from crackal.data.io import read_image, read_raw_mask, to_class_mask
-from crackal.data.layout import find_pairs, load_pair, read_class_names, validate_pairs
+from crackal.data.layout import find_pairs, load_pair, read_class_colors, read_class_names, validate_pairs
 from crackal.errors import CrackalError
 from tests.conftest import make_dataset, write_image
 
@@ -68,9 +68,36 @@ def test_crackforest_mat_ground_truth(tmp_path):
 def test_class_names_file(tmp_path):
     (tmp_path / "classes.json").write_text('["background", "crack", "pothole"]')
     assert read_class_names(tmp_path) == ["background", "crack", "pothole"]
+    assert read_class_colors(tmp_path) is None
     (tmp_path / "classes.json").write_text('{"bad": 1}')
-    with pytest.raises(CrackalError, match="list of at least two class names"):
+    with pytest.raises(CrackalError, match="at least two classes"):
         read_class_names(tmp_path)
+    (tmp_path / "classes.json").write_text('[{"name": "background"}, {"name": "crack", "color": [300, 0, 0]}]')
+    with pytest.raises(CrackalError, match="at least two classes"):
+        read_class_names(tmp_path)
+
+
+def test_class_names_with_colours(tmp_path):
+    (tmp_path / "classes.json").write_text(
+        '[{"name": "background"}, {"name": "crack", "color": [255, 0, 0]}, {"name": "patch", "color": [0, 0, 255]}]'
+    )
+    assert read_class_names(tmp_path) == ["background", "crack", "patch"]
+    assert read_class_colors(tmp_path) == [[0, 0, 0], [255, 0, 0], [0, 0, 255]]
+
+
+def test_paveseg_layout_as_downloaded(tmp_path):
+    write_image(tmp_path / "images" / "000001.jpg", np.full((4, 6, 3), 100, np.uint8))
+    grey = np.zeros((4, 6), np.uint8)
+    grey[0, :3], grey[3, 5] = 30, 180  # crack, utility cover
+    write_image(tmp_path / "masks_gray_original" / "000001_mask.png", np.repeat(grey[..., None], 3, axis=2))
+    names = read_class_names(tmp_path)
+    assert names[:3] == ["background", "crack", "pothole"] and names[6] == "utility_cover" and len(names) == 8
+    _, mask = load_pair(find_pairs(tmp_path)[0], len(names))
+    assert mask[0, :4].tolist() == [1, 1, 1, 0] and mask[3, 5] == 6
+    grey[1, 1] = 31
+    write_image(tmp_path / "masks_gray_original" / "000001_mask.png", grey)
+    with pytest.raises(CrackalError, match="multiples of 30"):
+        load_pair(find_pairs(tmp_path)[0], len(names))
 
 
 # --- bad input: one clear error naming the file ---------------------------------------

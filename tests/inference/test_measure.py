@@ -48,3 +48,5 @@ def test_masks_and_overlay():
     image = np.full((4, 4, 3), 100, np.uint8)
     out = overlay(image, class_mask_from_probs(probs, 0.5))
     assert (out[1, :, 0] > 150).all() and (out[0] == 100).all()
+    blue = overlay(image, class_mask_from_probs(probs, 0.5), alpha=1.0, colors=[[0, 0, 0], [0, 0, 255]])
+    assert blue[1, 0].tolist() == [0, 0, 255] and (blue[0] == 100).all()

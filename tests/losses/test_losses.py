@@ -87,3 +87,27 @@ def test_class_weights_can_change_between_rounds():
 def test_unknown_loss_term():
     with pytest.raises(CrackalError, match="unknown loss 'ce\\+lovasz'"):
         SegmentationLoss("ce+lovasz")
+
+
+def test_adaptive_ce_weights_by_the_predicted_background_foreground_ratio():
+    from crackal.losses import adaptive_cross_entropy
+
+    logits = torch.full((1, 1, 4, 4), -2.0)  # sigmoid: foreground probability 0.119 everywhere
+    logits[0, 0, 0, :2] = 3.0
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0, :3] = 1
+    fg = torch.sigmoid(logits).mean()
+    expected_weights = torch.stack([1 / (2 * (1 - fg)), 1 / (2 * fg)])
+    two_class = torch.cat([torch.zeros_like(logits), logits], 1)
+    expected = F.cross_entropy(two_class, target, weight=expected_weights)
+    assert float(adaptive_cross_entropy(logits, target)) == pytest.approx(float(expected), rel=1e-5)
+    assert expected_weights[1] / expected_weights[0] == pytest.approx(float((1 - fg) / fg))
+
+
+def test_adaptive_ce_with_even_predictions_is_plain_ce():
+    from crackal.losses import adaptive_cross_entropy
+
+    target = (torch.rand(2, 8, 8) > 0.9).long()
+    logits = torch.zeros(2, 1, 8, 8)
+    assert float(adaptive_cross_entropy(logits, target)) == pytest.approx(float(weighted_cross_entropy(logits, target)))
+    assert SegmentationLoss("adaptive+dice")(logits, target) > 0
