@@ -10,21 +10,36 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.store import ProjectStore
+from crackal.data.io import read_raw_mask, to_class_mask
+
+
+def _classes_present(label_path: Path, num_classes: int) -> np.ndarray:
+    """Which classes (index >= 1) a saved label mask holds, as a boolean vector."""
+    mask = to_class_mask(read_raw_mask(label_path), num_classes, label_path)
+    return np.bincount(mask[mask != 255].ravel(), minlength=num_classes)[1:num_classes] > 0
 
 
 def project_history(root: str | Path) -> dict:
     """One project's curve: per round the labelled count and held-out scores, and per
-    labelling batch the share of defect pixels and of images with a defect."""
+    labelling batch the share of defect pixels and of images with a defect (per defect class
+    too when there are several)."""
     store = ProjectStore(root)
     try:
         rounds = [r for r in store.rounds() if r["metrics"]]
+        settings = store.settings()
+        names = settings.get("class_names", ["background", "crack"])
         batches: dict[int, list[float]] = {}
+        present: dict[int, list[np.ndarray]] = {}
         for record in store.labelled():
             batches.setdefault(record.labelled_round, []).append(record.defect_share or 0.0)
+            if len(names) > 2:
+                present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, len(names)))
         pool_size = len(store.images("role = 'pool'"))
-        settings = store.settings()
     finally:
         store.close()
+    per_class = {
+        name: [float(np.mean([p[c] for p in present[b]])) for b in sorted(present)] for c, name in enumerate(names[1:])
+    } if present else {}
     return {
         "labelled": [r["labelled"] for r in rounds],
         "f1": [r["metrics"]["strict"]["f1"] for r in rounds],
@@ -35,6 +50,7 @@ def project_history(root: str | Path) -> dict:
         "pool_uncertainty": [r["pool_uncertainty"] for r in rounds],
         "batch_defect_pixels": [float(np.mean(batches[b])) for b in sorted(batches)],
         "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
+        "batch_class_images": per_class,
         "pool_size": pool_size,
         "cost_per_image": settings.get("cost_per_image", 0.5),
         "seconds_per_image": settings.get("seconds_per_image", 30.0),
@@ -47,6 +63,12 @@ def _mean_curve(histories: list[dict], key: str) -> tuple[np.ndarray, np.ndarray
     x = np.array(histories[0]["labelled"][:length])
     values = np.array([h[key][:length] for h in histories], dtype=np.float64)
     return x, values.mean(0), values.std(0)
+
+
+def _mean_over_seeds(series: list[list[float]], digits: int) -> list[float]:
+    """Element-wise mean of per-seed series, cut to the shortest."""
+    length = min(len(s) for s in series)
+    return np.mean([s[:length] for s in series], 0).round(digits).tolist()
 
 
 def labels_to_reach(x: np.ndarray, f1: np.ndarray, target: float) -> int | None:
@@ -77,8 +99,12 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
             "recall_mean": _mean_curve(runs, "recall")[1].round(4).tolist(),
             "f1_tol2_mean": _mean_curve(runs, "f1_tol2")[1].round(4).tolist(),
             "curve_area": round(curve_area(x, f1), 4),
-            "batch_defect_pixels": np.mean([r["batch_defect_pixels"][: min(len(q["batch_defect_pixels"]) for q in runs)] for r in runs], 0).round(5).tolist(),
-            "batch_defect_images": np.mean([r["batch_defect_images"][: min(len(q["batch_defect_images"]) for q in runs)] for r in runs], 0).round(3).tolist(),
+            "batch_defect_pixels": _mean_over_seeds([r["batch_defect_pixels"] for r in runs], 5),
+            "batch_defect_images": _mean_over_seeds([r["batch_defect_images"] for r in runs], 3),
+            "batch_class_images": {
+                name: _mean_over_seeds([r["batch_class_images"][name] for r in runs], 3)
+                for name in runs[0].get("batch_class_images", {})
+            },
             "pool_size": pool,
         }
         if reference_f1:
@@ -137,6 +163,20 @@ def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> 
     return paths
 
 
+def _class_share_table(summary: dict) -> list[str]:
+    """Per strategy and defect class: share of the images of each batch that hold the class."""
+    rows = [(strategy, name, shares) for strategy, e in summary["strategies"].items()
+            for name, shares in e.get("batch_class_images", {}).items()]
+    if not rows:
+        return []
+    batches = max(len(shares) for _, _, shares in rows)
+    lines = ["Share of the images of each labelling batch holding each defect class (batch 0 = initial set):", "",
+             "| strategy | class | " + " | ".join(str(b) for b in range(batches)) + " |",
+             "| --- | --- |" + " --- |" * batches]
+    lines += [f"| {strategy} | {name} | " + " | ".join(f"{v:.2f}" for v in shares) + " |" for strategy, name, shares in rows]
+    return lines + [""]
+
+
 def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1: float | None = None, title: str = "Active learning") -> Path:
     """``report.json``, ``learning_curves.png``, ``class_balance.png`` and ``report.md`` in ``out``."""
     out = Path(out)
@@ -177,6 +217,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         "![class balance](class_balance.png)",
         "",
     ]
+    lines += _class_share_table(summary)
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
