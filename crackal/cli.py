@@ -72,6 +72,7 @@ def train(
     background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
     balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
+    tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
     val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
     test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
     split_file: Annotated[Optional[Path], typer.Option(help="Use this split.json instead of a new seeded split.")] = None,
@@ -93,7 +94,7 @@ def train(
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,
-        dropout=dropout, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+        dropout=dropout, tile_filter=tile_filter, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
     )
     scored = (
         f"validation F1 {result.best_val_f1:.4f} (strict pixels, ODS threshold {result.threshold:.2f})"

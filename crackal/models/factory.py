@@ -10,6 +10,7 @@ from torch import nn
 
 from crackal.errors import CrackalError
 from crackal.models.segmenter import Segmenter
+from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.models.unet import UNetTrunk
 
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet"]
@@ -78,7 +79,8 @@ def create_model(
     encoder: str = "resnet18",
     weights: str | Path | None = None,
     encoder_weights: str | Path | None = None,
-) -> Segmenter:
+    tile_filter: int = 0,
+) -> nn.Module:
     """Build a segmentation model that outputs logits ``(N, C, H, W)``.
 
     Binary tasks (``num_classes == 2``) get one sigmoid channel (``C = 1``); more classes get
@@ -86,6 +88,8 @@ def create_model(
     ``depth``); the other architectures come from segmentation_models_pytorch with the given
     ``encoder`` and random initial weights. ``weights`` loads a whole local model,
     ``encoder_weights`` a local state dict into the encoder only (smp architectures).
+    ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
+    filter (``TileFilterSegmenter``).
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
@@ -105,6 +109,8 @@ def create_model(
         model = _smp_model(arch, encoder, out_channels, dropout)
         if encoder_weights is not None:
             load_weights(model.trunk.encoder, encoder_weights, strict=False)
+    if tile_filter:
+        model = TileFilterSegmenter(model, tile_filter)
     if weights is not None:
         load_weights(model, weights)
     return model

@@ -24,7 +24,8 @@ class TrainConfig:
     (background-only crops kept with probability ``background_keep``), or ``prf`` (the
     precision-recall flow moves the share of crops with defects, starting at
     ``positive_share``, and the defect loss weight every ``balance_interval`` steps; default
-    once per epoch; see ``crackal.training.balance``).
+    once per epoch; see ``crackal.training.balance``). ``tile_filter`` (a square size, e.g. 64;
+    0 = off) trains the two-stage crack / no-crack filter alongside the segmentation.
     """
 
     arch: str = "unet"
@@ -32,6 +33,7 @@ class TrainConfig:
     base_channels: int = 16
     depth: int = 4
     dropout: float = 0.2
+    tile_filter: int = 0
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
     class_colors: list[list[int]] | None = None
     epochs: int = 40
@@ -66,6 +68,7 @@ class TrainConfig:
             (self.balance in BALANCES, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}"),
             (0 <= self.positive_share <= 1, f"--positive-share must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
+            (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
             (self.balance != "prf" or any(t in WEIGHTED_TERMS for t in parse_loss(self.loss)),
              f"--balance prf steers the class weights, but --loss {self.loss} has no weighted term; add ce or focal"),
@@ -91,6 +94,7 @@ class TrainConfig:
             "base_channels": self.base_channels,
             "depth": self.depth,
             "encoder": self.encoder,
+            "tile_filter": self.tile_filter,
         }
 
     def to_dict(self) -> dict:

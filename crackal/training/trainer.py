@@ -165,6 +165,8 @@ def train(
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 loss = loss_fn(model(images), masks)
+                if config.tile_filter:
+                    loss = loss + model.filter_loss(images, masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

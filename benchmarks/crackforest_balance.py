@@ -1,0 +1,99 @@
+"""Imbalance handling on CrackForest: plain CE, weighted CE, Dice, focal and the
+precision-recall flow (PRF), same model and training budget, several seeds.
+
+    .venv/bin/python benchmarks/crackforest_balance.py [--seeds 3] [--epochs 20] [--out runs/bench_balance]
+
+Split of the supervised benchmark (70 train / 10 validation / 38 test, seed 0); the default
+compact U-Net trained from scratch with crops of 256, one crop per training image per epoch.
+Test precision, recall and F1 (strict and 2 px tolerance) at the model's own decision
+(probability 0.5; an F1-maximising threshold would hide the imbalance), |P - R|, and the
+ODS-F1 for reference; mean and spread over seeds. Finished runs are kept: running it again
+resumes. Skips cleanly when ../shared/data/crackforest is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np  # noqa: E402
+
+from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
+
+from crackal import api  # noqa: E402
+from crackal.data.dataset import SegmentationDataset  # noqa: E402
+from crackal.data.splits import make_split, save_split  # noqa: E402
+from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.training.evaluation import evaluate_model  # noqa: E402
+
+METHODS = {
+    "ce": dict(loss="ce", class_weighting="none"),
+    "weighted_ce": dict(loss="ce", class_weighting="inverse"),
+    "dice": dict(loss="dice"),
+    "focal": dict(loss="focal", class_weighting="none"),
+    "prf": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf"),
+}
+
+
+def score(run: Path, pairs_by_name: dict, test_names: list[str]) -> dict:
+    """Test scores at probability 0.5 (strict and 2 px) and the strict ODS-F1."""
+    model, state = load_model(run)
+    test = SegmentationDataset([pairs_by_name[n] for n in test_names], 2)
+    result, _ = evaluate_model(model, test, ["background", "crack"], (0, 2), fixed_threshold=0.5)
+    crack = result["classes"]["crack"]
+    fixed, fixed2 = crack["tol0"]["fixed"], crack["tol2"]["fixed"]
+    return {"precision": fixed["precision"], "recall": fixed["recall"], "f1": fixed["f1"],
+            "gap": abs(fixed["precision"] - fixed["recall"]), "f1_tol2": fixed2["f1"],
+            "precision_tol2": fixed2["precision"], "recall_tol2": fixed2["recall"],
+            "ods_f1": crack["tol0"]["ods"]["f1"], "seconds": state["val"]["seconds"] if "val" in state else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_balance")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--crop-size", type=int, default=256)
+    args = parser.parse_args()
+    data = dataset_or_skip("crackforest")
+
+    pairs, _, _ = api.open_dataset(data)
+    split = make_split([p.name for p in pairs], val=10, test=38, seed=0)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_split(split, args.out / "split.json")
+    by_name = {p.name: p for p in pairs}
+    results: dict[str, list[dict]] = {}
+    for method in args.methods:
+        for seed in range(args.seeds):
+            run = args.out / method / f"seed{seed}"
+            done = run / "test_scores.json"
+            if not done.is_file():
+                api.train(data, run, split_file=args.out / "split.json", seed=seed, epochs=args.epochs,
+                          crop_size=args.crop_size, resume=(run / "config.json").is_file(), progress=False,
+                          **METHODS[method])
+                done.write_text(json.dumps(score(run, by_name, split["test"])))
+            results.setdefault(method, []).append(json.loads(done.read_text()))
+            r = results[method][-1]
+            print(f"{method:12s} seed {seed}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+                  f"F1@2px {r['f1_tol2']:.3f} |P-R| {r['gap']:.3f} ODS-F1 {r['ods_f1']:.3f}", flush=True)
+
+    print(f"\nhardware: {hardware()}")
+    print(f"{args.epochs} epochs x one crop of {args.crop_size} per training image, test = 38 images, threshold 0.5, mean +- std over {args.seeds} seeds")
+    keys = ("precision", "recall", "f1", "f1_tol2", "gap", "ods_f1")
+    print("| method | " + " | ".join(keys).replace("gap", "abs(P-R)") + " |")
+    print("| --- |" + " --- |" * len(keys))
+    summary = {}
+    for method, runs in results.items():
+        values = {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in keys}
+        summary[method] = values
+        print(f"| {method} | " + " | ".join(f"{m:.3f} +- {s:.3f}" for m, s in values.values()) + " |")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
