@@ -1,17 +1,21 @@
 """Simulated active learning on a fully labelled dataset: the ground truth plays the labeller.
 
-For every seed, each strategy starts from the same initial images and labels ``step``
-images per round; a model trained on the whole pool gives the reference F1.
+For every seed, each strategy starts from the same initial images (and so the same round-1
+model, trained once) and labels ``step`` images per round; a model trained on the whole pool
+gives the reference F1.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 from crackal.active.config import ALConfig
 from crackal.active.loop import _train_config, create_project, run_loop
 from crackal.active.report import project_history, write_report
+from crackal.active.store import ProjectStore
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import Pair
 from crackal.data.splits import load_split, make_split
@@ -48,6 +52,29 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
     return f1
 
 
+def _initial_names(project: Path) -> list[str]:
+    store = ProjectStore(project)
+    try:
+        queued = [record.name for record, round_, _ in store.queue() if round_ == 0]
+        return sorted(queued + [r.name for r in store.labelled() if r.labelled_round == 0])
+    finally:
+        store.close()
+
+
+def share_first_round(source: Path, target: Path) -> bool:
+    """Strategies of one seed label the same initial images and train round 1 identically
+    (same data, same seed): copy the source project's round-1 run instead of retraining it.
+    The copy is renamed into place, so a kill leaves no half-copied run."""
+    src, dst = source / "rounds" / "001", target / "rounds" / "001"
+    if dst.exists() or not (src / "checkpoints" / "last.pt").is_file() or _initial_names(source) != _initial_names(target):
+        return False
+    partial = dst.with_name("001.copying")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(src, partial)
+    os.replace(partial, dst)
+    return True
+
+
 def simulate(
     pairs: list[Pair],
     out: str | Path,
@@ -81,6 +108,8 @@ def simulate(
                 config = ALConfig(**{**base.to_dict(), "strategy": strategy, "seed": seed})
                 create_project(project, [(p.name, p.image, p.mask) for p in pool],
                                [(p.name, p.image, p.mask) for p in held], config).close()
+            if strategy != strategies[0]:
+                share_first_round(out / strategies[0] / f"seed{seed}", project)
             reason = run_loop(project, rounds, on_round=progress)
             histories.setdefault(strategy, []).append(project_history(project))
             if progress:

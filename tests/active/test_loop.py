@@ -159,3 +159,19 @@ def test_other_uncertainty_methods_in_the_loop(tmp_path, al_data, method, strate
     assert len(result.selected) == 3 and result.pool_uncertainty > 0
     if method == "ensemble":
         assert (root / "rounds" / "001" / "member1" / "checkpoints" / "best.pt").is_file()
+
+
+def test_strategies_of_one_seed_share_the_first_round(tmp_path, al_data):
+    from crackal.active.simulate import share_first_round
+
+    first = make_project(tmp_path / "bald", al_data, strategy="bald")
+    run_round(first)
+    second = make_project(tmp_path / "random", al_data, strategy="random")
+    other_seed = make_project(tmp_path / "seed1", al_data, strategy="random", seed=1)
+    assert not share_first_round(first, other_seed)  # other initial images: nothing shared
+    assert share_first_round(first, second) and not share_first_round(first, second)
+    result = run_round(second)
+    a = ProjectStore(first).rounds()[0]
+    assert result.metrics == a["metrics"] and a["class_weights"] == ProjectStore(second).rounds()[0]["class_weights"]
+    last = "rounds/001/checkpoints/last.pt"
+    assert (first / last).read_bytes() == (second / last).read_bytes()  # not retrained (timings would differ)
