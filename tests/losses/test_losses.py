@@ -111,3 +111,9 @@ def test_adaptive_ce_with_even_predictions_is_plain_ce():
     logits = torch.zeros(2, 1, 8, 8)
     assert float(adaptive_cross_entropy(logits, target)) == pytest.approx(float(weighted_cross_entropy(logits, target)))
     assert SegmentationLoss("adaptive+dice")(logits, target) > 0
+
+
+def test_multiclass_weights_by_hand():
+    assert class_weights([60, 30, 10], "inverse").tolist() == pytest.approx([1 / 1.8, 1 / 0.9, 1 / 0.3])
+    assert class_weights([60, 30, 10, 0], "sqrt_inverse").tolist() == pytest.approx(
+        [(1 / 2.4) ** 0.5, (1 / 1.2) ** 0.5, (1 / 0.4) ** 0.5, (1 / 0.4) ** 0.5])

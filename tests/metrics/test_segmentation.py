@@ -124,3 +124,22 @@ def test_every_row_names_its_protocol():
     assert any(label.startswith("ODS-F1 tolerance 2px") for label in labels)
     assert "OIS-F1 strict" in labels and "pixel ROC-AUC (strict)" in labels
     assert set(result["protocol"]) >= {"ods", "ois", "tolerance", "auc", "iou", "fixed"}
+
+
+def test_multiclass_metrics_by_hand():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[0, :] = 1  # 10 crack pixels
+    mask[5:7, :] = 2  # 20 pothole pixels
+    predicted = np.zeros((10, 10), np.int64)
+    predicted[0, :6] = predicted[1, :4] = 1  # crack: 6 hits, 4 false alarms
+    predicted[5, :] = predicted[9, :] = 2  # pothole: 10 hits, 10 false alarms
+    probs = np.full((3, 10, 10), 0.05, np.float32)
+    np.put_along_axis(probs, predicted[None], 0.9, axis=0)
+    ev = SegmentationEvaluator(["background", "crack", "pothole"], tolerances=(0,), fixed_threshold=0.5)
+    ev.update(probs, mask)
+    result = ev.compute()["classes"]
+    crack, pothole = result["crack"]["tol0"], result["pothole"]["tol0"]
+    assert (crack["fixed"]["precision"], crack["fixed"]["recall"]) == (pytest.approx(0.6), pytest.approx(0.6))
+    assert crack["ods"]["f1"] == pytest.approx(0.6) and crack["ods"]["iou"] == pytest.approx(6 / 14, abs=1e-4)
+    assert (pothole["fixed"]["precision"], pothole["fixed"]["recall"]) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert pothole["ods"]["iou"] == pytest.approx(10 / 30, abs=1e-4)
