@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--crop-size", type=int, default=256)
+    parser.add_argument("--report-only", action="store_true", help="print the table of the finished runs, train nothing")
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
 
@@ -72,6 +73,8 @@ def main() -> None:
         for seed in range(args.seeds):
             run = args.out / method / f"seed{seed}"
             done = run / "test_scores.json"
+            if args.report_only and not done.is_file():
+                continue
             if not done.is_file():
                 api.train(data, run, split_file=args.out / "split.json", seed=seed, epochs=args.epochs,
                           crop_size=args.crop_size, resume=(run / "config.json").is_file(), progress=False,
@@ -83,15 +86,15 @@ def main() -> None:
                   f"F1@2px {r['f1_tol2']:.3f} |P-R| {r['gap']:.3f} ODS-F1 {r['ods_f1']:.3f}", flush=True)
 
     print(f"\nhardware: {hardware()}")
-    print(f"{args.epochs} epochs x one crop of {args.crop_size} per training image, test = 38 images, threshold 0.5, mean +- std over {args.seeds} seeds")
+    print(f"{args.epochs} epochs x one crop of {args.crop_size} per training image, test = 38 images, threshold 0.5, mean +- std over seeds")
     keys = ("precision", "recall", "f1", "f1_tol2", "gap", "ods_f1")
-    print("| method | " + " | ".join(keys).replace("gap", "abs(P-R)") + " |")
-    print("| --- |" + " --- |" * len(keys))
+    print("| method | seeds | " + " | ".join(keys).replace("gap", "abs(P-R)") + " |")
+    print("| --- | --- |" + " --- |" * len(keys))
     summary = {}
     for method, runs in results.items():
         values = {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in keys}
         summary[method] = values
-        print(f"| {method} | " + " | ".join(f"{m:.3f} +- {s:.3f}" for m, s in values.values()) + " |")
+        print(f"| {method} | {len(runs)} | " + " | ".join(f"{m:.3f} +- {s:.3f}" for m, s in values.values()) + " |")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
