@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_balance")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. seeds-1 (to share the work between processes)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--crop-size", type=int, default=256)
     parser.add_argument("--report-only", action="store_true", help="print the table of the finished runs, train nothing")
@@ -70,7 +71,7 @@ def main() -> None:
     by_name = {p.name: p for p in pairs}
     results: dict[str, list[dict]] = {}
     for method in args.methods:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             run = args.out / method / f"seed{seed}"
             done = run / "test_scores.json"
             if args.report_only and not done.is_file():
