@@ -1,19 +1,25 @@
-"""Training-curve plot of a run (loss and validation scores per epoch)."""
+"""Plots of a training run: loss and validation scores per epoch, the precision-recall flow."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def plot_history(history: list[dict], path: str | Path) -> None:
-    """Two panels: train/val loss, and validation precision/recall/F1 (strict, ODS)."""
-    if not history:
-        return
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported late: it is slow to load)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_history(history: list[dict], path: str | Path) -> None:
+    """Two panels: train/val loss, and validation precision/recall/F1 (strict, ODS)."""
+    if not history:
+        return
+    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
@@ -38,11 +44,7 @@ def plot_balance(log: list[dict], path: str | Path) -> None:
     """The precision-recall flow: monitored P and R, PRF, positive-crop share, defect weight scale."""
     if not log:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     steps = [e["step"] for e in log]
     fig, (ax_pr, ax_ctl) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key in ("precision", "recall", "prf"):
