@@ -36,6 +36,7 @@ METHODS = {
     "dice": dict(loss="dice"),
     "focal": dict(loss="focal", class_weighting="none"),
     "prf": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf"),
+    "prf_dice": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf"),
 }
 
 
