@@ -1,5 +1,5 @@
 """Imbalance handling on CrackForest: plain CE, weighted CE, Dice, focal and the
-precision-recall flow (PRF), same model and training budget, several seeds.
+precision-recall flow (PRF, on CE and on CE + Dice), same model and training budget, several seeds.
 
     .venv/bin/python benchmarks/crackforest_balance.py [--seeds 3] [--epochs 20] [--out runs/bench_balance]
 
