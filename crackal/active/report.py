@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.store import ProjectStore
+from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
 
 
 def _classes_present(label_path: Path, num_classes: int) -> np.ndarray:
     """Which classes (index >= 1) a saved label mask holds, as a boolean vector."""
     mask = to_class_mask(read_raw_mask(label_path), num_classes, label_path)
-    return np.bincount(mask[mask != 255].ravel(), minlength=num_classes)[1:num_classes] > 0
+    return np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=num_classes)[1:num_classes] > 0
 
 
 def project_history(root: str | Path) -> dict:

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from crackal.data.io import IGNORE_INDEX
 from crackal.data.layout import Pair, load_pair
 from crackal.data.transforms import to_tensor
 
-IGNORE_INDEX = 255
 
 
 class SegmentationDataset(Dataset):

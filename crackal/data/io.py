@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from crackal.errors import CrackalError
 
+IGNORE_INDEX = 255  # mask value of pixels that count neither in the loss nor in the metrics
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mat", ".jpg", ".jpeg")
 

@@ -103,6 +103,18 @@ def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing:
     return pairs
 
 
+def _class_entry(entry) -> dict | None:
+    """``"crack"`` or ``{"name": "crack", "color": [r, g, b]}`` -> ``{"name", "color"}``; None if malformed."""
+    if isinstance(entry, str):
+        return {"name": entry, "color": None}
+    if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)):
+        return None
+    color = entry.get("color")
+    if color is not None and not (isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)):
+        return None
+    return {"name": entry["name"], "color": color}
+
+
 def _read_classes_json(root: str | Path) -> list[dict] | None:
     """Entries ``{"name", "color"}`` of ``root/classes.json``, or PaveSeg's known classes."""
     root = Path(root)
@@ -115,17 +127,7 @@ def _read_classes_json(root: str | Path) -> list[dict] | None:
         entries = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CrackalError(f"{path} is not valid JSON ({exc}); it must be a list of class names") from None
-    def parse(entry) -> dict | None:
-        if isinstance(entry, str):
-            return {"name": entry, "color": None}
-        color = entry.get("color") if isinstance(entry, dict) else None
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and (
-            color is None or (isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color))
-        ):
-            return {"name": entry["name"], "color": color}
-        return None
-
-    parsed = [parse(e) for e in entries] if isinstance(entries, list) else []
+    parsed = [_class_entry(e) for e in entries] if isinstance(entries, list) else []
     if len(parsed) < 2 or None in parsed:
         raise CrackalError(
             f"{path} must list at least two classes, background first: names, or "

@@ -24,6 +24,7 @@ from crackal.data.transforms import augment_transform, to_tensor
 from crackal.errors import CrackalError
 
 SAMPLING_MODES = ("random", "undersample", "share")
+SAMPLING_FOR_BALANCE = {"none": "random", "undersample": "undersample", "prf": "share"}  # TrainConfig.balance
 
 
 class CropSampler:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from crackal.data.io import IGNORE_INDEX
 from crackal.errors import CrackalError
 from crackal.models.outputs import class_logits
 
-IGNORE_INDEX = 255
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 LOSS_TERMS = ("ce", "dice", "focal", "adaptive")

@@ -16,7 +16,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import disk
 
-IGNORE_INDEX = 255
+from crackal.data.io import IGNORE_INDEX
+
 DEFAULT_THRESHOLDS = np.round(np.linspace(0.01, 0.99, 99), 2)
 AUC_BINS = 1000
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from crackal.data.dataset import IGNORE_INDEX
+from crackal.data.io import IGNORE_INDEX
 from crackal.models.patch_classifier import PatchClassifier
 
 SUPPRESSED = 30.0  # logit margin that makes a rejected square background

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
-from crackal.data.sampling import CropDataset, CropSampler
+from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, class_weights
 from crackal.models import create_model
@@ -114,10 +114,11 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     crops = CropDataset(train_set, CropSampler(
-        config.crop_size, {"none": "random", "undersample": "undersample", "prf": "share"}[config.balance],
-        config.positive_share, config.background_keep))
-    balancer = PRFBalancer(positive_share=config.positive_share) if config.balance == "prf" else None
-    monitor = val_set if val_set is not None and len(val_set) else SegmentationDataset(train_set.pairs[:8], train_set.num_classes)
+        config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep))
+    balancer, monitor = None, None
+    if config.balance == "prf":  # monitored on the validation split, else on 8 training images
+        balancer = PRFBalancer(positive_share=config.positive_share)
+        monitor = val_set if val_set is not None and len(val_set) else SegmentationDataset(train_set.pairs[:8], train_set.num_classes)
     balance_interval = config.balance_interval or steps_per_epoch
     ema = None
     if config.ema_decay:  # validated and saved as "the model": an exponential moving average of the weights
