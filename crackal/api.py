@@ -25,6 +25,7 @@ from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.trainer import TrainResult
 from crackal.training.trainer import train as run_training
+from crackal.api_detect import detect_evaluate, detect_predict, detect_train  # noqa: F401  (re-exported)
 
 
 def synth(
@@ -145,6 +146,9 @@ def evaluate(
     skip_invalid: bool = False,
     out: str | Path | None = None,
     progress: bool = True,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
 ) -> dict:
     """Score a trained model; every figure in the result names its protocol.
 
@@ -152,7 +156,8 @@ def evaluate(
     with ``data`` every labelled image in that folder is scored. The ``fixed`` rows use the
     threshold chosen on the validation split during training, the ``ods``/``ois`` rows choose
     it on the evaluated images themselves. The result is saved as JSON (``out``, default
-    ``RUN/evaluation_<split>.json``).
+    ``RUN/evaluation_<split>.json``). With ``two_stage`` (a detector run) the model segments only
+    inside the detected boxes (see ``predict``).
     """
     ckpt = resolve_checkpoint(checkpoint)
     model, state = load_model(ckpt)
@@ -172,14 +177,15 @@ def evaluate(
         pairs, _, _ = open_dataset(data, masks, config.class_names, skip_invalid, binarize)
         label = "all"
     dataset = SegmentationDataset(pairs, config.num_classes, binarize=binarize, cache=False)
+    predict_fn = _two_stage_fn(model, config, two_stage, box_margin, box_threshold, tta) if two_stage else None
     started = time.perf_counter()
     result, _ = evaluate_model(model, dataset, config.class_names, tolerances, config.tile_size, tta,
-                               fixed_threshold=state.get("threshold"), progress=progress)
+                               fixed_threshold=state.get("threshold"), progress=progress, predict_fn=predict_fn)
     result.update(
-        checkpoint=str(ckpt), split=label, tta=tta,
+        checkpoint=str(ckpt), split=label, tta=tta, two_stage=str(two_stage) if two_stage else None,
         seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),
     )
-    out = Path(out) if out else run_dir / f"evaluation_{label}.json"
+    out = Path(out) if out else run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(result, out)
     result["saved_to"] = str(out)
@@ -198,11 +204,17 @@ def predict(
     tta: bool = False,
     skip_invalid: bool = False,
     progress: bool = True,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
 ) -> list[dict]:
     """Predict a folder or a single image; writes ``masks/``, ``probabilities/``, ``overlays/``
     and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given).
 
     The crack threshold defaults to the one chosen on the validation split during training.
+    With ``two_stage`` (a run of ``crackal detect train``) the detector runs first and the model
+    segments only its boxes, grown by ``box_margin`` px (boxes scoring below ``box_threshold``,
+    default the detector's validation choice, are dropped); the rest is background.
     """
     inputs, out = Path(inputs), Path(out)
     files = [inputs] if inputs.is_file() else list_images(inputs)
@@ -216,6 +228,7 @@ def predict(
     if not 0 < threshold < 1:
         raise CrackalError(f"--threshold must be between 0 and 1, got {threshold}")
     tile_size = tile_size or config.tile_size
+    two_stage_fn = _two_stage_fn(model, config, two_stage, box_margin, box_threshold, tta, tile_size) if two_stage else None
     records = []
     for path in tqdm(files, desc="predicting", disable=not progress, leave=False):
         try:
@@ -225,7 +238,7 @@ def predict(
                 continue
             raise
         started = time.perf_counter()
-        probs = predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
+        probs = two_stage_fn(image) if two_stage_fn else predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
         seconds = time.perf_counter() - started
         class_mask = class_mask_from_probs(probs, threshold)
         write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
@@ -238,6 +251,24 @@ def predict(
     _write_table(records, out / "measurements.csv")
     atomic_write_json({"threshold": threshold, "gsd_m_per_px": gsd, "images": records}, out / "measurements.json")
     return records
+
+
+def _two_stage_fn(model, config: TrainConfig, detector_path, margin: int, box_threshold, tta: bool,
+                  tile_size: int | None = None):
+    """image -> probabilities by detect-then-segment with the detector run ``detector_path``."""
+    from crackal.inference.two_stage import predict_two_stage
+    from crackal.training.detection import load_detector
+
+    detector, det_state = load_detector(detector_path)
+    threshold = det_state.get("threshold", 0.5) if box_threshold is None else box_threshold
+    if margin < 0:
+        raise CrackalError(f"--box-margin must be >= 0 px, got {margin}")
+
+    def run(image: np.ndarray) -> np.ndarray:
+        return predict_two_stage(model, detector, image, config.num_classes, threshold, margin,
+                                 tile_size or config.tile_size, tta)[0]
+
+    return run
 
 
 def _flatten(measurements: dict) -> dict:

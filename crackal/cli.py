@@ -123,6 +123,9 @@ def evaluate(
     tolerance: Annotated[list[int], typer.Option(help="Distance tolerances in px (repeatable); 0 (strict) is always included.")] = [0, 2, 5],  # noqa: B006
     tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="JSON file for the scores.")] = None,
+    two_stage: Annotated[Optional[Path], typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
+    box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
+    box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
     binarize: Binarize = False,
 ) -> None:
@@ -130,7 +133,8 @@ def evaluate(
     from crackal import api
 
     result = api.evaluate(checkpoint, data, masks=masks, split=split, tolerances=tuple(tolerance), tta=tta,
-                          out=out, skip_invalid=skip_invalid, binarize=binarize)
+                          out=out, skip_invalid=skip_invalid, binarize=binarize,
+                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold)
     print_metrics(result)
     console.print(f"saved to {result['saved_to']}")
 
@@ -145,13 +149,17 @@ def predict(
     tile_size: Annotated[Optional[int], typer.Option(help="Images larger than this are tiled (default: the run's).")] = None,
     overlap: Annotated[int, typer.Option(help="Tile overlap in px.")] = 64,
     tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
+    two_stage: Annotated[Optional[Path], typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
+    box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
+    box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Predict masks, probability maps, overlays and defect measurements."""
     from crackal import api
 
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
-                          overlap=overlap, tta=tta, skip_invalid=skip_invalid)
+                          overlap=overlap, tta=tta, skip_invalid=skip_invalid,
+                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold)
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
 
 
@@ -172,7 +180,10 @@ def demo(
 
 from crackal.active.commands import al_app, simulate  # noqa: E402
 
+from crackal.cli_detect import detect_app  # noqa: E402
+
 app.add_typer(al_app, name="al")
+app.add_typer(detect_app, name="detect")
 app.command()(simulate)
 
 

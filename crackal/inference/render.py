@@ -43,3 +43,15 @@ def class_mask_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarr
 def mask_png(class_mask: np.ndarray, num_classes: int) -> np.ndarray:
     """What a mask file holds: 0/255 for binary tasks, class indices otherwise."""
     return class_mask * 255 if num_classes == 2 else class_mask
+
+
+def draw_boxes(image: np.ndarray, boxes, colors=None, width: int = 2) -> np.ndarray:
+    """The image with each box outlined in its class colour (``boxes``: ``ImageBoxes``)."""
+    out = image.copy()
+    height, img_width = out.shape[:2]
+    for (x0, y0, x1, y1), label in zip(boxes.boxes.round().astype(int), boxes.labels):
+        color = class_color(int(label)) if colors is None else np.asarray(colors[label], np.float32)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(img_width, x1), min(height, y1)
+        for top, bottom, left, right in ((y0, y0 + width, x0, x1), (y1 - width, y1, x0, x1), (y0, y1, x0, x0 + width), (y0, y1, x1 - width, x1)):
+            out[max(0, top):max(0, bottom), max(0, left):max(0, right)] = color.astype(np.uint8)
+    return out

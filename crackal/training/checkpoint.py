@@ -56,6 +56,8 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a trained model from a checkpoint (or run folder); returns it in eval mode and the checkpoint dict."""
     state = read_checkpoint(path)
+    if state.get("task") == "detection":
+        raise CrackalError(f"{path} holds a detector; use 'crackal detect ...', or pass it as --two-stage to 'crackal predict'")
     config = TrainConfig.from_dict(state["config"])
     model = create_model(**config.model_kwargs())
     model.load_state_dict(state["model"])

@@ -13,8 +13,29 @@ from crackal.models import ARCHS
 BALANCES = ("none", "undersample", "prf")
 
 
+class SavedConfig:
+    """JSON round trip of a config dataclass (unknown keys in a saved file are ignored)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+
+def raise_first_failed(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise CrackalError(message)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(SavedConfig):
     """Model, data and optimisation options of one training run.
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
@@ -76,9 +97,7 @@ class TrainConfig:
             (self.class_colors is None or len(self.class_colors) == len(self.class_names), "give one colour per class"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise CrackalError(message)
+        raise_first_failed(checks)
         parse_loss(self.loss)
 
     @property
@@ -96,14 +115,3 @@ class TrainConfig:
             "encoder": self.encoder,
             "tile_filter": self.tile_filter,
         }
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,13 +24,17 @@ def evaluate_model(
     loss_fn: nn.Module | None = None,
     fixed_threshold: float | None = None,
     progress: bool = False,
+    predict_fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[dict, float | None]:
-    """Every metric of ``SegmentationEvaluator`` and, with ``loss_fn``, the mean loss per image."""
+    """Every metric of ``SegmentationEvaluator`` and, with ``loss_fn``, the mean loss per image.
+
+    ``predict_fn`` (image -> probabilities) replaces whole-image prediction, e.g. by detect-then-segment.
+    """
     evaluator = SegmentationEvaluator(class_names, tolerances, fixed_threshold=fixed_threshold)
     losses = []
     for index in tqdm(range(len(dataset)), desc="evaluating", disable=not progress, leave=False):
         image, mask = dataset.load(index)
-        probs = predict_image(model, image, tile_size=tile_size, tta=tta)
+        probs = predict_fn(image) if predict_fn else predict_image(model, image, tile_size=tile_size, tta=tta)
         evaluator.update(probs, mask)
         if loss_fn is not None:
             log_probs = torch.from_numpy(np.log(np.clip(probs, 1e-7, 1.0)))[None]  # valid softmax logits

@@ -16,7 +16,7 @@ def _pyplot():
 
 
 def plot_history(history: list[dict], path: str | Path) -> None:
-    """Two panels: train/val loss, and validation precision/recall/F1 (strict, ODS)."""
+    """Two panels: train/val loss, and validation precision/recall/F1 (strict, ODS) or mAP."""
     if not history:
         return
     plt = _pyplot()
@@ -28,11 +28,13 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
-    if "val_f1" in history[0]:
-        for key in ("val_f1", "val_precision", "val_recall"):
-            ax_score.plot(epochs, [h[key] for h in history], label=key[4:])
+    scores = [k for k in ("val_f1", "val_precision", "val_recall", "val_map_50", "val_map") if k in history[0]]
+    for key in scores:
+        ax_score.plot(epochs, [h[key] for h in history], label=key[4:])
+    if scores:
         ax_score.set_ylim(0, 1)
-        ax_score.set_title("validation, strict pixels, ODS threshold", fontsize=9)
+        protocol = "strict pixels, ODS threshold" if "val_f1" in scores else "COCO mAP (IoU 0.5, 0.5:0.95)"
+        ax_score.set_title(f"validation, {protocol}", fontsize=9)
         ax_score.legend()
     ax_score.set_xlabel("epoch")
     fig.tight_layout()

@@ -1,0 +1,167 @@
+"""The Python API of detection (``crackal detect train/evaluate/predict``), re-exported by
+``crackal.api`` as ``detect_train``, ``detect_evaluate`` and ``detect_predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from crackal.data.boxes import write_coco, write_voc, write_yolo
+from crackal.data.detection import BoxSample, DetectionDataset, find_box_samples
+from crackal.data.io import list_images, read_image, write_png
+from crackal.data.splits import load_split, make_split, save_split
+from crackal.errors import CrackalError
+from crackal.inference.detect import detect_image
+from crackal.inference.render import draw_boxes
+from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint
+from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
+from crackal.training.trainer import TrainResult
+
+BoxFormat = Literal["voc", "coco", "yolo"]
+
+
+def open_box_dataset(data, classes=None, boxes=None, masks=None, merge_distance: int = 8, min_pixels: int = 20,
+                     binarize: bool = False) -> tuple[list[BoxSample], list[str]]:
+    """Every image of a detection dataset with its boxes, and the class names."""
+    from crackal.api import resolve_class_names
+
+    names = resolve_class_names(data, classes)
+    return find_box_samples(data, names, boxes, masks, merge_distance, min_pixels, binarize), names
+
+
+def _pick(samples: list[BoxSample], names: list[str], what: str) -> list[BoxSample]:
+    by_name = {s.name: s for s in samples}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise CrackalError(f"the {what} split names images that are not in the dataset: {', '.join(missing[:5])}")
+    return [by_name[n] for n in names]
+
+
+def _saved_dataset(run_dir: Path, config: DetectionConfig) -> list[BoxSample]:
+    saved = json.loads((run_dir / "data.json").read_text())
+    return open_box_dataset(saved["root"], config.class_names, saved["boxes"], saved["masks"], config.merge_distance,
+                            config.min_pixels, saved["binarize"])[0]
+
+
+def detect_train(
+    data: str | Path,
+    out: str | Path,
+    *,
+    boxes: str | Path | None = None,
+    masks: str | Path | None = None,
+    classes: str | list[str] | None = None,
+    val: float = 0.1,
+    test: float = 0.2,
+    split_file: str | Path | None = None,
+    binarize: bool = False,
+    resume: bool = False,
+    weights: str | Path | None = None,
+    progress: bool = True,
+    **options,
+) -> TrainResult:
+    """Train a RetinaNet into the run folder ``out``; ``options`` are ``DetectionConfig`` fields.
+
+    Boxes come from ``boxes`` (COCO file or VOC/YOLO folder), the dataset's own box files, or
+    its masks (see ``find_box_samples``). The split is seeded and saved, as for segmentation,
+    so the same ``split.json`` gives the two models of a detect-then-segment pipeline the same
+    test images. ``best_val_f1`` of the result holds the best validation mAP@0.5.
+    """
+    out = Path(out)
+    if resume:
+        if not (out / "config.json").is_file():
+            raise CrackalError(f"nothing to resume in {out}: no config.json; start a run with 'crackal detect train'")
+        config = DetectionConfig.from_dict(json.loads((out / "config.json").read_text()))
+        samples, split = _saved_dataset(out, config), load_split(out / "split.json")
+    else:
+        if (out / "config.json").is_file():
+            raise CrackalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        probe = DetectionConfig(**options)  # bad options fail before the dataset is read
+        samples, names = open_box_dataset(data, classes, boxes, masks, probe.merge_distance, probe.min_pixels, binarize)
+        config = DetectionConfig(**{**options, "class_names": names})
+        split = load_split(split_file) if split_file else make_split([s.name for s in samples], val, test, config.seed)
+        out.mkdir(parents=True, exist_ok=True)
+        save_split(split, out / "split.json")
+        atomic_write_json({"root": str(Path(data).resolve()), "boxes": str(Path(boxes).resolve()) if boxes else None,
+                           "masks": str(Path(masks).resolve()) if masks else None, "binarize": binarize}, out / "data.json")
+    train_set = DetectionDataset(_pick(samples, split["train"], "train"))
+    val_set = DetectionDataset(_pick(samples, split.get("val", []), "val"))
+    if not any(len(s.boxes) for s in train_set.samples):
+        raise CrackalError("no training image has a box; check the annotations (or --min-pixels when boxes come from masks)")
+    return train_detector(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights)
+
+
+def detect_evaluate(
+    checkpoint: str | Path,
+    data: str | Path | None = None,
+    *,
+    boxes: str | Path | None = None,
+    masks: str | Path | None = None,
+    split: str = "test",
+    score_threshold: float | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """mAP@0.5 and @0.5:0.95, per-class AP and, where masks exist, box precision, segmentation
+    error and data reduction at the score threshold chosen on validation (or ``score_threshold``)."""
+    ckpt = resolve_checkpoint(checkpoint)
+    model, state = load_detector(ckpt)
+    config = DetectionConfig.from_dict(state["config"])
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    if data is None:
+        names = load_split(run_dir / "split.json").get(split) if (run_dir / "split.json").is_file() else None
+        if not names:
+            raise CrackalError(f"no {split!r} split in {run_dir}; pass the dataset to evaluate on, or --split val")
+        samples, label = _pick(_saved_dataset(run_dir, config), names, split), split
+    else:
+        samples, _ = open_box_dataset(data, config.class_names, boxes, masks, config.merge_distance, config.min_pixels)
+        label = "all"
+    threshold = state.get("threshold", 0.5) if score_threshold is None else score_threshold
+    result = evaluate_detector(model, DetectionDataset(samples), config.class_names, threshold, progress=progress)
+    result.update(checkpoint=str(ckpt), split=label)
+    out = Path(out) if out else run_dir / f"detection_{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(result, out)
+    result["saved_to"] = str(out)
+    return result
+
+
+def detect_predict(
+    checkpoint: str | Path,
+    inputs: str | Path,
+    out: str | Path,
+    *,
+    score_threshold: float | None = None,
+    box_format: BoxFormat = "voc",
+    progress: bool = True,
+) -> dict[str, int]:
+    """Boxes for an image or a folder: ``out/boxes/`` (VOC .xml, YOLO .txt) or ``out/boxes.json``
+    (COCO), and ``out/overlays/`` with the boxes drawn. Returns the box count per image."""
+    if box_format not in ("voc", "coco", "yolo"):
+        raise CrackalError(f"unknown --format {box_format!r}; choose voc, coco or yolo")
+    inputs, out = Path(inputs), Path(out)
+    files = [inputs] if inputs.is_file() else list_images(inputs)
+    if not files:
+        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
+    model, state = load_detector(checkpoint)
+    names = DetectionConfig.from_dict(state["config"]).class_names
+    threshold = state.get("threshold", 0.5) if score_threshold is None else score_threshold
+    coco, counts = {}, {}
+    for path in tqdm(files, desc="detecting", disable=not progress, leave=False):
+        image = read_image(path)
+        found = detect_image(model, image).above(threshold)
+        counts[path.name] = len(found)
+        if box_format == "voc":
+            write_voc(out / "boxes" / f"{path.stem}.xml", found, names, path.name, image.shape[:2])
+        elif box_format == "yolo":
+            write_yolo(out / "boxes" / f"{path.stem}.txt", found, image.shape[:2])
+        coco[path.name] = (found, image.shape[:2])
+        write_png(out / "overlays" / f"{path.stem}.png", draw_boxes(image, found))
+    if box_format == "coco":
+        write_coco(out / "boxes.json", coco, names)
+    if box_format == "yolo":
+        (out / "boxes" / "classes.txt").write_text("\n".join(names[1:]) + "\n")
+    atomic_write_json({"score_threshold": threshold, "boxes": counts}, out / "detections.json")
+    return counts

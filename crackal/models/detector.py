@@ -1,0 +1,103 @@
+"""``create_detector``: torchvision's RetinaNet (ResNet + feature pyramid, focal loss), built
+offline from scratch, with dropout before the last convolution of both heads (for MC samples
+of the heads only) and the input size set explicitly.
+
+torchvision resizes every image so its short side is 800 px unless told otherwise; here
+``image_size=0`` keeps images at their own size and ``image_size=N`` rescales the short side
+to ``N`` (boxes come back in the original pixel coordinates either way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from crackal.data.transforms import MEAN, STD
+from crackal.errors import CrackalError
+from crackal.models.factory import load_weights
+
+Backbone = Literal["resnet18", "resnet34", "resnet50"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
+ANCHOR_RATIOS = (0.5, 1.0, 2.0)  # height / width: 1:2, 1:1 and 2:1 boxes, as in the RetinaNet paper
+ANCHOR_SIZES = (32, 64, 128, 256, 512)  # one per pyramid level P3..P7, times 2^0, 2^(1/3), 2^(2/3)
+
+
+def _native_size_transform(transform):
+    """Keep torchvision's normalisation and batching but skip its resizing."""
+    transform.resize = lambda image, target=None: (image, target)
+    return transform
+
+
+def _with_dropout(conv: nn.Conv2d, p: float) -> nn.Module:
+    return nn.Sequential(nn.Dropout(p), conv) if p > 0 else conv
+
+
+def create_detector(
+    backbone: Backbone = "resnet18",
+    num_classes: int = 2,
+    *,
+    image_size: int = 0,
+    max_size: int | None = None,
+    head_dropout: float = 0.1,
+    score_threshold: float = 0.05,
+    detections_per_image: int = 100,
+    weights: str | Path | None = None,
+    backbone_weights: str | Path | None = None,
+) -> nn.Module:
+    """A RetinaNet for ``num_classes`` classes (background included, labels ``1..C-1``).
+
+    ``resnet50`` is ``torchvision.models.detection.retinanet_resnet50_fpn``; ``resnet18`` and
+    ``resnet34`` are the same design on a lighter ResNet (trains on a CPU). All are built with
+    ``weights=None, weights_backbone=None`` and trainable BatchNorm; ``weights`` loads a whole
+    local model, ``backbone_weights`` a local ResNet state dict into the backbone.
+    Input: a list of ``(3, H, W)`` images in ``[0, 1]``; eval output: one dict of ``boxes``,
+    ``scores``, ``labels`` per image (boxes with ``score >= score_threshold``).
+
+    >>> model = create_detector("resnet18", 2).eval()
+    >>> sorted(model([torch.rand(3, 64, 96)])[0])
+    ['boxes', 'labels', 'scores']
+    """
+    from torchvision.models.detection import RetinaNet, retinanet_resnet50_fpn
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+    if backbone not in BACKBONES:
+        raise CrackalError(f"unknown detector backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if num_classes < 2:
+        raise CrackalError(f"num_classes must be at least 2 (background and one defect), got {num_classes}")
+    if image_size < 0 or not 0 <= head_dropout < 1:
+        raise CrackalError("--image-size must be >= 0 (0 = keep the image size) and --head-dropout in [0, 1)")
+    anchors = AnchorGenerator(
+        tuple((s, int(s * 2 ** (1 / 3)), int(s * 2 ** (2 / 3))) for s in ANCHOR_SIZES), (ANCHOR_RATIOS,) * len(ANCHOR_SIZES))
+    options = dict(
+        anchor_generator=anchors, min_size=image_size or 800, max_size=max_size or max(2 * image_size, 1333),
+        image_mean=[MEAN] * 3, image_std=[STD] * 3, score_thresh=score_threshold, detections_per_img=detections_per_image,
+    )
+    if backbone == "resnet50":
+        model = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **options)
+    else:
+        body = resnet_fpn_backbone(backbone_name=backbone, weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5,
+                                   returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+        model = RetinaNet(body, num_classes, **options)
+    if image_size == 0:
+        _native_size_transform(model.transform)
+    model.head.classification_head.cls_logits = _with_dropout(model.head.classification_head.cls_logits, head_dropout)
+    model.head.regression_head.bbox_reg = _with_dropout(model.head.regression_head.bbox_reg, head_dropout)
+    if backbone_weights is not None:
+        load_weights(model.backbone.body, backbone_weights, strict=False)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def head_dropout_layers(model: nn.Module) -> list[nn.Dropout]:
+    """The dropout layers of the two heads (empty when built with ``head_dropout=0``)."""
+    return [m for m in model.head.modules() if isinstance(m, nn.Dropout)]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
