@@ -2,6 +2,11 @@
 offline from scratch, with dropout before the last convolution of both heads (for MC samples
 of the heads only) and the input size set explicitly.
 
+Normalisation is GroupNorm (32 groups) in the backbone and in both heads, the layout of
+torchvision's ``retinanet_resnet50_fpn_v2``: trained from scratch with batches of 2-8 images,
+BatchNorm made the loss diverge within two epochs here, GroupNorm does not (and is what
+"Rethinking ImageNet Pre-training" trains detectors from scratch with).
+
 torchvision resizes every image so its short side is 800 px unless told otherwise; here
 ``image_size=0`` keeps images at their own size and ``image_size=N`` rescales the short side
 to ``N`` (boxes come back in the original pixel coordinates either way).
@@ -31,6 +36,10 @@ def _native_size_transform(transform):
     return transform
 
 
+def _group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels)
+
+
 def _with_dropout(conv: nn.Conv2d, p: float) -> nn.Module:
     return nn.Sequential(nn.Dropout(p), conv) if p > 0 else conv
 
@@ -49,10 +58,11 @@ def create_detector(
 ) -> nn.Module:
     """A RetinaNet for ``num_classes`` classes (background included, labels ``1..C-1``).
 
-    ``resnet50`` is ``torchvision.models.detection.retinanet_resnet50_fpn``; ``resnet18`` and
-    ``resnet34`` are the same design on a lighter ResNet (trains on a CPU). All are built with
-    ``weights=None, weights_backbone=None`` and trainable BatchNorm; ``weights`` loads a whole
-    local model, ``backbone_weights`` a local ResNet state dict into the backbone.
+    ``resnet50`` has the layout of ``torchvision.models.detection.retinanet_resnet50_fpn_v2``
+    (P3-P7 pyramid, 9 anchors per location, GroupNorm heads); ``resnet18`` and ``resnet34`` are
+    the same design on a lighter ResNet (trains on a CPU). All start from random weights (no
+    download); ``weights`` loads a whole local model, ``backbone_weights`` a local ResNet state
+    dict (GroupNorm) into the backbone.
     Input: a list of ``(3, H, W)`` images in ``[0, 1]``; eval output: one dict of ``boxes``,
     ``scores``, ``labels`` per image (boxes with ``score >= score_threshold``).
 
@@ -60,7 +70,8 @@ def create_detector(
     >>> sorted(model([torch.rand(3, 64, 96)])[0])
     ['boxes', 'labels', 'scores']
     """
-    from torchvision.models.detection import RetinaNet, retinanet_resnet50_fpn
+    from torchvision.models.detection import RetinaNet
+    from torchvision.models.detection.retinanet import RetinaNetHead
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
@@ -77,12 +88,10 @@ def create_detector(
         anchor_generator=anchors, min_size=image_size or 800, max_size=max_size or max(2 * image_size, 1333),
         image_mean=[MEAN] * 3, image_std=[STD] * 3, score_thresh=score_threshold, detections_per_img=detections_per_image,
     )
-    if backbone == "resnet50":
-        model = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **options)
-    else:
-        body = resnet_fpn_backbone(backbone_name=backbone, weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5,
-                                   returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
-        model = RetinaNet(body, num_classes, **options)
+    body = resnet_fpn_backbone(backbone_name=backbone, weights=None, norm_layer=_group_norm, trainable_layers=5,
+                               returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+    head = RetinaNetHead(body.out_channels, anchors.num_anchors_per_location()[0], num_classes, norm_layer=_group_norm)
+    model = RetinaNet(body, num_classes, head=head, **options)
     if image_size == 0:
         _native_size_transform(model.transform)
     model.head.classification_head.cls_logits = _with_dropout(model.head.classification_head.cls_logits, head_dropout)
