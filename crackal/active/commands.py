@@ -26,7 +26,10 @@ def _pairs_of(images: Path, masks: Optional[Path], classes, skip_invalid: bool =
 
 def _print_round(result) -> None:
     m = result.metrics
-    shown = f"held-out F1 {m['strict']['f1']:.3f} strict / {m['tol2']['f1']:.3f} at 2 px (ODS)" if m else ""
+    if m and m.get("task") == "detection":
+        shown = f"held-out mAP@0.5 {m['map_50']:.3f}"
+    else:
+        shown = f"held-out F1 {m['strict']['f1']:.3f} strict / {m['tol2']['f1']:.3f} at 2 px (ODS)" if m else ""
     console.print(f"round {result.round}: {result.labelled} labelled, {shown}; selected {len(result.selected)} for labelling")
 
 
@@ -40,9 +43,12 @@ def init(
     heldout: Annotated[float, typer.Option(help="With --masks and no held-out folders: share (<1) or count of images held out.")] = 0.2,
     initial: Annotated[int, typer.Option(help="Images labelled before the first round.")] = 10,
     step: Annotated[int, typer.Option(help="Images selected per round.")] = 10,
-    strategy: Strategy = "bald",
+    task: Annotated[str, typer.Option(help="segmentation (masks) or detection (RetinaNet boxes; masks or VOC .xml labels).")] = "segmentation",
+    strategy: Annotated[Optional[str], typer.Option(help="Segmentation: bald (default), entropy, variance, margin or random. Detection: disagreement (default) or random.")] = None,
     reduction: Annotated[str, typer.Option(help="mean, max, topk (mean of the top 5 % pixels) or crack_region.")] = "topk",
-    method: Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble.")] = "mc_dropout",
+    method: Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble (detection: head dropout or ensemble).")] = "mc_dropout",
+    backbone: Annotated[str, typer.Option(help="Detection: resnet18, resnet34 or resnet50.")] = "resnet18",
+    image_size: Annotated[int, typer.Option(help="Detection: short image side in px (0 keeps the size).")] = 0,
     iterations: Annotated[int, typer.Option(help="Stochastic passes per image.")] = 20,
     selection: Annotated[str, typer.Option(help="top or stochastic (score^(1/T) sampling).")] = "top",
     cold_start: Annotated[str, typer.Option(help="random or coreset (k-center on encoder features).")] = "random",
@@ -80,7 +86,8 @@ def init(
         pool = [row for row in pool if row[0] in set(split["train"])]
     else:
         raise CrackalError("a held-out set with masks measures each round: pass --heldout-images and --heldout-masks")
-    config = ALConfig(strategy=strategy, reduction=reduction, method=method, iterations=iterations, selection=selection,
+    strategy = strategy or ("disagreement" if task == "detection" else "bald")
+    config = ALConfig(task=task, backbone=backbone, image_size=image_size, strategy=strategy, reduction=reduction, method=method, iterations=iterations, selection=selection,
                       batch=step, initial=initial, cold_start=cold_start, seed=seed, class_names=names,
                       simulation=simulation, budget=budget, epochs=epochs, crop_size=crop_size,
                       cost_per_image=cost_per_image, seconds_per_image=seconds_per_image)
@@ -170,6 +177,7 @@ def import_(
 def status(project: Project) -> None:
     """Labelled / queued / pool counts and every round's held-out scores."""
     from crackal.active.loop import open_project
+    from crackal.active.scores import LABELS, round_scores
 
     store, config = open_project(project)
     try:
@@ -178,13 +186,14 @@ def status(project: Project) -> None:
             f"{len(store.labelled())} labelled, {len(store.queue())} queued, {len(store.unlabelled())} in the pool, "
             f"{len(store.heldout())} held out"
         )
-        table = Table(title="rounds (held-out, strict pixels, ODS threshold)")
-        for column in ("round", "state", "labelled", "F1", "precision", "recall", "F1 2px", "loss", "pool uncertainty"):
+        labels = LABELS[config.task]
+        table = Table(title=f"rounds (held-out, {labels['protocol']})")
+        for column in ("round", "state", "labelled", labels["score"], labels["precision"], labels["recall"], labels["score_2"],
+                       "loss", "pool uncertainty"):
             table.add_column(column)
         for r in store.rounds():
-            m = r["metrics"]
-            cells = [f"{m['strict']['f1']:.3f}", f"{m['strict']['precision']:.3f}", f"{m['strict']['recall']:.3f}",
-                     f"{m['tol2']['f1']:.3f}", f"{m['loss']:.3f}"] if m else ["-"] * 5
+            scores = round_scores(r["metrics"]) if r["metrics"] else {}
+            cells = ["-" if scores.get(k) is None else f"{scores[k]:.3f}" for k in ("score", "precision", "recall", "score_2", "loss")]
             unc = "-" if r["pool_uncertainty"] is None else f"{r['pool_uncertainty']:.4g}"
             table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc)
         console.print(table)

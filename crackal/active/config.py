@@ -9,6 +9,9 @@ from crackal.acquisition.reduce import REDUCTIONS
 from crackal.acquisition.score import METHODS
 from crackal.errors import CrackalError
 
+TASKS = ("segmentation", "detection")
+DETECTION_STRATEGIES = ("disagreement", "random")
+
 
 @dataclass
 class ALConfig:
@@ -16,7 +19,15 @@ class ALConfig:
 
     Training per round is from scratch with a fixed number of crops (``epochs`` x
     ``samples_per_epoch``) whatever the size of the labelled set, so rounds cost the same.
+    ``task="detection"`` trains a RetinaNet (``backbone``, ``image_size``; ``dropout`` is its
+    head dropout) for ``epochs`` passes over the labelled images and scores the pool by the
+    ``disagreement`` of head-dropout samples or of an ensemble (see
+    ``crackal.uncertainty.detection``).
     """
+
+    task: str = "segmentation"
+    backbone: str = "resnet18"
+    image_size: int = 0
 
     strategy: str = "bald"
     reduction: str = "topk"
@@ -54,7 +65,12 @@ class ALConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.strategy in HEURISTICS, f"unknown strategy {self.strategy!r}; choose one of {', '.join(HEURISTICS)}"),
+            (self.task in TASKS, f"unknown task {self.task!r}; choose segmentation or detection"),
+            (self.task == "detection" or self.strategy in HEURISTICS, f"unknown strategy {self.strategy!r}; choose one of {', '.join(HEURISTICS)}"),
+            (self.task != "detection" or self.strategy in DETECTION_STRATEGIES,
+             f"a detector is scored by {' or '.join(DETECTION_STRATEGIES)}, not {self.strategy!r}"),
+            (self.task != "detection" or (self.method != "mc_batchnorm" and self.cold_start == "random"),
+             "a detector (GroupNorm, no BatchNorm) takes --method mc_dropout or ensemble and --cold-start random"),
             (self.reduction in REDUCTIONS, f"unknown reduction {self.reduction!r}; choose one of {', '.join(REDUCTIONS)}"),
             (self.method in METHODS, f"unknown uncertainty method {self.method!r}; choose one of {', '.join(METHODS)}"),
             (self.selection in ("top", "stochastic"), f"unknown selection {self.selection!r}; choose top or stochastic"),

@@ -38,13 +38,30 @@ def _checked_mask(record: ImageRecord, mask_path: Path, num_classes: int, binari
     return mask
 
 
+def _copy_box_label(store: ProjectStore, record: ImageRecord, source: Path, class_names: list[str]) -> tuple[int, Path, float]:
+    """Check a VOC box file and copy it under ``labels/`` atomically; the share is 1 if it has a box."""
+    from crackal.data.boxes import read_voc
+
+    boxes = read_voc(source, class_names)
+    path = store.root / "labels" / f"{record.name}.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.xml")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+    return record.id, path, float(len(boxes) > 0)
+
+
 def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
-    """Simulation: the ground truth labels every queued image. Returns how many."""
+    """Simulation: the ground truth (a mask, or a VOC box file) labels every queued image. Returns how many."""
     queued = store.queue()
     labels = []
+    class_names = store.settings().get("class_names", [])
     for record, round_, _ in queued:
         if record.truth_path is None:
             raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
+        if record.truth_path.suffix.lower() == ".xml":
+            labels.append(_copy_box_label(store, record, record.truth_path, class_names))
+            continue
         labels.append(_write_label(store, record, _checked_mask(record, record.truth_path, num_classes), num_classes))
     if labels:
         store.record_labels(labels, by="oracle", round_=queued[0][1])
@@ -77,18 +94,23 @@ def export_queue(store: ProjectStore, out: str | Path, prelabels: dict[str, np.n
 
 
 def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, labeller: str = "person", binarize: bool = False) -> int:
-    """Import masks named after project images (from ``folder/masks/`` or ``folder``).
+    """Import masks, or VOC ``.xml`` box files (detection), named after project images (from
+    ``folder/masks/``, ``folder/boxes/`` or ``folder``).
 
-    Every mask is checked before anything is written: an unknown name, a mask whose size
-    differs from its image or unexpected values raise ``CrackalError`` and change nothing.
+    Every file is checked before anything is written: an unknown name, a mask whose size
+    differs from its image, unexpected values or an unknown box class raise ``CrackalError``
+    and change nothing.
     """
+    from crackal.data.boxes import read_voc
+
     folder = Path(folder)
-    masks_dir = folder / "masks" if (folder / "masks").is_dir() else folder
-    if not masks_dir.is_dir():
+    labels_dir = next((folder / n for n in ("masks", "boxes") if (folder / n).is_dir()), folder)
+    if not labels_dir.is_dir():
         raise CrackalError(f"label folder not found: {folder}")
-    files = sorted(p for p in masks_dir.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+    files = sorted(p for p in labels_dir.iterdir() if p.suffix.lower() in (*MASK_SUFFIXES, ".xml"))
     if not files:
-        raise CrackalError(f"no mask files in {masks_dir}; masks are PNGs named like their images")
+        raise CrackalError(f"no mask or .xml box files in {labels_dir}; masks are PNGs named like their images")
+    class_names = store.settings().get("class_names", [])
     checked = []
     for path in files:
         name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)
@@ -97,10 +119,15 @@ def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, lab
             raise CrackalError(f"{path.name}: no image called {name!r} in this project; check the file name (nothing imported)")
         if record.role != "pool":
             raise CrackalError(f"{path.name}: {name} belongs to the held-out set, whose labels are fixed (nothing imported)")
-        checked.append((record, _checked_mask(record, path, num_classes, binarize)))
+        if path.suffix.lower() == ".xml":
+            read_voc(path, class_names)
+            checked.append((record, path))
+        else:
+            checked.append((record, _checked_mask(record, path, num_classes, binarize)))
     queued_round = {record.id: round_ for record, round_, _ in store.queue()}
     current = store.current_round()
     round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
-    labels = [_write_label(store, record, mask, num_classes) for record, mask in checked]
+    labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path) else _write_label(store, record, label, num_classes)
+              for record, label in checked]
     store.record_labels(labels, by=labeller, round_=round_)
     return len(labels)

@@ -17,6 +17,7 @@ import torch
 
 from crackal.acquisition.score import score_pool
 from crackal.acquisition.select import kcenter_greedy, select_random, select_stochastic, select_top
+from crackal.active import detection_round
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
 from crackal.active.stopping import stop_reason
@@ -143,6 +144,10 @@ def _label_queue(store: ProjectStore, config: ALConfig) -> None:
 def _train_and_evaluate(store: ProjectStore, config: ALConfig, round_: int, train_set, progress: bool) -> None:
     """Train the round's model(s) (resuming a killed run), score the held-out set, record both."""
     tcfg, run_dir = _train_config(config, round_), store.root / "rounds" / f"{round_:03d}"
+    if config.task == "detection":
+        checkpoint, metrics = detection_round.train_and_evaluate(run_dir, config, round_, store.labelled(), store.heldout(), progress)
+        store.update_round(round_, state="scoring", checkpoint=str(checkpoint), metrics=metrics)
+        return
     result = train(train_set, None, tcfg, run_dir, resume=True, progress=progress)
     if config.method == "ensemble":
         for member in range(1, config.ensemble_size):
@@ -161,16 +166,19 @@ def _train_and_evaluate(store: ProjectStore, config: ALConfig, round_: int, trai
 def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, train_set, labelled: int) -> tuple[list[int], float | None]:
     """Score the pool with the round's model(s), queue the next batch, close the round."""
     tcfg, run_dir = _train_config(config, round_), store.root / "rounds" / f"{round_:03d}"
-    model, _ = load_model(store.current_round()["checkpoint"])
-    if config.method == "ensemble":
+    model = None if config.task == "detection" else load_model(store.current_round()["checkpoint"])[0]
+    if config.method == "ensemble" and model is not None:
         model = [model] + [load_model(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)]
     pool = store.unlabelled()
     selected, selected_scores, scores_by_id, uncertainty = [], [], {}, None
     k = min(config.batch, (config.budget - labelled) if config.budget else config.batch)
-    if pool:
+    if pool and config.task == "detection":
+        scores = detection_round.score_pool(Path(store.current_round()["checkpoint"]), run_dir, config, pool, tcfg.seed)
+    elif pool:
         references = _reference_batches(train_set, tcfg.crop_size, tcfg.seed) if config.method == "mc_batchnorm" else None
         scores = score_pool(model, LazyImages(pool), config.strategy, config.reduction, config.method,
                             config.iterations, reference_batches=references, seed=tcfg.seed)
+    if pool:
         scores_by_id = {r.id: float(s) for r, s in zip(pool, scores)}
         uncertainty = None if config.strategy == "random" else float(np.mean(scores))
         if k > 0:

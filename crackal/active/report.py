@@ -9,13 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.active.scores import LABELS, round_scores
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
 
 
-def _classes_present(label_path: Path, num_classes: int) -> np.ndarray:
-    """Which classes (index >= 1) a saved label mask holds, as a boolean vector."""
+def _classes_present(label_path: Path, class_names: list[str]) -> np.ndarray:
+    """Which classes (index >= 1) a saved label mask or VOC box file holds, as a boolean vector."""
+    num_classes = len(class_names)
+    if label_path.suffix.lower() == ".xml":
+        from crackal.data.boxes import read_voc
+
+        return np.isin(np.arange(1, num_classes), read_voc(label_path, class_names).labels)
     mask = to_class_mask(read_raw_mask(label_path), num_classes, label_path)
     return np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=num_classes)[1:num_classes] > 0
 
@@ -34,20 +40,22 @@ def project_history(root: str | Path) -> dict:
         for record in store.labelled():
             batches.setdefault(record.labelled_round, []).append(record.defect_share or 0.0)
             if len(names) > 2:
-                present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, len(names)))
+                present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, names))
         pool_size = len(store.images("role = 'pool'"))
     finally:
         store.close()
     per_class = {
         name: [float(np.mean([p[c] for p in present[b]])) for b in sorted(present)] for c, name in enumerate(names[1:])
     } if present else {}
+    scores = [round_scores(r["metrics"]) for r in rounds]
     return {
+        "task": settings.get("task", "segmentation"),
         "labelled": [r["labelled"] for r in rounds],
-        "f1": [r["metrics"]["strict"]["f1"] for r in rounds],
-        "precision": [r["metrics"]["strict"]["precision"] for r in rounds],
-        "recall": [r["metrics"]["strict"]["recall"] for r in rounds],
-        "f1_tol2": [r["metrics"]["tol2"]["f1"] for r in rounds],
-        "loss": [r["metrics"]["loss"] for r in rounds],
+        "f1": [s["score"] for s in scores],  # the task's headline score (mAP@0.5 for detection)
+        "precision": [s["precision"] for s in scores],
+        "recall": [s["recall"] for s in scores],
+        "f1_tol2": [s["score_2"] for s in scores],
+        "loss": [s["loss"] for s in scores],
         "pool_uncertainty": [r["pool_uncertainty"] for r in rounds],
         "batch_defect_pixels": [float(np.mean(batches[b])) for b in sorted(batches)],
         "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
@@ -141,9 +149,10 @@ def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> 
     if summary.get("reference_f1"):
         axes[0].axhline(summary["reference_f1"], color="k", lw=0.8, label="whole pool labelled")
         axes[0].axhline(summary["target_fraction"] * summary["reference_f1"], color="k", lw=0.8, ls=":", label=f"{summary['target_fraction']:.0%} of it")
-    for ax, key in zip(axes, ("F1", "precision", "recall")):
+    labels = LABELS[next(iter(histories.values()))[0].get("task", "segmentation")]
+    for ax, key in zip(axes, ("score", "precision", "recall")):
         ax.set_xlabel("labelled images")
-        ax.set_title(f"held-out {key} (strict pixels, ODS)", fontsize=9)
+        ax.set_title(f"held-out {labels[key]}", fontsize=9)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(paths[0], dpi=100)
@@ -186,15 +195,17 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
     (out / "report.json").write_text(json.dumps(summary, indent=1))
     plot_summary(histories, summary, out)
     any_run = next(iter(histories.values()))[0]
+    labels = LABELS[any_run.get("task", "segmentation")]
+    score = labels["score"]
     lines = [
         f"# {title}",
         "",
-        f"Pool of {any_run['pool_size']} images; held-out scores are strict-pixel F1 / precision / recall at the "
-        "ODS threshold (chosen on the held-out set), mean over seeds; the band in the plots is one standard deviation.",
+        f"Pool of {any_run['pool_size']} images; held-out scores are {score} / {labels['precision']} / {labels['recall']} "
+        f"({labels['protocol']}), mean over seeds; the band in the plots is one standard deviation.",
         "",
         "![learning curves](learning_curves.png)",
         "",
-        "| strategy | seeds | final labelled | final F1 | F1 area | labels to target | share of pool | vs random | cost saved | hours saved |",
+        f"| strategy | seeds | final labelled | final {score} | {score} area | labels to target | share of pool | vs random | cost saved | hours saved |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, e in summary["strategies"].items():
@@ -206,7 +217,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
                  f"{e['hours_saved']:.1f}" if "hours_saved" in e else "-"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if reference_f1:
-        lines += ["", f"Target: {summary['target_fraction']:.0%} of the F1 of a model trained on the whole pool "
+        lines += ["", f"Target: {summary['target_fraction']:.0%} of the {score} of a model trained on the whole pool "
                   f"({reference_f1:.3f}). Savings are against labelling the whole pool at "
                   f"${any_run['cost_per_image']:.2f} and {any_run['seconds_per_image']:.0f} s per image."]
     lines += [

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from crackal.active.config import ALConfig
+from crackal.active.scores import round_scores
 
 
 def plateaued(rounds: list[dict], patience: int, min_delta: float) -> bool:
-    """No held-out F1 (strict) gain of ``min_delta`` and no lower held-out loss in the last
-    ``patience`` rounds, compared with the best before them."""
-    scored = [r["metrics"] for r in rounds if r.get("metrics")]
+    """No held-out score gain (strict F1, or mAP@0.5 for detection) of ``min_delta`` and no
+    lower held-out loss (where there is one) in the last ``patience`` rounds, compared with
+    the best before them."""
+    scored = [round_scores(r["metrics"]) for r in rounds if r.get("metrics")]
     if len(scored) <= patience:
         return False
     before, recent = scored[:-patience], scored[-patience:]
-    best_f1 = max(m["strict"]["f1"] for m in before)
-    best_loss = min(m["loss"] for m in before)
-    no_f1_gain = max(m["strict"]["f1"] for m in recent) < best_f1 + min_delta
-    no_loss_gain = min(m["loss"] for m in recent) > best_loss - min_delta
-    return no_f1_gain and no_loss_gain
+    no_score_gain = max(m["score"] for m in recent) < max(m["score"] for m in before) + min_delta
+    if any(m["loss"] is None for m in scored):
+        return no_score_gain
+    no_loss_gain = min(m["loss"] for m in recent) > min(m["loss"] for m in before) - min_delta
+    return no_score_gain and no_loss_gain
 
 
 def stop_reason(rounds: list[dict], config: ALConfig, labelled_or_queued: int, pool_left: int) -> str | None:
@@ -31,7 +33,7 @@ def stop_reason(rounds: list[dict], config: ALConfig, labelled_or_queued: int, p
     if last is None:
         return None
     if config.patience and plateaued(finished, config.patience, config.min_delta):
-        return f"held-out F1 and loss have not improved by {config.min_delta} for {config.patience} rounds"
+        return f"held-out score and loss have not improved by {config.min_delta} for {config.patience} rounds"
     if config.min_uncertainty is not None and last["pool_uncertainty"] is not None and last["pool_uncertainty"] < config.min_uncertainty:
         return f"mean pool uncertainty {last['pool_uncertainty']:.4g} is below {config.min_uncertainty}"
     return None

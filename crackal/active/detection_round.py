@@ -1,0 +1,77 @@
+"""The detection half of an active-learning round: train a RetinaNet on the labelled boxes,
+score it on the held-out set, and score the pool by instance-level disagreement.
+
+Labels are VOC ``.xml`` box files or masks (boxes derived with ``boxes_from_mask``), so a
+simulation can reuse segmentation ground truth and a labeller can draw boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from crackal.active.config import ALConfig
+from crackal.active.store import ImageRecord
+from crackal.data.boxes import ImageBoxes, boxes_from_mask, read_voc
+from crackal.data.detection import BoxSample, DetectionDataset
+from crackal.data.io import read_raw_mask, to_class_mask
+from crackal.inference.detect import image_tensor
+from crackal.data.io import read_image
+from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
+from crackal.uncertainty.detection import detection_uncertainty, sample_ensemble, sample_head_dropout
+
+
+def read_label_boxes(path: Path, class_names: list[str]) -> tuple[ImageBoxes, Path | None]:
+    """Boxes of a label file (VOC ``.xml``, or a mask), and the mask path when it is one."""
+    if path.suffix.lower() == ".xml":
+        return read_voc(path, class_names), None
+    mask = to_class_mask(read_raw_mask(path), len(class_names), path)
+    return boxes_from_mask(mask, len(class_names)), path
+
+
+def box_samples(records: list[ImageRecord], class_names: list[str], truth: bool) -> list[BoxSample]:
+    samples = []
+    for record in records:
+        boxes, mask = read_label_boxes(record.truth_path if truth else record.label_path, class_names)
+        samples.append(BoxSample(record.path, boxes, mask))
+    return samples
+
+
+def detection_config(config: ALConfig, round_: int, member: int = 0) -> DetectionConfig:
+    return DetectionConfig(backbone=config.backbone, class_names=config.class_names, image_size=config.image_size,
+                           head_dropout=config.dropout, epochs=config.epochs, batch_size=config.batch_size,
+                           seed=config.seed * 1000 + round_ + 7919 * member, warmup_epochs=0.5)
+
+
+def train_and_evaluate(run_dir: Path, config: ALConfig, round_: int, labelled: list[ImageRecord],
+                       heldout: list[ImageRecord], progress: bool) -> tuple[Path, dict]:
+    """Train the round's detector(s) (resuming a killed run); returns the best checkpoint and held-out metrics."""
+    train_set = DetectionDataset(box_samples(labelled, config.class_names, truth=False))
+    result = train_detector(train_set, None, detection_config(config, round_), run_dir, resume=True, progress=progress)
+    if config.method == "ensemble":
+        for member in range(1, config.ensemble_size):
+            train_detector(train_set, None, detection_config(config, round_, member), run_dir / f"member{member}",
+                           resume=True, progress=progress)
+    model, _ = load_detector(result.best_checkpoint)
+    scores = evaluate_detector(model, DetectionDataset(box_samples(heldout, config.class_names, truth=True)), config.class_names)
+    keep = ("map_50", "map", "score_threshold", "box_precision", "segmentation_error", "data_reduction")
+    return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}
+
+
+def score_pool(checkpoint: Path, run_dir: Path, config: ALConfig, pool: list[ImageRecord], seed: int, batch_size: int = 4) -> np.ndarray:
+    """One disagreement score per pool image (random scores for the random baseline)."""
+    if config.strategy == "random":
+        return np.random.default_rng(seed).random(len(pool))
+    import torch
+
+    model = load_detector(checkpoint)[0]
+    members = [model] + [load_detector(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] if config.method == "ensemble" else None
+    scores = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(pool), batch_size):
+            images = [image_tensor(read_image(r.path)) for r in pool[start:start + batch_size]]
+            samples = sample_ensemble(members, images) if members else sample_head_dropout(model, images, config.iterations)
+            scores += [detection_uncertainty(s, len(config.class_names)) for s in samples]
+    return np.array(scores, np.float64)
