@@ -59,11 +59,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=30.0, help="training time limit")
     parser.add_argument("--crop-size", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--samples-per-epoch", type=int, default=None, help="crops per epoch (default: one per training image)")
+    parser.add_argument("--balance", default="none", help="none, undersample or prf")
     args = parser.parse_args()
     data = dataset_or_skip("paveseg")
 
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs, crop_size=args.crop_size,
+                  batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance,
                   time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]

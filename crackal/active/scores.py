@@ -18,5 +18,5 @@ def round_scores(metrics: dict) -> dict[str, float | None]:
         return {"score": metrics["map_50"], "precision": metrics.get("box_precision"), "recall": recall,
                 "score_2": metrics["map"], "loss": None}
     strict = metrics["strict"]
-    return {"score": strict["f1"], "precision": strict["precision"], "recall": strict["recall"],
-            "score_2": metrics["tol2"]["f1"], "loss": metrics["loss"]}
+    return {"score": strict["f1"], "precision": strict.get("precision"), "recall": strict.get("recall"),
+            "score_2": metrics.get("tol2", {}).get("f1"), "loss": metrics.get("loss")}

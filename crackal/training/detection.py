@@ -129,8 +129,7 @@ def train_detector(
         for batch in bar:
             images = [image.to(device) for image in batch["image"]]
             targets = [{k: v.to(device) for k, v in t.items()} for t in batch["target"]]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                losses = model(images, targets)
+            losses = model(images, targets)  # float32: bf16 box coordinates are 4-8 px coarse at 1000 px
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

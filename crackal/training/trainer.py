@@ -47,6 +47,8 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` picks the GPU when there is one (TF32 matrix products allowed there)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
