@@ -20,7 +20,7 @@ from crackal.inference.measure import measure_defects
 from crackal.inference.predict import predict_image
 from crackal.inference.render import class_mask_from_probs, mask_png, overlay, probability_png
 from crackal.metrics.segmentation import SegmentationEvaluator
-from crackal.training.checkpoint import atomic_write_json, load_model, resolve_checkpoint
+from crackal.training.checkpoint import atomic_write_json, load_model, resolve_checkpoint, save_scores
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.trainer import TrainResult
@@ -185,11 +185,7 @@ def evaluate(
         checkpoint=str(ckpt), split=label, tta=tta, two_stage=str(two_stage) if two_stage else None,
         seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),
     )
-    out = Path(out) if out else run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(result, out)
-    result["saved_to"] = str(out)
-    return result
+    return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
 
 
 def predict(

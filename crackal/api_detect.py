@@ -16,7 +16,7 @@ from crackal.data.splits import load_split, make_split, save_split
 from crackal.errors import CrackalError
 from crackal.inference.detect import detect_image
 from crackal.inference.render import draw_boxes
-from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint
+from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint, save_scores
 from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
 from crackal.training.trainer import TrainResult
 
@@ -121,11 +121,7 @@ def detect_evaluate(
     threshold = state.get("threshold", 0.5) if score_threshold is None else score_threshold
     result = evaluate_detector(model, DetectionDataset(samples), config.class_names, threshold, progress=progress)
     result.update(checkpoint=str(ckpt), split=label)
-    out = Path(out) if out else run_dir / f"detection_{label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(result, out)
-    result["saved_to"] = str(out)
-    return result
+    return save_scores(result, out or run_dir / f"detection_{label}.json")
 
 
 def detect_predict(

@@ -13,6 +13,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from crackal.cli_options import Device, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights  # noqa: E402
 from crackal.errors import CrackalError  # noqa: E402
 
 app = typer.Typer(
@@ -73,15 +74,15 @@ def train(
     balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
-    val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
-    test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
-    split_file: Annotated[Optional[Path], typer.Option(help="Use this split.json instead of a new seeded split.")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    weights: Annotated[Optional[Path], typer.Option(help="Start from a local weights file.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch.")] = None,
-    time_limit: Annotated[Optional[float], typer.Option(help="Stop after this many minutes (best checkpoint kept).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    val: Val = 0.1,
+    test: Test = 0.2,
+    split_file: SplitFile = None,
+    seed: Seed = 0,
+    weights: Weights = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    time_limit: TimeLimit = None,
+    resume: Resume = False,
     skip_invalid: SkipInvalid = False,
     binarize: Binarize = False,
 ) -> None:

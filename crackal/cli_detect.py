@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crackal.cli_options import Device, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights
+
 detect_app = typer.Typer(help="Detect defects as boxes (RetinaNet), the first stage of detect-then-segment.", no_args_is_help=True)
 console = Console()
 
@@ -31,18 +33,21 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 5e-4,
     merge_distance: Annotated[int, typer.Option(help="Boxes from masks: defect pixels closer than this (px) share a box.")] = 8,
     min_pixels: Annotated[int, typer.Option(help="Boxes from masks: drop defects smaller than this (px).")] = 20,
-    val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
-    test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
-    split_file: Annotated[Optional[Path], typer.Option(help="Use this split.json (e.g. the segmentation run's, for detect-then-segment).")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    weights: Annotated[Optional[Path], typer.Option(help="Start from a local weights file.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch.")] = None,
-    time_limit: Annotated[Optional[float], typer.Option(help="Stop after this many minutes (best checkpoint kept).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    val: Val = 0.1,
+    test: Test = 0.2,
+    split_file: SplitFile = None,
+    seed: Seed = 0,
+    weights: Weights = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    time_limit: TimeLimit = None,
+    resume: Resume = False,
     binarize: Annotated[bool, typer.Option(help="Binary masks: treat any value >= 128 as crack.")] = False,
 ) -> None:
-    """Train a RetinaNet detector (from scratch; best checkpoint by validation mAP@0.5)."""
+    """Train a RetinaNet detector (from scratch; best checkpoint by validation mAP@0.5).
+
+    Pass the segmentation run's split (--split-file RUN/split.json) to test a detect-then-segment pipeline on unseen images.
+    """
     from crackal import api
 
     result = api.detect_train(

@@ -64,7 +64,6 @@ def init(
     from crackal.active.config import ALConfig
     from crackal.active.loop import create_project
     from crackal.data.io import list_images
-    from crackal.data.layout import locate_folders
     from crackal.data.splits import make_split
 
     if masks is not None or (images / "masks").is_dir():

@@ -27,7 +27,7 @@ from crackal.data.io import read_image
 from crackal.data.layout import Pair
 from crackal.data.transforms import to_tensor, train_transform
 from crackal.errors import CrackalError
-from crackal.losses import SegmentationLoss, class_weights
+from crackal.losses import SegmentationLoss
 from crackal.models import create_model
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig

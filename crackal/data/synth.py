@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
-from skimage.draw import disk as draw_disk
 from skimage.draw import polygon as draw_polygon
 
 from crackal.data.io import write_png

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, get_args
 
-import torch
+import torch  # noqa: F401  (used by the docstring example)
 from torch import nn
 
 from crackal.data.transforms import MEAN, STD

@@ -29,6 +29,14 @@ def atomic_write_json(data, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def save_scores(result: dict, path: str | Path) -> dict:
+    """Write an evaluation result as JSON (atomically); returns it with ``saved_to`` added."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(result, path)
+    return {**result, "saved_to": str(path)}
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run folder's best checkpoint."""
     path = Path(path)

@@ -20,7 +20,7 @@ from crackal.metrics.detection import DetectionEvaluator
 from crackal.models.detector import BACKBONES, create_detector
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import SavedConfig, raise_first_failed
-from crackal.training.trainer import TrainResult, resolve_device, seed_everything, warmup_cosine
+from crackal.training.trainer import TrainResult, start_run, warmup_cosine
 
 VAL_PROTOCOL = (
     "val_map_50: COCO mAP at IoU 0.5 on the validation split; score_threshold: the box score that maximises the "
@@ -93,13 +93,7 @@ def train_detector(
 ) -> TrainResult:
     """Train a RetinaNet on whole images (random flips); keep the best by validation mAP@0.5."""
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
+    last_path, best_path, device = start_run(run_dir, config)
     model = create_detector(**config.model_kwargs(), weights=weights).to(device)
     steps_per_epoch = max(1, len(train_set) // config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

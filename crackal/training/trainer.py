@@ -62,6 +62,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def start_run(run_dir: Path, config) -> tuple[Path, Path, torch.device]:
+    """Make ``run_dir/checkpoints``, pick the device and threads, seed everything; returns the
+    paths of the last and best checkpoints and the device."""
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    return ckpt_dir / "last.pt", ckpt_dir / "best.pt", device
+
+
 def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
     """LR multiplier: linear warm-up, then cosine decay to ``floor``."""
 
@@ -96,14 +108,7 @@ def train(
     an uninterrupted run would.
     """
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-
+    last_path, best_path, device = start_run(run_dir, config)
     model = create_model(**config.model_kwargs(), weights=weights).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)

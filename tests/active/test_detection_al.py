@@ -1,5 +1,3 @@
-import json
-
 import pytest
 
 from crackal.active.config import ALConfig
