@@ -128,39 +128,51 @@ def export_queue(
     project: Project,
     out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (pre-annotations) and queue.csv.")],
 ) -> None:
-    """Write the images to label, with the current model's prediction as a pre-annotation."""
+    """Write the images to label, with the current model's prediction as a pre-annotation
+    (masks, or VOC boxes for a detection project)."""
     from crackal.active.labels import export_queue as export
     from crackal.active.loop import open_project
     from crackal.data.io import read_image
-    from crackal.inference.predict import predict_image
-    from crackal.inference.render import class_mask_from_probs
-    from crackal.training.checkpoint import load_model
 
     store, config = open_project(project)
     try:
         prelabels = None
         finished = [r for r in store.rounds() if r["checkpoint"]]
         if finished:
-            model, state = load_model(finished[-1]["checkpoint"])
-            prelabels = {
-                record.name: class_mask_from_probs(predict_image(model, read_image(record.path)), state.get("threshold", 0.5))
-                for record, _, _ in store.queue()
-            }
-        folder = export(store, out, prelabels, len(config.class_names))
-        console.print(f"{len(store.queue())} images to label in {folder}/images; correct the masks in {folder}/masks, "
+            images = {record.name: read_image(record.path) for record, _, _ in store.queue()}
+            prelabels = _prelabels(finished[-1]["checkpoint"], images, config.task)
+        folder = export(store, out, prelabels, config.class_names, config.task)
+        what = "boxes (VOC .xml)" if config.task == "detection" else "masks"
+        console.print(f"{len(store.queue())} images to label in {folder}/images; correct the {what} in {folder}, "
                       f"then: crackal al import {project} {folder}")
     finally:
         store.close()
 
 
+def _prelabels(checkpoint: str, images: dict, task: str) -> dict:
+    """The latest model's prediction of each image: a class mask, or boxes above the detector's threshold."""
+    if task == "detection":
+        from crackal.inference.detect import detect_image
+        from crackal.training.detection import load_detector
+
+        detector, state = load_detector(checkpoint)
+        return {name: detect_image(detector, image).above(state.get("threshold", 0.5)) for name, image in images.items()}
+    from crackal.inference.predict import predict_image
+    from crackal.inference.render import class_mask_from_probs
+    from crackal.training.checkpoint import load_model
+
+    model, state = load_model(checkpoint)
+    return {name: class_mask_from_probs(predict_image(model, image), state.get("threshold", 0.5)) for name, image in images.items()}
+
+
 @al_app.command("import")
 def import_(
     project: Project,
-    folder: Annotated[Path, typer.Argument(help="Folder of masks (or with a masks/ sub-folder) named like the images.")],
+    folder: Annotated[Path, typer.Argument(help="Folder of masks or VOC .xml boxes (or with a masks/ or boxes/ sub-folder) named like the images.")],
     labeller: Annotated[str, typer.Option(help="Who labelled them (stored with each label).")] = "person",
     binarize: Annotated[bool, typer.Option(help="Binary masks: any value >= 128 is crack.")] = False,
 ) -> None:
-    """Import masks from the labeller; all are checked before any is stored."""
+    """Import masks (or VOC boxes) from the labeller; all are checked before any is stored."""
     from crackal.active.labels import import_labels
     from crackal.active.loop import open_project
 

@@ -68,28 +68,38 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     return len(labels)
 
 
-def export_queue(store: ProjectStore, out: str | Path, prelabels: dict[str, np.ndarray] | None, num_classes: int) -> Path:
-    """Write the queued images to ``out/images/``, pre-annotations to ``out/masks/`` and ``out/queue.csv``.
+def export_queue(store: ProjectStore, out: str | Path, prelabels: dict | None, class_names: list[str],
+                 task: str = "segmentation") -> Path:
+    """Write the queued images to ``out/images/``, pre-annotations and ``out/queue.csv``.
 
-    A labeller corrects the masks in ``out/masks/`` and the folder is imported back.
+    Segmentation: masks in ``out/masks/`` (class masks in ``prelabels``, else empty).
+    Detection: VOC box files in ``out/boxes/`` (``ImageBoxes`` in ``prelabels``, else none).
+    A labeller corrects them and the folder is imported back.
     """
+    from crackal.data.boxes import ImageBoxes, write_voc
+
     queued = store.queue()
     if not queued:
         raise CrackalError("the labelling queue is empty; run 'crackal al step' to select images")
     out = Path(out)
+    labels_dir = out / ("boxes" if task == "detection" else "masks")
     (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    labels_dir.mkdir(parents=True, exist_ok=True)
     with (out / "queue.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["rank", "image", "score", "mask"])
+        writer.writerow(["rank", "image", "score", "label"])
         for rank, (record, _, score) in enumerate(queued):
             shutil.copyfile(record.path, out / "images" / record.path.name)
             height, width = read_image(record.path).shape[:2]
-            mask = prelabels.get(record.name) if prelabels else None
-            if mask is None:
-                mask = np.zeros((height, width), np.uint8)
-            write_png(out / "masks" / f"{record.name}.png", mask_png(mask, num_classes))
-            writer.writerow([rank, record.path.name, "" if score is None else f"{score:.6g}", f"masks/{record.name}.png"])
+            prelabel = prelabels.get(record.name) if prelabels else None
+            if task == "detection":
+                label = labels_dir / f"{record.name}.xml"
+                write_voc(label, prelabel if prelabel is not None else ImageBoxes(), class_names, record.path.name, (height, width))
+            else:
+                label = labels_dir / f"{record.name}.png"
+                mask = prelabel if prelabel is not None else np.zeros((height, width), np.uint8)
+                write_png(label, mask_png(mask, len(class_names)))
+            writer.writerow([rank, record.path.name, "" if score is None else f"{score:.6g}", label.relative_to(out)])
     return out
 
 

@@ -5,7 +5,7 @@ from crackal.active.labels import import_labels
 from crackal.active.loop import open_project, run_loop, run_round
 from crackal.active.report import project_history, write_report
 from crackal.cli import main
-from crackal.data.boxes import ImageBoxes, write_voc
+from crackal.data.boxes import ImageBoxes, read_voc, write_voc
 from crackal.errors import CrackalError
 
 from .conftest import make_project
@@ -20,6 +20,10 @@ def test_detection_rounds_select_report_and_resume(tmp_path, al_data):
     assert first.labelled == 4 and len(first.selected) == 3
     assert 0 <= first.metrics["map_50"] <= 1 and "segmentation_error" in first.metrics
     assert first.pool_uncertainty is not None and 0 <= first.pool_uncertainty <= 1
+    assert main(["al", "export-queue", str(project), str(tmp_path / "queue")]) == 0  # the detector's boxes as pre-annotations
+    exported = sorted((tmp_path / "queue" / "boxes").glob("*.xml"))
+    assert [p.stem for p in exported] == sorted(first.selected)
+    read_voc(exported[0], ["background", "crack"])
     assert run_loop(project, rounds=2) == "2 rounds done"
     history = project_history(project)
     assert history["task"] == "detection" and history["labelled"] == [4, 7]

@@ -103,7 +103,7 @@ def test_human_labelling_project(tmp_path, al_data):
     with pytest.raises(CrackalError, match="3 images wait for labels"):
         run_round(root)
     store, _ = open_project(root)
-    out = export_queue(store, tmp_path / "queue", None, 2)
+    out = export_queue(store, tmp_path / "queue", None, ["background", "crack"])
     assert len(list((out / "images").iterdir())) == 3 and (out / "queue.csv").is_file()
     # the labeller copies the true masks over the empty pre-annotations
     truth = {p.name: p.mask for p in pairs}
