@@ -76,6 +76,7 @@ def train(
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
     val: Val = 0.1,
     test: Test = 0.2,
+    val_interval: Annotated[int, typer.Option(help="Validate every N epochs (and after the last).")] = 1,
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
@@ -96,6 +97,7 @@ def train(
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,
         dropout=dropout, tile_filter=tile_filter, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+        val_interval=val_interval,
     )
     scored = (
         f"validation F1 {result.best_val_f1:.4f} (strict pixels, ODS threshold {result.threshold:.2f})"

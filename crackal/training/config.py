@@ -64,6 +64,7 @@ class TrainConfig(SavedConfig):
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    val_interval: int = 1
     ema_decay: float | None = None
     loss: str = "ce+dice"
     class_weighting: str = "sqrt_inverse"
@@ -82,6 +83,7 @@ class TrainConfig(SavedConfig):
             (self.arch in ARCHS, f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}"),
             (self.class_weighting in WEIGHTINGS, f"unknown --class-weighting {self.class_weighting!r}; choose one of {', '.join(WEIGHTINGS)}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.val_interval >= 1, f"--val-interval must be at least 1 epoch, got {self.val_interval}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.crop_size >= 32 and self.crop_size % 32 == 0, f"--crop-size must be a multiple of 32 (>= 32), got {self.crop_size}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),

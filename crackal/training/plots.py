@@ -23,14 +23,16 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    if "val_loss" in history[0]:
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], label="val loss")
+    validated = [h for h in history if "val_loss" in h]
+    if validated:
+        ax_loss.plot([h["epoch"] for h in validated], [h["val_loss"] for h in validated], label="val loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
-    scores = [k for k in ("val_f1", "val_precision", "val_recall", "val_map_50", "val_map") if k in history[0]]
+    scores = [k for k in ("val_f1", "val_precision", "val_recall", "val_map_50", "val_map") if any(k in h for h in history)]
     for key in scores:
-        ax_score.plot(epochs, [h[key] for h in history], label=key[4:])
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        ax_score.plot(*zip(*points), label=key[4:])
     if scores:
         ax_score.set_ylim(0, 1)
         protocol = "strict pixels, ODS threshold" if "val_f1" in scores else "COCO mAP (IoU 0.5, 0.5:0.95)"

@@ -157,6 +157,7 @@ def train(
     if balancer is not None:
         apply_balance()
     started = time.perf_counter() - elapsed_before
+    has_val = val_set is not None and len(val_set) > 0
     for epoch in range(start_epoch, config.epochs):
         epoch_seed = config.seed * 100_003 + epoch
         crops.set_seed(epoch_seed)
@@ -190,11 +191,12 @@ def train(
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
         if balancer is not None and balancer.log:
             record.update({k: balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
-        if val_set is not None and len(val_set):
+        last_epoch = epoch + 1 == config.epochs or (config.time_limit_min and time.perf_counter() - started > 60 * config.time_limit_min)
+        if has_val and ((epoch + 1) % config.val_interval == 0 or last_epoch):
             record.update(validate(ema.module if ema else model, val_set, loss_fn, config))
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
-        improved = "val_f1" not in record or record["val_f1"] > best_f1  # without validation: the last epoch
+        improved = record["val_f1"] > best_f1 if "val_f1" in record else not has_val  # without validation: the last epoch
         checkpoint = {
             "model": (ema.module if ema else model).state_dict(),
             "config": config.to_dict(),

@@ -94,3 +94,11 @@ def test_schedule_warms_up_then_decays():
 def test_bad_options(options, match):
     with pytest.raises(CrackalError, match=match):
         TrainConfig(**options)
+
+
+def test_validation_every_n_epochs_keeps_the_best_validated_epoch(synthetic_dataset, tmp_path):
+    train_set, val_set = datasets(synthetic_dataset)
+    result = train(train_set, val_set, TrainConfig(epochs=3, val_interval=2, **TINY), tmp_path / "run", progress=False)
+    assert ["val_f1" in h for h in result.history] == [False, True, True]  # epoch 2, and the last one
+    assert result.best_epoch in (2, 3)
+    assert (tmp_path / "run" / "training_curves.png").is_file()
