@@ -175,6 +175,10 @@ from crackal.active.commands import al_app, simulate  # noqa: E402
 app.add_typer(al_app, name="al")
 app.command()(simulate)
 
+from crackal.change.commands import change_app  # noqa: E402
+
+app.add_typer(change_app, name="change")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 user error, 2 usage error)."""
