@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--initial", type=int, default=10, help="changed tiles in the balanced start (and as many unchanged)")
     parser.add_argument("--step", type=int, default=10)
     parser.add_argument("--pairs", type=int, default=24)
-    parser.add_argument("--test-pairs", type=int, default=24)
+    parser.add_argument("--test-pairs", type=int, default=40)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--tile", type=int, default=32)
     parser.add_argument("--change-probability", type=float, default=0.6)

@@ -38,8 +38,13 @@ class SynthOptions:
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Smooth noise of unit standard deviation at spatial scale ``sigma``."""
+    """Smooth zero-mean noise of unit standard deviation at spatial scale ``sigma``.
+
+    The mean is removed first: on an image not much larger than ``sigma`` the filtered field
+    is nearly constant, and dividing its offset by its tiny spread gave huge values (black images).
+    """
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    field -= field.mean()
     return field / (field.std() + 1e-8)
 
 
