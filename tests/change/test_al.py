@@ -107,3 +107,17 @@ def test_simulation_shares_round_one_and_writes_a_report(tmp_path):
     # round 1 of both strategies is one model (same tiles, same seed), plus round 2 of each and the reference
     assert len(list((tmp_path / "models").glob("*.pt"))) == 4
     assert (tmp_path / "learning_curves.png").is_file() and "changed share" in report.read_text()
+
+
+def test_unknown_options_are_user_errors():
+    with pytest.raises(CrackalError, match="unknown change strategy 'bald'"):
+        ChangeALConfig(strategy="bald")
+    with pytest.raises(CrackalError, match="unknown uncertainty method"):
+        ChangeALConfig(method="mc_dropout")
+
+
+def test_the_segmentation_trainer_refuses_the_pair_model():
+    from crackal.training.config import TrainConfig
+
+    with pytest.raises(CrackalError, match="siamese_unet takes image pairs"):
+        TrainConfig(arch="siamese_unet")
