@@ -51,7 +51,6 @@ def test_both_layouts(patches, tmp_path):
         find_patches(tmp_path / "Positive")
 
 
-@pytest.mark.slow
 def test_training_beats_chance(patches, tmp_path):
     result = train_classifier(patches, tmp_path / "run", val=0.15, test=0.25, size=32, epochs=12, batch_size=16,
                               lr=5e-3, widths=[8, 16, 32])
