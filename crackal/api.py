@@ -290,3 +290,12 @@ def darkness_baseline(pairs: list[Pair], class_names: list[str], tolerances=(0, 
         dark = np.clip((ndimage.median_filter(grey, 15) - grey) / 60.0, 0, 1)
         evaluator.update(np.stack([1 - dark, dark]), mask)
     return evaluator.compute()
+
+
+# Patch classification and change detection live in their own packages; the same jobs from here.
+from crackal.change.api import pool_and_test as change_tiles  # noqa: E402
+from crackal.change.api import simulate as change_simulate  # noqa: E402
+from crackal.change.api import synth_pairs as change_synth  # noqa: E402
+from crackal.classify.workflow import evaluate_classifier as classify_evaluate  # noqa: E402
+from crackal.classify.workflow import predict_sliding as classify_predict  # noqa: E402
+from crackal.classify.workflow import train_classifier as classify_train  # noqa: E402

@@ -189,6 +189,12 @@ app.add_typer(al_app, name="al")
 app.add_typer(detect_app, name="detect")
 app.command()(simulate)
 
+from crackal.change.commands import change_app  # noqa: E402
+from crackal.classify.commands import classify_app  # noqa: E402
+
+app.add_typer(change_app, name="change")
+app.add_typer(classify_app, name="classify")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 user error, 2 usage error)."""

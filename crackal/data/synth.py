@@ -37,8 +37,13 @@ class SynthOptions:
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Smooth noise of unit standard deviation at spatial scale ``sigma``."""
+    """Smooth zero-mean noise of unit standard deviation at spatial scale ``sigma``.
+
+    The mean is removed first: on an image not much larger than ``sigma`` the filtered field
+    is nearly constant, and dividing its offset by its tiny spread gave huge values (black images).
+    """
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    field -= field.mean()
     return field / (field.std() + 1e-8)
 
 
@@ -86,10 +91,11 @@ def _walk(rng: np.random.Generator, shape, start, angle: float, steps: int, widt
                   max(1.0, width * rng.uniform(0.4, 0.8)), points, depth + 1)
 
 
-def _crack_layer(rng: np.random.Generator, shape: tuple[int, int], count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crack mask and an anti-aliased darkness profile in [0, 1]."""
+def crack_walks(rng: np.random.Generator, shape: tuple[int, int], count: int) -> list[list[tuple[float, float, float]]]:
+    """``count`` cracks, each a list of ``(y, x, radius)`` points in drawing order (a prefix of
+    the list is the crack at an earlier stage of its growth)."""
     h, w = shape
-    points: list = []
+    walks = []
     for _ in range(count):
         start = (rng.uniform(0, h), rng.uniform(0, w))
         style = rng.random()
@@ -99,7 +105,15 @@ def _crack_layer(rng: np.random.Generator, shape: tuple[int, int], count: int) -
             angle = rng.uniform(-np.pi, np.pi)
         steps = int(rng.uniform(0.5, 1.6) * max(h, w))
         width = rng.choice([rng.uniform(1.0, 2.5), rng.uniform(2.0, 6.0)], p=[0.6, 0.4])
+        points: list = []
         _walk(rng, shape, start, angle, steps, width, points)
+        walks.append(points)
+    return walks
+
+
+def render_cracks(points: list[tuple[float, float, float]], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Crack mask and an anti-aliased darkness profile in [0, 1] from ``(y, x, radius)`` points."""
+    h, w = shape
     if not points:
         return np.zeros(shape, bool), np.zeros(shape)
     centre = np.zeros(shape, bool)
@@ -109,11 +123,18 @@ def _crack_layer(rng: np.random.Generator, shape: tuple[int, int], count: int) -
         if 0 <= iy < h and 0 <= ix < w:
             centre[iy, ix] = True
             radius[iy, ix] = max(radius[iy, ix], r)
+    if not centre.any():
+        return np.zeros(shape, bool), np.zeros(shape)
     dist, (iy, ix) = ndimage.distance_transform_edt(~centre, return_indices=True)
     r = radius[iy, ix]
     mask = dist <= r
     profile = np.clip(r + 0.5 - dist, 0, 1)
     return mask, profile
+
+
+def _crack_layer(rng: np.random.Generator, shape: tuple[int, int], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crack mask and an anti-aliased darkness profile in [0, 1]."""
+    return render_cracks([p for walk in crack_walks(rng, shape, count) for p in walk], shape)
 
 
 def _blob(rng: np.random.Generator, shape, centre, size: float, roughness: float = 0.35) -> np.ndarray:
@@ -222,13 +243,18 @@ def synth_sample(
         inner = np.clip(0.3 * _noise(rng, size, 1.5), -0.3, 0.3)
         img *= 1 - contrast * profile * (1 + inner)
         label[mask] = 1
-    img *= light
+    return photograph(rng, img * light), label
+
+
+def photograph(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """What a camera adds to a grey surface in [0, 1]: a brightness gradient, blur, sensor
+    noise and a colour tint; ``(H, W, 3) uint8``."""
+    size = img.shape
     gradient = 1 + rng.uniform(-0.15, 0.15) * (np.mgrid[: size[0], : size[1]][1] / size[1] - 0.5)
     img = img * gradient
     img = ndimage.gaussian_filter(img, rng.uniform(0.3, 0.8)) + rng.uniform(0.01, 0.03) * rng.standard_normal(size)
     tint = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3)
-    rgb = np.clip(img[:, :, None] * tint * 255, 0, 255).astype(np.uint8)
-    return rgb, label
+    return np.clip(img[:, :, None] * tint * 255, 0, 255).astype(np.uint8)
 
 
 def parse_size(text: str | int | tuple[int, int]) -> tuple[int, int]:

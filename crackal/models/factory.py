@@ -10,10 +10,11 @@ from torch import nn
 
 from crackal.errors import CrackalError
 from crackal.models.segmenter import Segmenter
+from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.models.unet import UNetTrunk
 
-Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet"]
+Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
@@ -89,7 +90,8 @@ def create_model(
     ``encoder`` and random initial weights. ``weights`` loads a whole local model,
     ``encoder_weights`` a local state dict into the encoder only (smp architectures).
     ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
-    filter (``TileFilterSegmenter``).
+    filter (``TileFilterSegmenter``). ``siamese_unet`` is the change-detection model: its input
+    is two co-registered images stacked, ``(N, 6, H, W)``, and its output a change map.
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
@@ -102,8 +104,8 @@ def create_model(
     if not 0.0 <= dropout < 1.0:
         raise CrackalError(f"dropout must be in [0, 1), got {dropout}")
     out_channels = 1 if num_classes == 2 else num_classes
-    if arch == "unet":
-        trunk = UNetTrunk(3, base_channels, depth)
+    if arch in ("unet", "siamese_unet"):
+        trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
         model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth)
     else:
         model = _smp_model(arch, encoder, out_channels, dropout)

@@ -81,6 +81,7 @@ class TrainConfig(SavedConfig):
     def __post_init__(self) -> None:
         checks = [
             (self.arch in ARCHS, f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}"),
+            (self.arch != "siamese_unet", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
             (self.class_weighting in WEIGHTINGS, f"unknown --class-weighting {self.class_weighting!r}; choose one of {', '.join(WEIGHTINGS)}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.val_interval >= 1, f"--val-interval must be at least 1 epoch, got {self.val_interval}"),

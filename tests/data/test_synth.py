@@ -71,3 +71,11 @@ def test_dataset_folder(tmp_path):
 def test_bad_size(bad):
     with pytest.raises(CrackalError, match="bad size"):
         parse_size(bad)
+
+
+def test_small_images_are_not_black():
+    """Smooth noise is zero-mean: on an image barely larger than its scale it used to blow up."""
+
+    for size in (32, 48, 64):
+        image, _ = synth_sample(np.random.default_rng(0), (size, size), SynthOptions(surface="concrete", distractors=False))
+        assert 60 < image.mean() < 230 and image.std() > 2

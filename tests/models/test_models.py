@@ -11,6 +11,7 @@ from crackal.models import create_model
 class ModelSuite:
     arch = "unet"
     kwargs: dict = {"base_channels": 8, "depth": 3}
+    channels = 3  # input channels (a Siamese model takes two stacked images)
 
     def build(self, num_classes=2, **extra):
         return create_model(self.arch, num_classes, **{**self.kwargs, **extra})
@@ -18,12 +19,12 @@ class ModelSuite:
     @pytest.mark.parametrize("num_classes,channels", [(2, 1), (4, 4)])
     def test_output_shape_any_size(self, num_classes, channels):
         model = self.build(num_classes).eval()
-        out = model(torch.randn(2, 3, 45, 70))
+        out = model(torch.randn(2, self.channels, 45, 70))
         assert out.shape == (2, channels, 45, 70) and out.dtype == torch.float32
 
     def test_gradients_reach_the_first_layer(self):
         model = self.build().train()
-        model(torch.randn(2, 3, 64, 64)).mean().backward()
+        model(torch.randn(2, self.channels, 64, 64)).mean().backward()
         first = next(p for p in model.parameters() if p.ndim == 4)
         assert first.grad is not None and first.grad.abs().sum() > 0
 
@@ -35,7 +36,7 @@ class ModelSuite:
     def test_head_is_the_only_stochastic_part(self):
         model = self.build(dropout=0.5).eval()
         model.dropout.train()
-        x = torch.randn(1, 3, 64, 64)
+        x = torch.randn(1, self.channels, 64, 64)
         with torch.no_grad():
             feats = model.features(x)
             assert torch.equal(feats, model.features(x))

@@ -1,0 +1,208 @@
+"""Training, evaluating and running a patch classifier (``crackal classify train|evaluate|predict``).
+
+A run folder holds ``config.json``, ``split.json``, ``metrics.json`` (loss and validation
+scores per epoch), ``checkpoints/best.pt`` (best validation accuracy) and
+``evaluation_test.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from crackal.classify.data import find_patches, load_patches
+from crackal.classify.sliding import heat_overlay, sliding_window
+from crackal.data.io import list_images, read_image, write_png
+from crackal.data.splits import load_split, make_split, save_split
+from crackal.data.transforms import to_tensor
+from crackal.errors import CrackalError
+from crackal.metrics.classification import classification_scores
+from crackal.models.patch_classifier import PatchClassifier
+from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
+
+
+@dataclass
+class ClassifyConfig:
+    """Patches are resized to ``size`` (the classifier's input); ``widths`` are its conv-BN-ReLU
+    blocks (each halves the size); AdamW with warm-up and cosine decay."""
+
+    size: int = 64
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    class_names: list[str] = field(default_factory=lambda: ["no_crack", "crack"])
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 2 ** len(self.widths):
+            raise CrackalError(f"--size {self.size} is too small for {len(self.widths)} pooling blocks; use at least {2 ** len(self.widths)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise CrackalError("--epochs and --batch-size must be at least 1 and --lr positive")
+
+    def build(self) -> nn.Module:
+        return PatchClassifier(len(self.class_names), tuple(self.widths))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassifyConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips and 90-degree rotations (one draw per batch) and a brightness jitter per patch."""
+    k, flip = torch.randint(0, 4, (2,), generator=generator).tolist()
+    batch = torch.rot90(batch, k, (-2, -1))
+    batch = batch.flip(-1) if flip % 2 else batch
+    return batch + 0.2 * (torch.rand(len(batch), 1, 1, 1, generator=generator) - 0.5)
+
+
+@torch.inference_mode()
+def predict_patches(model: nn.Module, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``(N, K)`` of ``(N, s, s, 3) uint8`` patches."""
+    model.eval()
+    out = [model(torch.stack([to_tensor(p) for p in patches[i : i + batch_size]])).softmax(1) for i in range(0, len(patches), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def _names(items: list[tuple[Path, int]], root: Path) -> list[str]:
+    return [str(path.relative_to(root)) if path.is_relative_to(root) else str(path) for path, _ in items]
+
+
+def train_classifier(data: str | Path, out: str | Path, *, val: float = 0.1, test: float = 0.2,
+                     progress=None, **options) -> dict:
+    """Train on a patch folder (seeded split, saved); returns the test scores."""
+    from crackal.training.trainer import seed_everything, warmup_cosine
+
+    data, out = Path(data), Path(out)
+    items, class_names = find_patches(data)
+    config = ClassifyConfig(class_names=class_names, **options)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    names = _names(items, data)
+    split = make_split(names, val, test, config.seed)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    save_split(split, out / "split.json")
+    (out / "config.json").write_text(json.dumps({**asdict(config), "data": str(data.resolve())}, indent=1))
+    index = {n: i for i, n in enumerate(names)}
+    sets = {}
+    for part in ("train", "val", "test"):
+        chosen = [index[n] for n in split[part]]
+        sets[part] = (load_patches([items[i][0] for i in chosen], config.size), np.array([items[i][1] for i in chosen], np.int64))
+    seed_everything(config.seed)
+    model = config.build()
+    x_train, y_train = torch.stack([to_tensor(p) for p in sets["train"][0]]), torch.from_numpy(sets["train"][1])
+    steps_per_epoch = max(1, len(x_train) // config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch, steps_per_epoch * config.epochs))
+    generator = torch.Generator().manual_seed(config.seed)
+    history, best, started = [], -1.0, time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        order, losses = torch.randperm(len(x_train), generator=generator), []
+        for step in range(steps_per_epoch):
+            pick = order[step * config.batch_size : (step + 1) * config.batch_size]
+            loss = nn.functional.cross_entropy(model(_augment(x_train[pick], generator)), y_train[pick])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "seconds": round(time.perf_counter() - started, 1)}
+        if len(sets["val"][1]):
+            scores = classification_scores(sets["val"][1], predict_patches(model, sets["val"][0]), class_names)
+            record.update(val_accuracy=scores["accuracy"], val_f1=scores["f1"])
+        history.append(record)
+        if record.get("val_accuracy", epoch) >= best:  # without validation: the last epoch
+            best = record.get("val_accuracy", epoch)
+            atomic_save({"model": model.state_dict(), "config": asdict(config), "epoch": epoch + 1}, out / "checkpoints" / "best.pt")
+        atomic_write_json({"history": history}, out / "metrics.json")
+        if progress:
+            progress(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    model, _ = load_classifier(out)
+    result = classification_scores(sets["test"][1], predict_patches(model, sets["test"][0]), class_names) if len(sets["test"][1]) else {}
+    result.update(split="test", checkpoint=str(out / "checkpoints" / "best.pt"))
+    atomic_write_json(result, out / "evaluation_test.json")
+    return result
+
+
+def load_classifier(run: str | Path) -> tuple[nn.Module, ClassifyConfig]:
+    """The best classifier of a run folder (or a checkpoint file), in eval mode, and its config."""
+    state = read_checkpoint(run)
+    config = ClassifyConfig.from_dict(state["config"])
+    model = config.build()
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise CrackalError(f"{run} is not a patch-classifier checkpoint; pass a run folder made by 'crackal classify train'") from None
+    return model.eval(), config
+
+
+def evaluate_classifier(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None) -> dict:
+    """Scores on the run's own split (default test), or on every patch of another folder."""
+    model, config = load_classifier(run)
+    run_dir = resolve_checkpoint(run).parent.parent
+    if data is None:
+        saved = json.loads((run_dir / "config.json").read_text())
+        root = Path(saved["data"])
+        items, _ = find_patches(root)
+        wanted = set(load_split(run_dir / "split.json").get(split, []))
+        if not wanted:
+            raise CrackalError(f"the run's {split!r} split is empty; choose --split train, val or test")
+        items = [item for item, name in zip(items, _names(items, root)) if name in wanted]
+    else:
+        items, names = find_patches(data)
+        if len(names) != len(config.class_names):
+            raise CrackalError(f"{data} has {len(names)} classes but the model was trained on {len(config.class_names)}")
+        split = "all"
+    labels = np.array([label for _, label in items])
+    result = classification_scores(labels, predict_patches(model, load_patches([p for p, _ in items], config.size)), config.class_names)
+    result["split"] = split
+    out = Path(out) if out else run_dir / f"evaluation_{split}.json"
+    atomic_write_json(result, out)
+    result["saved_to"] = str(out)
+    return result
+
+
+def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, window: int | None = None,
+                    stride: int | None = None, batch_size: int = 64, threshold: float = 0.5) -> list[dict]:
+    """Sliding-window maps for an image or a folder: ``heatmaps/<name>.png`` (defect probability
+    x 255), ``overlays/<name>.png``, ``windows/<name>.csv`` (each window's probabilities) and
+    ``predictions.json`` (seconds per image, share of windows over ``threshold``)."""
+    model, config = load_classifier(run)
+    inputs, out = Path(inputs), Path(out)
+    files = [inputs] if inputs.is_file() else list_images(inputs)
+    if not files:
+        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
+    window = window or config.size
+    stride = stride or max(1, window // 2)
+    records = []
+    for path in files:
+        image = read_image(path)
+        started = time.perf_counter()
+        result = sliding_window(model, image, window, stride, batch_size, config.size)
+        seconds = time.perf_counter() - started
+        defect = 1 - result["heat"][0]
+        write_png(out / "heatmaps" / f"{path.stem}.png", (255 * defect).round().astype(np.uint8))
+        write_png(out / "overlays" / f"{path.stem}.png", heat_overlay(image, defect))
+        (out / "windows").mkdir(parents=True, exist_ok=True)
+        with (out / "windows" / f"{path.stem}.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["top", "left", "size", *config.class_names])
+            for r, top in enumerate(result["tops"]):
+                for c, left in enumerate(result["lefts"]):
+                    writer.writerow([top, left, window, *(round(float(v), 4) for v in result["grid"][:, r, c])])
+        grid_defect = 1 - result["grid"][0]
+        records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1], "windows": int(grid_defect.size),
+                        "seconds": round(seconds, 3), "defect_window_share": round(float((grid_defect >= threshold).mean()), 4)})
+    atomic_write_json({"window": window, "stride": stride, "threshold": threshold, "images": records}, out / "predictions.json")
+    return records
