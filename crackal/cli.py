@@ -182,18 +182,15 @@ def demo(
 
 
 from crackal.active.commands import al_app, simulate  # noqa: E402
-
+from crackal.change.commands import change_app  # noqa: E402
+from crackal.classify.commands import classify_app  # noqa: E402
 from crackal.cli_detect import detect_app  # noqa: E402
 
 app.add_typer(al_app, name="al")
 app.add_typer(detect_app, name="detect")
-app.command()(simulate)
-
-from crackal.change.commands import change_app  # noqa: E402
-from crackal.classify.commands import classify_app  # noqa: E402
-
-app.add_typer(change_app, name="change")
 app.add_typer(classify_app, name="classify")
+app.add_typer(change_app, name="change")
+app.command()(simulate)
 
 
 def main(argv: list[str] | None = None) -> int:
