@@ -45,6 +45,15 @@ def test_detector_training_loss_falls_and_cli_round_trip(synth_data, tmp_path):
     assert (tmp_path / "p" / "boxes.json").is_file() and len(list((tmp_path / "p" / "overlays").iterdir())) == 8
     # a segmentation command given a detector says so
     assert main(["predict", str(run), str(synth_data / "images"), "--out", str(tmp_path / "q")]) == 1
+    # detect then segment, from the command line
+    seg = tmp_path / "seg"
+    assert main(["train", str(synth_data), "--out", str(seg), "--epochs", "1", "--crop-size", "64", "--base-channels", "8",
+                 "--depth", "2", "--val", "2", "--test", "2", "--device", "cpu"]) == 0
+    assert main(["predict", str(seg), str(synth_data / "images"), "--out", str(tmp_path / "two"), "--two-stage", str(run),
+                 "--box-threshold", "0.01"]) == 0
+    assert len(list((tmp_path / "two" / "masks").iterdir())) == 8
+    assert main(["evaluate", str(seg), "--two-stage", str(run), "--tolerance", "0"]) == 0
+    assert json.loads((seg / "evaluation_test_two_stage.json").read_text())["two_stage"] == str(run)
 
 
 def test_detect_train_errors_are_clear(synth_data, tmp_path):
