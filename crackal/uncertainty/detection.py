@@ -41,22 +41,27 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def group_instances(samples: Sequence[ImageBoxes], iou_threshold: float = 0.5) -> list[list[tuple[int, np.ndarray, int, float]]]:
-    """Instances as lists of ``(sample index, box, label, score)``, highest scores first."""
+    """Instances as lists of ``(sample index, box, label, score)``, highest scores first: each
+    box joins the instance whose mean box it overlaps most (IoU >= ``iou_threshold``) among
+    those without a box of its sample yet, or starts a new one."""
     found = [(float(s), k, box, int(label)) for k, sample in enumerate(samples)
              for box, label, s in zip(sample.boxes, sample.labels, sample.scores)]
     instances: list[list[tuple[int, np.ndarray, int, float]]] = []
+    sums = np.zeros((len(found), 4))  # running box sums and sample membership, one row per instance
+    has_sample = np.zeros((len(found), len(samples)), bool)
     for score, k, box, label in sorted(found, key=lambda item: -item[0]):
-        best, best_iou = None, iou_threshold
-        for instance in instances:
-            if any(member[0] == k for member in instance):
-                continue
-            iou = box_iou(box[None], np.mean([m[1] for m in instance], 0)[None])[0, 0]
-            if iou >= best_iou:
-                best, best_iou = instance, iou
-        if best is None:
-            instances.append([(k, box, label, score)])
-        else:
-            best.append((k, box, label, score))
+        n = len(instances)
+        best = -1
+        if n:
+            means = sums[:n] / np.array([len(i) for i in instances])[:, None]
+            ious = np.where(has_sample[:n, k], -1.0, box_iou(box[None], means)[0])
+            best = int(ious.argmax()) if ious.max() >= iou_threshold else -1
+        if best < 0:
+            instances.append([])
+            best = n
+        instances[best].append((k, box, label, score))
+        sums[best] += box
+        has_sample[best, k] = True
     return instances
 
 
