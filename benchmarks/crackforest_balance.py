@@ -37,6 +37,7 @@ METHODS = {
     "focal": dict(loss="focal", class_weighting="none"),
     "prf": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf"),
     "prf_dice": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf"),
+    "prf_unweighted": dict(loss="ce", class_weighting="none", balance="prf"),
 }
 
 
