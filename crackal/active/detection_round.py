@@ -15,9 +15,8 @@ from crackal.active.config import ALConfig
 from crackal.active.store import ImageRecord
 from crackal.data.boxes import ImageBoxes, boxes_from_mask, read_voc
 from crackal.data.detection import BoxSample, DetectionDataset
-from crackal.data.io import read_raw_mask, to_class_mask
+from crackal.data.io import read_image, read_raw_mask, to_class_mask
 from crackal.inference.detect import image_tensor
-from crackal.data.io import read_image
 from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
 from crackal.uncertainty.detection import detection_uncertainty, sample_ensemble, sample_head_dropout
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -31,6 +31,7 @@ from crackal.acquisition.score import score_pool
 from crackal.acquisition.select import select_top
 from crackal.data.bitemporal import CHANGED, UNCHANGED, TileSet
 from crackal.errors import CrackalError
+from crackal.training.config import SavedConfig, raise_first_failed
 from crackal.metrics.change import PROTOCOL, change_scores
 from crackal.change.train import ChangeTrainConfig, build_change_model, predict_change, tensors, train_change_model
 from crackal.training.checkpoint import atomic_save, atomic_write_json
@@ -43,7 +44,7 @@ REFERENCE_BATCH = 16  # labelled tiles per MC-BatchNorm pass
 
 
 @dataclass
-class ChangeALConfig:
+class ChangeALConfig(SavedConfig):
     """One change-detection AL run. ``ensemble_size`` (M) and ``iterations`` (MC-BatchNorm
     passes) default to the published 5; ``random`` trains one model and ignores ``method``."""
 
@@ -68,9 +69,7 @@ class ChangeALConfig:
             (self.initial_per_class >= 1, f"--initial (tiles of each class) must be at least 1, got {self.initial_per_class}"),
             (self.batch >= 1 and self.rounds >= 1, "--step and --rounds must be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise CrackalError(message)
+        raise_first_failed(checks)
 
     @property
     def name(self) -> str:
@@ -80,9 +79,6 @@ class ChangeALConfig:
     @property
     def members(self) -> int:
         return self.ensemble_size if self.strategy != "random" and self.method == "ensemble" else 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_run(spec: str) -> dict:

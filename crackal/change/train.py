@@ -7,7 +7,7 @@ number of steps; the loss and its class weights are crackal's segmentation loss.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,13 +16,14 @@ from torch import nn
 from crackal.data.bitemporal import TileSet
 from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError
+from crackal.training.config import SavedConfig
 from crackal.losses import SegmentationLoss, class_weights, parse_loss
 from crackal.models import create_model
 from crackal.models.outputs import class_probabilities
 
 
 @dataclass
-class ChangeTrainConfig:
+class ChangeTrainConfig(SavedConfig):
     """The Siamese U-Net's size and its training budget: at least ``steps`` batches and at
     least ``epochs`` passes over the tiles, at most ``max_steps`` batches."""
 
@@ -40,9 +41,6 @@ class ChangeTrainConfig:
         if self.steps < 1 or self.batch_size < 1:
             raise CrackalError(f"--steps and --batch-size must be at least 1, got {self.steps}, {self.batch_size}")
         parse_loss(self.loss)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def steps_for(self, tiles: int) -> int:
         """Training steps for a labelled set of ``tiles`` tiles."""

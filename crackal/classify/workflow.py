@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,11 @@ from crackal.errors import CrackalError
 from crackal.metrics.classification import classification_scores
 from crackal.models.patch_classifier import PatchClassifier
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
+from crackal.training.config import SavedConfig
 
 
 @dataclass
-class ClassifyConfig:
+class ClassifyConfig(SavedConfig):
     """Patches are resized to ``size`` (the classifier's input); ``widths`` are its conv-BN-ReLU
     blocks (each halves the size); AdamW with warm-up and cosine decay."""
 
@@ -51,11 +52,6 @@ class ClassifyConfig:
 
     def build(self) -> nn.Module:
         return PatchClassifier(len(self.class_names), tuple(self.widths))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ClassifyConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -135,6 +135,7 @@ class DetectionDataset(Dataset):
         self.augment = augment
         self.seed = 0
         self._cache: dict[int, np.ndarray] = {}
+        self._masks: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -148,8 +149,11 @@ class DetectionDataset(Dataset):
         return self._cache[index]
 
     def load_mask(self, index: int, num_classes: int) -> np.ndarray | None:
+        """The sample's class mask (read once, then kept: validation reads it every epoch)."""
         sample = self.samples[index]
-        return None if sample.mask is None else load_pair(Pair(sample.image, sample.mask), num_classes)[1]
+        if sample.mask is not None and index not in self._masks:
+            self._masks[index] = load_pair(Pair(sample.image, sample.mask), num_classes)[1]
+        return self._masks.get(index)
 
     def __getitem__(self, index: int) -> dict:
         image = self.load(index)

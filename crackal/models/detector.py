@@ -106,7 +106,3 @@ def create_detector(
 def head_dropout_layers(model: nn.Module) -> list[nn.Dropout]:
     """The dropout layers of the two heads (empty when built with ``head_dropout=0``)."""
     return [m for m in model.head.modules() if isinstance(m, nn.Dropout)]
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
