@@ -57,7 +57,7 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
         (["train", "{data}", "--arch", "vit"], "unknown --arch"),
         (["train", "{data}", "--loss", "ce+l2"], "unknown loss"),
         (["train", "{data}", "--balance", "oversample"], "unknown --balance"),
-        (["train", "{data}", "--balance", "prf", "--loss", "dice"], "no weighted term"),
+        (["train", "{data}", "--balance", "prf", "--loss", "adaptive"], "has none of them"),
         (["train", "{data}", "--tile-filter", "8"], "--tile-filter"),
         (["train", "{data}", "--val", "2", "--test", "2"], "no training image"),
     ],

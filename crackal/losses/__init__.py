@@ -21,7 +21,7 @@ from crackal.models.outputs import class_logits
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 LOSS_TERMS = ("ce", "dice", "focal", "adaptive")
-WEIGHTED_TERMS = ("ce", "focal")  # the terms that use the class weights
+FLOW_TERMS = ("ce", "focal", "dice")  # the terms the precision-recall flow steers (not "adaptive")
 
 
 def class_weights(pixel_counts, method: Weighting = "inverse", max_weight: float = 50.0) -> torch.Tensor:
@@ -61,15 +61,27 @@ def weighted_cross_entropy(
     return F.cross_entropy(class_logits(logits).float(), target, weight=weights, ignore_index=ignore_index)
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice of the defect classes (not background), pooled over the batch."""
+def dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = IGNORE_INDEX,
+    smooth: float = 1.0,
+    recall_weight: float = 1.0,
+) -> torch.Tensor:
+    """1 - soft Dice of the defect classes (not background), pooled over the batch.
+
+    ``recall_weight`` w != 1 makes it the Tversky loss ``TP / (TP + FP / (1 + w) + w FN / (1 + w))``:
+    missed defect pixels cost w times as much as false alarms (w = 1 is Dice).
+    """
     probs = class_logits(logits).float().softmax(dim=1)
     valid = (target != ignore_index).unsqueeze(1)
     onehot = F.one_hot(target.clamp(max=probs.shape[1] - 1), probs.shape[1]).permute(0, 3, 1, 2).float()
     probs, onehot = probs * valid, onehot * valid
     dims = (0, 2, 3)
-    intersection = (probs * onehot).sum(dims)
-    dice = (2 * intersection + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
+    tp = (probs * onehot).sum(dims)
+    fp, fn = probs.sum(dims) - tp, onehot.sum(dims) - tp
+    alpha, beta = 2 / (1 + recall_weight), 2 * recall_weight / (1 + recall_weight)
+    dice = (2 * tp + smooth) / (2 * tp + alpha * fp + beta * fn + smooth)
     return 1.0 - dice[1:].mean()
 
 
@@ -113,7 +125,8 @@ class SegmentationLoss(nn.Module):
     """A sum of loss terms named like ``"ce+dice"`` (terms: ``ce``, ``dice``, ``focal``, ``adaptive``).
 
     ``class_weights`` (a buffer) weights ``ce`` and ``focal``; call ``set_class_weights`` when
-    the labelled set changes (every active-learning round).
+    the labelled set changes (every active-learning round). ``recall_weight`` turns ``dice``
+    into a Tversky loss (see ``dice_loss``); the precision-recall flow moves it.
 
     >>> loss = SegmentationLoss("ce+dice", torch.tensor([0.5, 25.0]))
     >>> float(loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))) > 0
@@ -124,6 +137,7 @@ class SegmentationLoss(nn.Module):
         super().__init__()
         self.terms = parse_loss(terms)
         self.gamma = gamma
+        self.recall_weight = 1.0
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def set_class_weights(self, weights: torch.Tensor) -> None:
@@ -136,7 +150,7 @@ class SegmentationLoss(nn.Module):
             if term == "ce":
                 total = total + weighted_cross_entropy(logits, target, weights)
             elif term == "dice":
-                total = total + dice_loss(logits, target)
+                total = total + dice_loss(logits, target, recall_weight=self.recall_weight)
             elif term == "adaptive":
                 total = total + adaptive_cross_entropy(logits, target)
             else:

@@ -8,8 +8,9 @@ toward recall) and the strength of two adjustments:
 
 * sample level: the share of training crops that contain defect pixels,
   ``share += share_gain * PRF``;
-* feature level: a multiplier of the defect-class loss weights,
-  ``scale *= exp(weight_gain * PRF)``.
+* feature level: a defect weight scale, ``scale *= exp(weight_gain * PRF)``, that multiplies
+  the defect-class weights of cross-entropy and focal loss and, in the Dice term, the cost
+  of a missed defect pixel against a false alarm (Tversky; ``scale = 1`` is plain Dice).
 
 Both stay within their bounds, so the flow settles in a dynamic balance instead of
 oscillating between all-background and all-crack predictions.
@@ -45,8 +46,8 @@ class PRFBalancer:
     weight_scale: float = 1.0
     share_gain: float = 0.2
     weight_gain: float = 1.0
-    share_bounds: tuple[float, float] = (0.1, 0.9)
-    scale_bounds: tuple[float, float] = (0.25, 8.0)
+    share_bounds: tuple[float, float] = (0.05, 0.95)
+    scale_bounds: tuple[float, float] = (1 / 64, 64.0)
     log: list[dict] = field(default_factory=list)
 
     def update(self, precision: float, recall: float, step: int = 0) -> dict:
@@ -72,6 +73,12 @@ class PRFBalancer:
         weights = base_weights.clone()
         weights[1:] *= self.weight_scale
         return weights
+
+    def apply(self, loss_fn, sampler, base_weights) -> None:
+        """Hand the current state to training: the crop sampler's share and the loss's defect weights."""
+        sampler.positive_share = self.positive_share
+        loss_fn.set_class_weights(self.scaled_weights(base_weights))
+        loss_fn.recall_weight = self.weight_scale
 
     def state_dict(self) -> dict:
         return asdict(self)

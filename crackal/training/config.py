@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from crackal.errors import CrackalError
-from crackal.losses import WEIGHTED_TERMS, WEIGHTINGS, parse_loss
+from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
 from crackal.models import ARCHS
 
 BALANCES = ("none", "undersample", "prf")
@@ -94,8 +94,8 @@ class TrainConfig(SavedConfig):
             (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
             (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
-            (self.balance != "prf" or any(t in WEIGHTED_TERMS for t in parse_loss(self.loss)),
-             f"--balance prf steers the class weights, but --loss {self.loss} has no weighted term; add ce or focal"),
+            (self.balance != "prf" or any(t in FLOW_TERMS for t in parse_loss(self.loss)),
+             f"--balance prf steers the defect weight of ce, focal or dice, but --loss {self.loss} has none of them"),
             (len(self.class_names) >= 2, "at least two classes (background first) are needed"),
             (self.class_colors is None or len(self.class_colors) == len(self.class_names), "give one colour per class"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),

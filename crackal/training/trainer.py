@@ -150,12 +150,8 @@ def train(
             balancer.load_state_dict(state["balance"])
     config.save(run_dir / "config.json")
 
-    def apply_balance() -> None:
-        crops.sampler.positive_share = balancer.positive_share
-        loss_fn.set_class_weights(balancer.scaled_weights(weights_c).to(device))
-
     if balancer is not None:
-        apply_balance()
+        balancer.apply(loss_fn, crops.sampler, weights_c)
     started = time.perf_counter() - elapsed_before
     has_val = val_set is not None and len(val_set) > 0
     for epoch in range(start_epoch, config.epochs):
@@ -185,7 +181,7 @@ def train(
             running.append(loss.item())
             if balancer is not None and step % balance_interval == 0:
                 balancer.update(*monitor_precision_recall(model, monitor, config.tile_size), step=step)
-                apply_balance()
+                balancer.apply(loss_fn, crops.sampler, weights_c)
                 model.train()
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}

@@ -54,6 +54,19 @@ def test_dice_is_zero_for_a_perfect_and_high_for_a_wrong_prediction():
     assert dice_loss(-perfect, target).item() > 0.9
 
 
+def test_recall_weight_turns_dice_into_tversky_by_hand():
+    target = torch.tensor([[[1, 1, 0, 0]]])
+    probs = torch.tensor([0.75, 0.25, 0.5, 0.0])  # crack probability per pixel
+    logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6)).view(1, 1, 1, 4)
+    tp, fp, fn = 1.0, 0.5, 1.0  # soft counts of the crack class
+    for w in (1.0, 3.0, 1 / 3):
+        alpha, beta = 2 / (1 + w), 2 * w / (1 + w)
+        expected = 1 - (2 * tp + 1) / (2 * tp + alpha * fp + beta * fn + 1)
+        assert dice_loss(logits, target, recall_weight=w).item() == pytest.approx(expected, rel=1e-4)
+    # here misses outweigh false alarms, so weighing recall costs more
+    assert dice_loss(logits, target, recall_weight=3.0) > dice_loss(logits, target) > dice_loss(logits, target, recall_weight=1 / 3)
+
+
 def test_focal_down_weights_easy_pixels():
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     easy = torch.full((1, 1, 4, 4), -4.0)

@@ -7,6 +7,7 @@ from torch import nn
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import find_pairs
+from crackal.data.sampling import CropSampler
 from crackal.errors import CrackalError
 from crackal.training.balance import PRFBalancer, monitor_precision_recall, prf_parameter
 from crackal.training.config import TrainConfig
@@ -51,10 +52,10 @@ def test_bounds_hold_however_long_the_flow_pushes():
     balancer = PRFBalancer()
     for _ in range(50):
         balancer.update(precision=1.0, recall=0.0)
-    assert balancer.positive_share == 0.9 and balancer.weight_scale == 8.0
+    assert (balancer.positive_share, balancer.weight_scale) == (balancer.share_bounds[1], balancer.scale_bounds[1])
     for _ in range(50):
         balancer.update(precision=0.0, recall=1.0)
-    assert balancer.positive_share == 0.1 and balancer.weight_scale == 0.25
+    assert (balancer.positive_share, balancer.weight_scale) == (balancer.share_bounds[0], balancer.scale_bounds[0])
 
 
 def test_scaled_weights_touch_only_defect_classes_and_state_round_trips():
@@ -64,6 +65,14 @@ def test_scaled_weights_touch_only_defect_classes_and_state_round_trips():
     copy = PRFBalancer()
     copy.load_state_dict(json.loads(json.dumps(balancer.state_dict())))
     assert copy == balancer
+
+
+def test_apply_hands_the_flow_to_the_sampler_and_every_loss_term():
+    balancer = PRFBalancer(positive_share=0.3, weight_scale=4.0)
+    sampler, loss = CropSampler(32, "share"), SegmentationLoss("ce+dice", torch.ones(2))
+    balancer.apply(loss, sampler, torch.tensor([0.5, 2.0]))
+    assert sampler.positive_share == 0.3
+    assert loss.class_weights.tolist() == [0.5, 8.0] and loss.recall_weight == 4.0
 
 
 class BrightIsCrack(nn.Module):
@@ -111,7 +120,9 @@ def test_prf_training_logs_the_flow_every_interval(synthetic_dataset, tmp_path):
     result = train(train_set, val_set, config, tmp_path / "run", progress=False)
     log = json.loads((tmp_path / "run" / "metrics.json").read_text())["balance"]
     assert [e["step"] for e in log] == list(range(1, 7))  # 2 steps per epoch, 3 epochs
-    assert all(0.1 <= e["positive_share"] <= 0.9 and 0.25 <= e["weight_scale"] <= 8 for e in log)
+    bounds = PRFBalancer()
+    assert all(bounds.share_bounds[0] <= e["positive_share"] <= bounds.share_bounds[1] for e in log)
+    assert all(bounds.scale_bounds[0] <= e["weight_scale"] <= bounds.scale_bounds[1] for e in log)
     assert {"prf", "positive_share", "weight_scale"} <= set(result.history[-1])
     assert (tmp_path / "run" / "balance.png").is_file()
 
@@ -130,7 +141,7 @@ def test_prf_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_
 
 @pytest.mark.parametrize("options", [
     dict(loss="ce"), dict(loss="ce", class_weighting="none"), dict(loss="dice"), dict(loss="focal"),
-    dict(loss="adaptive"), dict(balance="undersample"), dict(balance="prf", loss="ce+dice"), dict(tile_filter=16),
+    dict(loss="adaptive"), dict(balance="undersample"), dict(balance="prf", loss="ce+dice"), dict(balance="prf", loss="dice"), dict(tile_filter=16),
 ])
 def test_every_imbalance_option_trains(synthetic_dataset, tmp_path, options):
     """Judged by plain cross-entropy on held-out images (a weighted loss moves with its weights)."""
@@ -149,7 +160,7 @@ def test_every_imbalance_option_trains(synthetic_dataset, tmp_path, options):
 def test_bad_balance_options():
     with pytest.raises(CrackalError, match="unknown --balance"):
         TrainConfig(balance="oversample")
-    with pytest.raises(CrackalError, match="no weighted term"):
-        TrainConfig(balance="prf", loss="dice")
+    with pytest.raises(CrackalError, match="has none of them"):
+        TrainConfig(balance="prf", loss="adaptive")
     with pytest.raises(CrackalError, match="positive-share"):
         TrainConfig(positive_share=1.5)
