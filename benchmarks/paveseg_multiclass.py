@@ -62,13 +62,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--samples-per-epoch", type=int, default=None, help="crops per epoch (default: one per training image)")
     parser.add_argument("--balance", default="none", help="none, undersample or prf")
+    parser.add_argument("--balance-interval", type=int, default=None, help="steps between PRF updates (default: one epoch)")
     parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (validation dominates on a GPU)")
     args = parser.parse_args()
     data = dataset_or_skip("paveseg")
 
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs, crop_size=args.crop_size,
-                  batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance, val_interval=args.val_interval,
+                  batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance, balance_interval=args.balance_interval,
+                  val_interval=args.val_interval,
                   time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]

@@ -9,11 +9,11 @@ from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import find_pairs
 from crackal.data.sampling import CropSampler
 from crackal.errors import CrackalError
-from crackal.training.balance import PRFBalancer, monitor_precision_recall, prf_parameter
-from crackal.training.config import TrainConfig
 from crackal.losses import SegmentationLoss
 from crackal.models import create_model
+from crackal.training.balance import PRFBalancer, monitor_precision_recall, prf_parameter
 from crackal.training.checkpoint import load_model
+from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.trainer import seed_everything, train
 
