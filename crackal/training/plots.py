@@ -60,7 +60,8 @@ def plot_balance(log: list[dict], path: str | Path) -> None:
     ax_ctl.set_ylabel("share")
     twin = ax_ctl.twinx()
     twin.plot(steps, [e["weight_scale"] for e in log], color="C3", label="defect weight scale")
-    twin.set_ylabel("weight scale")
+    twin.set_ylabel("weight scale (log)")
+    twin.set_yscale("log")
     ax_ctl.legend(loc="upper left", fontsize=8)
     twin.legend(loc="upper right", fontsize=8)
     for ax in (ax_pr, ax_ctl):
