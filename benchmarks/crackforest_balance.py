@@ -1,5 +1,5 @@
 """Imbalance handling on CrackForest: plain CE, weighted CE, Dice, focal and the
-precision-recall flow (PRF, on CE and on CE + Dice), same model and training budget, several seeds.
+precision-recall flow (PRF: on CE, on CE + Dice, on Dice alone), same model and budget, several seeds.
 
     .venv/bin/python benchmarks/crackforest_balance.py [--seeds 3] [--epochs 20] [--out runs/bench_balance]
 
@@ -38,6 +38,7 @@ METHODS = {
     "prf": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf"),
     "prf_dice": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf"),
     "prf_unweighted": dict(loss="ce", class_weighting="none", balance="prf"),
+    "prf_tversky": dict(loss="dice", balance="prf"),
 }
 
 
