@@ -31,12 +31,12 @@ from crackal.inference.predict import predict_image  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
 
 
-def per_class_scores(model, dataset: SegmentationDataset, names: list[str]) -> dict:
+def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile_size: int) -> dict:
     """Pooled confusion of the arg-max prediction -> IoU, F1 and area error per class."""
     confusion = np.zeros((len(names), len(names)), np.int64)
     for index in range(len(dataset)):
         image, mask = dataset.load(index)
-        predicted = predict_image(model, image).argmax(0)
+        predicted = predict_image(model, image, tile_size=tile_size).argmax(0)
         valid = mask != 255
         confusion += np.bincount(len(names) * mask[valid].astype(np.int64) + predicted[valid],
                                  minlength=len(names) ** 2).reshape(len(names), len(names))
@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=30.0, help="training time limit")
     parser.add_argument("--crop-size", type=int, default=384)
+    parser.add_argument("--downscale", type=int, default=1, help="run the network on images shrunk 2, 4 or 8 times")
+    parser.add_argument("--tile-size", type=int, default=512, help="inference tile (whole image when at least its size)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--samples-per-epoch", type=int, default=None, help="crops per epoch (default: one per training image)")
     parser.add_argument("--balance", default="none", help="none, undersample or prf")
@@ -70,14 +72,14 @@ def main() -> None:
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs, crop_size=args.crop_size,
                   batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance, balance_interval=args.balance_interval,
-                  val_interval=args.val_interval,
+                  val_interval=args.val_interval, downscale=args.downscale, tile_size=args.tile_size,
                   time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]
     pairs, _, _ = api.open_dataset(data)
     test_names = set(load_split(args.out / "split.json")["test"])
     test = SegmentationDataset([p for p in pairs if p.name in test_names], len(names))
-    scores = per_class_scores(model, test, names)
+    scores = per_class_scores(model, test, names, state["config"]["tile_size"])
     (args.out / "per_class.json").write_text(json.dumps(scores, indent=1))
     history = json.loads((args.out / "metrics.json").read_text())["history"]
 

@@ -74,6 +74,7 @@ def train(
     balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
+    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")] = 1,
     val: Val = 0.1,
     test: Test = 0.2,
     val_interval: Annotated[int, typer.Option(help="Validate every N epochs (and after the last).")] = 1,
@@ -96,7 +97,7 @@ def train(
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,
-        dropout=dropout, tile_filter=tile_filter, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+        dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
         val_interval=val_interval,
     )
     scored = (

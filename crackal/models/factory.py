@@ -16,6 +16,7 @@ from crackal.models.unet import UNetTrunk
 
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
+DOWNSCALES = (1, 2, 4, 8)
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
 _SMP_CLASSES = {
@@ -39,7 +40,7 @@ class _SmpTrunk(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float) -> Segmenter:
+def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downscale: int) -> Segmenter:
     import segmentation_models_pytorch as smp
 
     try:
@@ -50,7 +51,7 @@ def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float) -> Se
     except (KeyError, ValueError) as exc:
         raise CrackalError(f"cannot build {arch} with encoder {encoder!r} ({exc}); try --encoder resnet18") from None
     head = model.segmentation_head
-    return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1])
+    return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1], downscale=downscale)
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:
@@ -81,6 +82,7 @@ def create_model(
     weights: str | Path | None = None,
     encoder_weights: str | Path | None = None,
     tile_filter: int = 0,
+    downscale: int = 1,
 ) -> nn.Module:
     """Build a segmentation model that outputs logits ``(N, C, H, W)``.
 
@@ -90,7 +92,8 @@ def create_model(
     ``encoder`` and random initial weights. ``weights`` loads a whole local model,
     ``encoder_weights`` a local state dict into the encoder only (smp architectures).
     ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
-    filter (``TileFilterSegmenter``). ``siamese_unet`` is the change-detection model: its input
+    filter (``TileFilterSegmenter``). ``downscale`` (1, 2, 4 or 8) runs the network on the
+    image shrunk that many times and upsamples its logits back (see ``Segmenter``). ``siamese_unet`` is the change-detection model: its input
     is two co-registered images stacked, ``(N, 6, H, W)``, and its output a change map.
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
@@ -103,12 +106,14 @@ def create_model(
         raise CrackalError(f"num_classes must be at least 2 (background and crack), got {num_classes}")
     if not 0.0 <= dropout < 1.0:
         raise CrackalError(f"dropout must be in [0, 1), got {dropout}")
+    if downscale not in DOWNSCALES:
+        raise CrackalError(f"downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {downscale}")
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
         trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
-        model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth)
+        model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
     else:
-        model = _smp_model(arch, encoder, out_channels, dropout)
+        model = _smp_model(arch, encoder, out_channels, dropout, downscale)
         if encoder_weights is not None:
             load_weights(model.trunk.encoder, encoder_weights, strict=False)
     if tile_filter:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from crackal.errors import CrackalError
 from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
-from crackal.models import ARCHS
+from crackal.models import ARCHS, DOWNSCALES
 
 BALANCES = ("none", "undersample", "prf")
 
@@ -47,6 +47,8 @@ class TrainConfig(SavedConfig):
     ``positive_share``, and the defect loss weight every ``balance_interval`` steps; default
     once per epoch; see ``crackal.training.balance``). ``tile_filter`` (a square size, e.g. 64;
     0 = off) trains the two-stage crack / no-crack filter alongside the segmentation.
+    ``downscale`` (2, 4, 8) runs the network on images shrunk that many times (crops are cut
+    at full resolution, so raise ``crop_size`` with it) for large defects in big images.
     """
 
     arch: str = "unet"
@@ -55,6 +57,7 @@ class TrainConfig(SavedConfig):
     depth: int = 4
     dropout: float = 0.2
     tile_filter: int = 0
+    downscale: int = 1
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
     class_colors: list[list[int]] | None = None
     epochs: int = 40
@@ -92,6 +95,7 @@ class TrainConfig(SavedConfig):
             (self.balance in BALANCES, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}"),
             (0 <= self.positive_share <= 1, f"--positive-share must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
+            (self.downscale in DOWNSCALES, f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {self.downscale}"),
             (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
             (self.balance != "prf" or any(t in FLOW_TERMS for t in parse_loss(self.loss)),
@@ -117,4 +121,5 @@ class TrainConfig(SavedConfig):
             "depth": self.depth,
             "encoder": self.encoder,
             "tile_filter": self.tile_filter,
+            "downscale": self.downscale,
         }

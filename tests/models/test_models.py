@@ -56,6 +56,20 @@ class TestUNet(ModelSuite):
         assert 1.5e6 < params < 2.5e6
 
 
+class TestDownscaledUNet(ModelSuite):
+    kwargs = {"base_channels": 8, "depth": 3, "downscale": 4}
+
+    def test_runs_the_plain_network_on_the_shrunk_image(self):
+        torch.manual_seed(0)
+        small = self.build().eval()
+        plain = create_model("unet", 2, base_channels=8, depth=3).eval()
+        plain.load_state_dict(small.state_dict())
+        x = torch.randn(1, 3, 64, 96)
+        with torch.no_grad():
+            expected = nn.functional.interpolate(plain(nn.functional.avg_pool2d(x, 4)), scale_factor=4, mode="bilinear")
+            torch.testing.assert_close(small(x), expected)
+
+
 class TestSmpUNet(ModelSuite):
     arch, kwargs = "smp_unet", {"encoder": "resnet18"}
 
@@ -74,6 +88,11 @@ class TestDeepLabV3Plus(ModelSuite):
 
 class TestPSPNet(ModelSuite):
     arch, kwargs = "pspnet", {"encoder": "resnet18"}
+
+
+def test_bad_downscale():
+    with pytest.raises(CrackalError, match="downscale must be one of 1, 2, 4, 8"):
+        create_model("unet", downscale=3)
 
 
 def test_unknown_arch():

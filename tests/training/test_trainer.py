@@ -89,6 +89,7 @@ def test_schedule_warms_up_then_decays():
         ({"loss": "l2"}, "unknown loss"),
         ({"class_weighting": "x"}, "--class-weighting"),
         ({"device": "tpu"}, "--device"),
+        ({"downscale": 3}, "--downscale must be one of"),
     ],
 )
 def test_bad_options(options, match):
@@ -102,3 +103,11 @@ def test_validation_every_n_epochs_keeps_the_best_validated_epoch(synthetic_data
     assert ["val_f1" in h for h in result.history] == [False, True, True]  # epoch 2, and the last one
     assert result.best_epoch in (2, 3)
     assert (tmp_path / "run" / "training_curves.png").is_file()
+
+
+def test_a_downscaled_run_reloads_as_it_was_trained(synthetic_dataset, tmp_path):
+    train_set, val_set = datasets(synthetic_dataset)
+    train(train_set, val_set, TrainConfig(epochs=1, downscale=2, **TINY), tmp_path / "run", progress=False)
+    model, state = load_model(tmp_path / "run")
+    assert state["config"]["downscale"] == 2 and model.downscale == 2
+    assert model(torch.zeros(1, 3, 40, 56)).shape == (1, 1, 40, 56)

@@ -17,9 +17,9 @@ from crackal.uncertainty import (
 )
 
 
-def tiny_unet(dropout=0.5, seed=0):
+def tiny_unet(dropout=0.5, seed=0, downscale=1):
     torch.manual_seed(seed)
-    return create_model("unet", 2, base_channels=8, depth=2, dropout=dropout).eval()
+    return create_model("unet", 2, base_channels=8, depth=2, dropout=dropout, downscale=downscale).eval()
 
 
 def test_binary_output_is_expanded_so_entropy_is_not_zero():
@@ -42,8 +42,9 @@ def test_accumulated_moments_match_the_full_stack():
     torch.testing.assert_close(stats.mean_entropy, entropy(samples).mean(-1))
 
 
-def test_head_only_and_full_paths_draw_the_same_samples():
-    model = tiny_unet()
+@pytest.mark.parametrize("downscale", [1, 2])
+def test_head_only_and_full_paths_draw_the_same_samples(downscale):
+    model = tiny_unet(downscale=downscale)
     assert head_only(model)
     x = torch.randn(2, 3, 40, 52)
     torch.manual_seed(123)
