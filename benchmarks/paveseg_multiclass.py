@@ -1,11 +1,13 @@
 """Multi-class road defects on PaveSeg: per-class IoU, F1 and defect-area error.
 
     .venv/bin/python benchmarks/paveseg_multiclass.py [--epochs 40] [--minutes 30] [--out runs/bench_paveseg]
+    # latest README run: --downscale 4 --crop-size 768 --tile-size 1280 --val-interval 5 --epochs 80 --minutes 40
 
 PaveSeg preview (100 images 1280x1080, 8 classes: background, crack, pothole, sealed_crack,
 patch, alligator_crack, utility_cover, expansion_joint), seeded split 70 / 10 / 20 (seed 0).
 Default compact U-Net with eight softmax outputs, trained from scratch on random crops of 384
-(cross-entropy with class weights from the training pixels + Dice). On the 20 test images,
+(cross-entropy with class weights from the training pixels + Dice); ``--downscale`` runs it
+on shrunk images for more context. On the 20 test images,
 per class: IoU and F1 of the arg-max prediction (strict pixels, counts pooled over images),
 ground-truth and predicted area (pixels) and the relative area error. Skips cleanly when
 ../shared/data/paveseg is absent.
