@@ -93,8 +93,11 @@ def main() -> None:
         if s["true_area_px"] == 0 and s["predicted_area_px"] == 0:
             print(f"| {name} | 0 | - | - | - | - |")
             continue
-        ratio = f"{s['predicted_area_px'] / s['true_area_px']:.2f}" if s["true_area_px"] else "no truth"
-        print(f"| {name} | {s['true_area_px']:,} | {s['iou']:.3f} | {s['f1']:.3f} | {ratio} | {s['area_error']:+.1%} |")
+        if not s["true_area_px"]:
+            print(f"| {name} | 0 | {s['iou']:.3f} | {s['f1']:.3f} | {s['predicted_area_px']:,} px, no truth | - |")
+            continue
+        ratio = s["predicted_area_px"] / s["true_area_px"]
+        print(f"| {name} | {s['true_area_px']:,} | {s['iou']:.3f} | {s['f1']:.3f} | {ratio:.2f} | {s['area_error']:+.1%} |")
     defects = [s for n, s in scores.items() if n != "background" and s["true_area_px"]]
     print(f"mean over the {len(defects)} defect classes present in the test images: "
           f"IoU {np.mean([s['iou'] for s in defects]):.3f}, F1 {np.mean([s['f1'] for s in defects]):.3f}, "
