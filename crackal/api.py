@@ -93,13 +93,16 @@ def train(
     binarize: bool = False,
     resume: bool = False,
     weights: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
     progress: bool = True,
     **options,
 ) -> TrainResult:
     """Validate a dataset, split it (seeded, saved), train a model into the run folder ``out``.
 
     ``options`` are ``TrainConfig`` fields (``arch``, ``epochs``, ``lr`` ...). With ``resume``
-    the run in ``out`` continues with its saved config, data and split.
+    the run in ``out`` continues with its saved config, data and split. ``weights`` starts
+    from a whole local model, ``encoder_weights`` from a local encoder state dict (e.g.
+    ImageNet weights of a ResNet saved beforehand; smp architectures).
     """
     out = Path(out)
     if resume:
@@ -127,7 +130,8 @@ def train(
     )
     train_set = SegmentationDataset(_subset(pairs, split["train"], "train"), config.num_classes, binarize=binarize)
     val_set = SegmentationDataset(_subset(pairs, split.get("val", []), "val"), config.num_classes, binarize=binarize)
-    return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights)
+    return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights,
+                        encoder_weights=encoder_weights)
 
 
 def _run_dir_of(checkpoint: Path) -> Path:

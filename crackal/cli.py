@@ -81,6 +81,7 @@ def train(
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
+    encoder_weights: Annotated[Optional[Path], typer.Option(help="Start the encoder (smp architectures) from a local state dict, e.g. ImageNet ResNet weights saved beforehand.")] = None,
     device: Device = "auto",
     threads: Threads = None,
     time_limit: TimeLimit = None,
@@ -93,7 +94,7 @@ def train(
 
     result = api.train(
         data, out, masks=masks, classes=classes, val=val, test=test, split_file=split_file,
-        skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights,
+        skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,

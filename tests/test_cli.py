@@ -59,6 +59,8 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
         (["train", "{data}", "--balance", "oversample"], "unknown --balance"),
         (["train", "{data}", "--balance", "prf", "--loss", "adaptive"], "has none of them"),
         (["train", "{data}", "--tile-filter", "8"], "--tile-filter"),
+        (["train", "{data}", "--out", "{tmp}/r", "--encoder-weights", "{tmp}/none.pt"], "need an smp architecture"),
+        (["train", "{data}", "--downscale", "3"], "--downscale must be one of"),
         (["train", "{data}", "--val", "2", "--test", "2"], "no training image"),
     ],
 )

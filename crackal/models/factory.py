@@ -63,7 +63,11 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Non
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise CrackalError(f"cannot load weights from {path} ({exc}); expected a PyTorch state dict") from None
-    state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise CrackalError(f"{path} holds a {type(state).__name__}, not a PyTorch state dict")
+    state = state.get("model", state)
+    if not strict and not set(state) & set(model.state_dict()):
+        raise CrackalError(f"no tensor in {path} belongs to this model; check --arch/--encoder")
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
@@ -109,6 +113,8 @@ def create_model(
     if downscale not in DOWNSCALES:
         raise CrackalError(f"downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {downscale}")
     out_channels = 1 if num_classes == 2 else num_classes
+    if encoder_weights is not None and arch in ("unet", "siamese_unet"):
+        raise CrackalError(f"encoder weights need an smp architecture (e.g. --arch smp_unet), not {arch}")
     if arch in ("unet", "siamese_unet"):
         trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
         model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)

@@ -100,6 +100,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     weights: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
 ) -> TrainResult:
     """Train a segmentation model; everything goes to ``run_dir`` (see README: run folder).
 
@@ -109,7 +110,7 @@ def train(
     """
     run_dir = Path(run_dir)
     last_path, best_path, device = start_run(run_dir, config)
-    model = create_model(**config.model_kwargs(), weights=weights).to(device)
+    model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     counts = train_set.class_pixel_counts()

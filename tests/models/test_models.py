@@ -106,6 +106,14 @@ def test_weights_that_do_not_fit(tmp_path):
         create_model("unet", 2, weights=tmp_path / "w.pt")
 
 
+def test_encoder_weights_that_cannot_apply(tmp_path):
+    torch.save(create_model("unet", 2, base_channels=8, depth=3).state_dict(), tmp_path / "unet.pt")
+    with pytest.raises(CrackalError, match="need an smp architecture"):
+        create_model("unet", encoder_weights=tmp_path / "unet.pt")
+    with pytest.raises(CrackalError, match="no tensor in"):
+        create_model("smp_unet", encoder="resnet18", encoder_weights=tmp_path / "unet.pt")
+
+
 def test_missing_and_corrupt_weights(tmp_path):
     with pytest.raises(CrackalError, match="weights file not found"):
         create_model("unet", weights=tmp_path / "none.pt")
