@@ -97,8 +97,9 @@ def create_model(
     ``encoder_weights`` a local state dict into the encoder only (smp architectures).
     ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
     filter (``TileFilterSegmenter``). ``downscale`` (1, 2, 4 or 8) runs the network on the
-    image shrunk that many times and upsamples its logits back (see ``Segmenter``). ``siamese_unet`` is the change-detection model: its input
-    is two co-registered images stacked, ``(N, 6, H, W)``, and its output a change map.
+    image shrunk that many times and upsamples its logits back (see ``Segmenter``).
+    ``siamese_unet`` is the change-detection model: its input is two co-registered images
+    stacked, ``(N, 6, H, W)``, and its output a change map.
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
