@@ -51,6 +51,7 @@ def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile
             "true_area_px": int(truth),
             "predicted_area_px": int(predicted),
             "area_error": float((predicted - truth) / truth) if truth else float("nan"),
+            "predicted_as": {names[k]: round(float(confusion[c, k] / truth), 4) for k in np.argsort(-confusion[c])[:3]} if truth else {},
         }
     return scores
 
@@ -98,6 +99,10 @@ def main() -> None:
             continue
         ratio = s["predicted_area_px"] / s["true_area_px"]
         print(f"| {name} | {s['true_area_px']:,} | {s['iou']:.3f} | {s['f1']:.3f} | {ratio:.2f} | {s['area_error']:+.1%} |")
+    print("where each class's pixels went (top 3 of the arg-max):")
+    for name, s in scores.items():
+        if s["predicted_as"]:
+            print(f"  {name}: " + ", ".join(f"{k} {v:.0%}" for k, v in s["predicted_as"].items()))
     defects = [s for n, s in scores.items() if n != "background" and s["true_area_px"]]
     print(f"mean over the {len(defects)} defect classes present in the test images: "
           f"IoU {np.mean([s['iou'] for s in defects]):.3f}, F1 {np.mean([s['f1'] for s in defects]):.3f}, "
