@@ -114,9 +114,9 @@ def create_model(
     if downscale not in DOWNSCALES:
         raise CrackalError(f"downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {downscale}")
     out_channels = 1 if num_classes == 2 else num_classes
-    if encoder_weights is not None and arch in ("unet", "siamese_unet"):
-        raise CrackalError(f"encoder weights need an smp architecture (e.g. --arch smp_unet), not {arch}")
     if arch in ("unet", "siamese_unet"):
+        if encoder_weights is not None:
+            raise CrackalError(f"encoder weights need an smp architecture (e.g. --arch smp_unet), not {arch}")
         trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
         model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
     else:
