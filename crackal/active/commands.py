@@ -55,6 +55,7 @@ def init(
     budget: Annotated[Optional[int], typer.Option(help="Stop when this many images are labelled.")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 12,
     crop_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
+    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (big images, large defects); 1 = full resolution.")] = 1,
     classes: Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated.")] = None,
     cost_per_image: Annotated[float, typer.Option(help="Labelling cost per image ($), for reports.")] = 0.5,
     seconds_per_image: Annotated[float, typer.Option(help="Labelling time per image (s), for reports.")] = 30.0,
@@ -88,7 +89,7 @@ def init(
     strategy = strategy or ("disagreement" if task == "detection" else "bald")
     config = ALConfig(task=task, backbone=backbone, image_size=image_size, strategy=strategy, reduction=reduction, method=method, iterations=iterations, selection=selection,
                       batch=step, initial=initial, cold_start=cold_start, seed=seed, class_names=names,
-                      simulation=simulation, budget=budget, epochs=epochs, crop_size=crop_size,
+                      simulation=simulation, budget=budget, epochs=epochs, crop_size=crop_size, downscale=downscale,
                       cost_per_image=cost_per_image, seconds_per_image=seconds_per_image)
     create_project(project, pool, held, config).close()
     mode = "simulation (the ground truth labels)" if simulation else "labelling project (a person labels)"
@@ -243,6 +244,7 @@ def simulate(
     iterations: Annotated[int, typer.Option(help="Stochastic passes per image.")] = 20,
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 12,
     crop_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
+    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (big images, large defects); 1 = full resolution.")] = 1,
     reference: Annotated[bool, typer.Option(help="Also train on the whole pool for the reference F1.")] = True,
     cost_per_image: Annotated[float, typer.Option(help="Labelling cost per image ($).")] = 0.5,
     seconds_per_image: Annotated[float, typer.Option(help="Labelling time per image (s).")] = 30.0,
@@ -255,6 +257,6 @@ def simulate(
         pairs, out, strategy, seeds=seeds, rounds=rounds, heldout=heldout, split_file=split_file, tile=tile,
         reference=reference, progress=lambda item: _print_round(item) if not isinstance(item, str) else console.print(item),
         initial=initial, batch=step, reduction=reduction, method=method, iterations=iterations, epochs=epochs,
-        crop_size=crop_size, class_names=names, cost_per_image=cost_per_image, seconds_per_image=seconds_per_image,
+        crop_size=crop_size, downscale=downscale, class_names=names, cost_per_image=cost_per_image, seconds_per_image=seconds_per_image,
     )
     console.print(f"report: {report_path}")

@@ -8,6 +8,7 @@ from crackal.acquisition.heuristics import HEURISTICS
 from crackal.acquisition.reduce import REDUCTIONS
 from crackal.acquisition.score import METHODS
 from crackal.errors import CrackalError
+from crackal.models import DOWNSCALES
 
 TASKS = ("segmentation", "detection")
 DETECTION_STRATEGIES = ("disagreement", "random")
@@ -51,6 +52,7 @@ class ALConfig:
     samples_per_epoch: int = 64
     batch_size: int = 8
     crop_size: int = 256
+    downscale: int = 1  # the network sees images shrunk this many times (big images, large defects)
     lr: float = 3e-3
     loss: str = "ce+dice"
     class_weighting: str = "sqrt_inverse"
@@ -78,6 +80,8 @@ class ALConfig:
             (self.batch >= 1, f"--step (images per round) must be at least 1, got {self.batch}"),
             (self.initial >= 1, f"--initial must be at least 1, got {self.initial}"),
             (self.iterations >= 2, f"--iterations must be at least 2, got {self.iterations}"),
+            (self.downscale in DOWNSCALES, f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {self.downscale}"),
+            (self.task != "detection" or self.downscale == 1, "--downscale is for segmentation; a detector takes --image-size"),
             (self.ensemble_size >= 2, f"--ensemble-size must be at least 2, got {self.ensemble_size}"),
         ]
         for ok, message in checks:

@@ -70,7 +70,8 @@ def create_project(
     candidates = store.unlabelled()
     k = min(config.initial, len(candidates))
     if config.cold_start == "coreset":
-        model = create_model(config.arch, len(config.class_names), base_channels=config.base_channels, depth=config.depth)
+        model = create_model(config.arch, len(config.class_names), base_channels=config.base_channels, depth=config.depth,
+                             downscale=config.downscale)
         chosen = kcenter_greedy(pooled_features(model, LazyImages(candidates)), k, config.seed)
     else:
         chosen = select_random(len(candidates), k, config.seed)
@@ -103,7 +104,7 @@ def _train_config(config: ALConfig, round_: int) -> TrainConfig:
     return TrainConfig(
         arch=config.arch, base_channels=config.base_channels, depth=config.depth, dropout=config.dropout,
         class_names=config.class_names, epochs=config.epochs, samples_per_epoch=config.samples_per_epoch,
-        batch_size=config.batch_size, crop_size=config.crop_size, lr=config.lr, loss=config.loss,
+        batch_size=config.batch_size, crop_size=config.crop_size, downscale=config.downscale, lr=config.lr, loss=config.loss,
         class_weighting=config.class_weighting, seed=config.seed * 1000 + round_, warmup_epochs=0.5,
     )
 

@@ -31,6 +31,8 @@ def test_al_errors(tmp_path, al_data, capsys):
     images_only.mkdir()
     assert main(["al", "init", str(tmp_path / "q"), "--images", str(images_only)]) == 1
     assert "held-out set" in capsys.readouterr().err
+    assert main(["al", "init", str(tmp_path / "r"), "--images", str(al_data), "--downscale", "3"]) == 1
+    assert "--downscale must be one of 1, 2, 4, 8" in capsys.readouterr().err
 
 
 def test_simulate_command(tmp_path, al_data):

@@ -151,6 +151,20 @@ def test_coreset_cold_start(tmp_path, al_data):
     assert counts(root)[1] == 4
 
 
+def test_downscaled_network_in_the_loop(tmp_path, al_data):
+    from crackal.training.checkpoint import load_model
+
+    root = make_project(tmp_path / "p", al_data, downscale=2, cold_start="coreset")
+    result = run_round(root)
+    assert len(result.selected) == 3 and result.pool_uncertainty > 0
+    model, _ = load_model(root / "rounds" / "001")
+    assert model.downscale == 2
+    with pytest.raises(CrackalError, match="--downscale must be one of 1, 2, 4, 8, got 3"):
+        ALConfig(downscale=3)
+    with pytest.raises(CrackalError, match="--downscale is for segmentation"):
+        ALConfig(task="detection", strategy="disagreement", downscale=2)
+
+
 @pytest.mark.parametrize("method,strategy", [("mc_batchnorm", "variance"), ("ensemble", "entropy"), ("mc_dropout", "margin")])
 def test_other_uncertainty_methods_in_the_loop(tmp_path, al_data, method, strategy):
     root = make_project(tmp_path / "p", al_data, method=method, strategy=strategy, ensemble_size=2,
