@@ -1,5 +1,6 @@
 """Imbalance handling on CrackForest: plain CE, weighted CE, Dice, focal and the
-precision-recall flow (PRF: on CE, on CE + Dice, on Dice alone), same model and budget, several seeds.
+precision-recall flow (PRF: on CE, on CE + Dice, on Dice alone; read on the 10
+validation images, or on them and the 70 training images), same model and budget, several seeds.
 
     .venv/bin/python benchmarks/crackforest_balance.py [--seeds 3] [--epochs 20] [--out runs/bench_balance]
 
@@ -39,6 +40,7 @@ METHODS = {
     "prf_dice": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf"),
     "prf_unweighted": dict(loss="ce", class_weighting="none", balance="prf"),
     "prf_tversky": dict(loss="dice", balance="prf"),
+    "prf_wide_monitor": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf", monitor_train=70),
 }
 
 

@@ -72,6 +72,7 @@ def train(
     positive_share: Annotated[float, typer.Option(help="prf: starting share of crops that hold defect pixels.")] = 0.5,
     background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
     balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
+    monitor_train: Annotated[int, typer.Option(help="prf: measure precision/recall on the validation images plus this many training images (a larger, steadier monitor).")] = 0,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
     downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")] = 1,
@@ -97,7 +98,7 @@ def train(
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
-        balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval,
+        balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
         dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
         val_interval=val_interval,
     )

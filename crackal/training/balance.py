@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from crackal.data.dataset import IGNORE_INDEX
+from crackal.data.dataset import IGNORE_INDEX, SegmentationDataset
 
 
 def prf_parameter(precision: float, recall: float) -> float:
@@ -86,6 +86,16 @@ class PRFBalancer:
     def load_state_dict(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, tuple(value) if key.endswith("_bounds") else value)
+
+
+def monitor_dataset(train_set, val_set, train_images: int = 0) -> SegmentationDataset:
+    """What the flow reads: the validation images plus the first ``train_images`` training
+    images; the first 8 training images when there is no validation split."""
+    val_pairs = list(val_set.pairs) if val_set is not None else []
+    if val_pairs and not train_images:
+        return val_set
+    extra = train_images if val_pairs or train_images else 8
+    return SegmentationDataset(val_pairs + train_set.pairs[:extra], train_set.num_classes, binarize=train_set.binarize)
 
 
 def monitor_precision_recall(model, dataset, tile_size: int) -> tuple[float, float]:

@@ -45,7 +45,8 @@ class TrainConfig(SavedConfig):
     (background-only crops kept with probability ``background_keep``), or ``prf`` (the
     precision-recall flow moves the share of crops with defects, starting at
     ``positive_share``, and the defect loss weight every ``balance_interval`` steps; default
-    once per epoch; see ``crackal.training.balance``). ``tile_filter`` (a square size, e.g. 64;
+    once per epoch; see ``crackal.training.balance``), read on the validation split plus
+    ``monitor_train`` training images (a larger monitor reads more like new images). ``tile_filter`` (a square size, e.g. 64;
     0 = off) trains the two-stage crack / no-crack filter alongside the segmentation.
     ``downscale`` (2, 4, 8) runs the network on images shrunk that many times (crops are cut
     at full resolution, so raise ``crop_size`` with it) for large defects in big images.
@@ -75,6 +76,7 @@ class TrainConfig(SavedConfig):
     positive_share: float = 0.5
     background_keep: float = 0.25
     balance_interval: int | None = None
+    monitor_train: int = 0
     tile_size: int = 512
     seed: int = 0
     device: str = "auto"
@@ -98,6 +100,7 @@ class TrainConfig(SavedConfig):
             (self.downscale in DOWNSCALES, f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {self.downscale}"),
             (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
+            (self.monitor_train >= 0, f"--monitor-train must be 0 or more training images, got {self.monitor_train}"),
             (self.balance != "prf" or any(t in FLOW_TERMS for t in parse_loss(self.loss)),
              f"--balance prf steers the defect weight of ce, focal or dice, but --loss {self.loss} has none of them"),
             (len(self.class_names) >= 2, "at least two classes (background first) are needed"),

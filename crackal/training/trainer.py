@@ -21,7 +21,7 @@ from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, class_weights
 from crackal.models import create_model
-from crackal.training.balance import PRFBalancer, monitor_precision_recall
+from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
@@ -124,9 +124,9 @@ def train(
     crops = CropDataset(train_set, CropSampler(
         config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep))
     balancer, monitor = None, None
-    if config.balance == "prf":  # monitored on the validation split, else on 8 training images
+    if config.balance == "prf":
         balancer = PRFBalancer(positive_share=config.positive_share)
-        monitor = val_set if val_set is not None and len(val_set) else SegmentationDataset(train_set.pairs[:8], train_set.num_classes)
+        monitor = monitor_dataset(train_set, val_set, config.monitor_train)
     balance_interval = config.balance_interval or steps_per_epoch
     ema = None
     if config.ema_decay:  # validated and saved as "the model": an exponential moving average of the weights

@@ -11,7 +11,7 @@ from crackal.data.sampling import CropSampler
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss
 from crackal.models import create_model
-from crackal.training.balance import PRFBalancer, monitor_precision_recall, prf_parameter
+from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall, prf_parameter
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
@@ -116,7 +116,7 @@ def datasets(root):
 
 def test_prf_training_logs_the_flow_every_interval(synthetic_dataset, tmp_path):
     train_set, val_set = datasets(synthetic_dataset)
-    config = TrainConfig(epochs=3, balance="prf", balance_interval=1, **TINY)
+    config = TrainConfig(epochs=3, balance="prf", balance_interval=1, monitor_train=2, **TINY)
     result = train(train_set, val_set, config, tmp_path / "run", progress=False)
     log = json.loads((tmp_path / "run" / "metrics.json").read_text())["balance"]
     assert [e["step"] for e in log] == list(range(1, 7))  # 2 steps per epoch, 3 epochs
@@ -125,6 +125,17 @@ def test_prf_training_logs_the_flow_every_interval(synthetic_dataset, tmp_path):
     assert all(bounds.scale_bounds[0] <= e["weight_scale"] <= bounds.scale_bounds[1] for e in log)
     assert {"prf", "positive_share", "weight_scale"} <= set(result.history[-1])
     assert (tmp_path / "run" / "balance.png").is_file()
+
+
+def test_monitor_is_validation_plus_chosen_training_images(synthetic_dataset):
+    train_set, val_set = datasets(synthetic_dataset)
+    assert monitor_dataset(train_set, val_set) is val_set
+    wider = monitor_dataset(train_set, val_set, train_images=3)
+    assert wider.pairs == val_set.pairs + train_set.pairs[:3]
+    assert monitor_dataset(train_set, None).pairs == train_set.pairs[:8]
+    assert monitor_dataset(train_set, None, train_images=2).pairs == train_set.pairs[:2]
+    with pytest.raises(CrackalError, match="--monitor-train must be 0 or more"):
+        TrainConfig(monitor_train=-1)
 
 
 def test_prf_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_path):
