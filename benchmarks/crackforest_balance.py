@@ -41,6 +41,7 @@ METHODS = {
     "prf_unweighted": dict(loss="ce", class_weighting="none", balance="prf"),
     "prf_tversky": dict(loss="dice", balance="prf"),
     "prf_wide_monitor": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf", monitor_train=70),
+    "prf_dice_wide_monitor": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf", monitor_train=70),
 }
 
 
