@@ -13,7 +13,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from crackal.cli_options import Device, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights  # noqa: E402
+from crackal.cli_options import Device, Downscale, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights  # noqa: E402
 from crackal.errors import CrackalError  # noqa: E402
 
 app = typer.Typer(
@@ -75,7 +75,7 @@ def train(
     monitor_train: Annotated[int, typer.Option(help="prf: measure precision/recall on the validation images plus this many training images (a larger, steadier monitor).")] = 0,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
-    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")] = 1,
+    downscale: Downscale = 1,
     val: Val = 0.1,
     test: Test = 0.2,
     val_interval: Annotated[int, typer.Option(help="Validate every N epochs (and after the last).")] = 1,

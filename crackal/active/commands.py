@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crackal.cli_options import Downscale
 from crackal.errors import CrackalError
 
 al_app = typer.Typer(help="Active-learning projects: the model picks what to label next.", no_args_is_help=True)
@@ -55,7 +56,7 @@ def init(
     budget: Annotated[Optional[int], typer.Option(help="Stop when this many images are labelled.")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 12,
     crop_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
-    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (big images, large defects); 1 = full resolution.")] = 1,
+    downscale: Downscale = 1,
     classes: Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated.")] = None,
     cost_per_image: Annotated[float, typer.Option(help="Labelling cost per image ($), for reports.")] = 0.5,
     seconds_per_image: Annotated[float, typer.Option(help="Labelling time per image (s), for reports.")] = 30.0,
@@ -244,7 +245,7 @@ def simulate(
     iterations: Annotated[int, typer.Option(help="Stochastic passes per image.")] = 20,
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 12,
     crop_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
-    downscale: Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (big images, large defects); 1 = full resolution.")] = 1,
+    downscale: Downscale = 1,
     reference: Annotated[bool, typer.Option(help="Also train on the whole pool for the reference F1.")] = True,
     cost_per_image: Annotated[float, typer.Option(help="Labelling cost per image ($).")] = 0.5,
     seconds_per_image: Annotated[float, typer.Option(help="Labelling time per image (s).")] = 30.0,

@@ -8,7 +8,7 @@ from crackal.acquisition.heuristics import HEURISTICS
 from crackal.acquisition.reduce import REDUCTIONS
 from crackal.acquisition.score import METHODS
 from crackal.errors import CrackalError
-from crackal.models import DOWNSCALES
+from crackal.models import check_downscale
 
 TASKS = ("segmentation", "detection")
 DETECTION_STRATEGIES = ("disagreement", "random")
@@ -66,6 +66,7 @@ class ALConfig:
     seconds_per_image: float = 30.0
 
     def __post_init__(self) -> None:
+        check_downscale(self.downscale, "--downscale")
         checks = [
             (self.task in TASKS, f"unknown task {self.task!r}; choose segmentation or detection"),
             (self.task == "detection" or self.strategy in HEURISTICS, f"unknown strategy {self.strategy!r}; choose one of {', '.join(HEURISTICS)}"),
@@ -80,7 +81,6 @@ class ALConfig:
             (self.batch >= 1, f"--step (images per round) must be at least 1, got {self.batch}"),
             (self.initial >= 1, f"--initial must be at least 1, got {self.initial}"),
             (self.iterations >= 2, f"--iterations must be at least 2, got {self.iterations}"),
-            (self.downscale in DOWNSCALES, f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {self.downscale}"),
             (self.task != "detection" or self.downscale == 1, "--downscale is for segmentation; a detector takes --image-size"),
             (self.ensemble_size >= 2, f"--ensemble-size must be at least 2, got {self.ensemble_size}"),
         ]

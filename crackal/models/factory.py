@@ -17,6 +17,12 @@ from crackal.models.unet import UNetTrunk
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
 DOWNSCALES = (1, 2, 4, 8)
+
+
+def check_downscale(downscale: int, option: str = "downscale") -> None:
+    """A clear error unless ``downscale`` is one of ``DOWNSCALES``."""
+    if downscale not in DOWNSCALES:
+        raise CrackalError(f"{option} must be one of {', '.join(map(str, DOWNSCALES))}, got {downscale}")
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
 _SMP_CLASSES = {
@@ -111,8 +117,7 @@ def create_model(
         raise CrackalError(f"num_classes must be at least 2 (background and crack), got {num_classes}")
     if not 0.0 <= dropout < 1.0:
         raise CrackalError(f"dropout must be in [0, 1), got {dropout}")
-    if downscale not in DOWNSCALES:
-        raise CrackalError(f"downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {downscale}")
+    check_downscale(downscale)
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
         if encoder_weights is not None:

@@ -94,7 +94,7 @@ def monitor_dataset(train_set, val_set, train_images: int = 0) -> SegmentationDa
     val_pairs = list(val_set.pairs) if val_set is not None else []
     if val_pairs and not train_images:
         return val_set
-    extra = train_images if val_pairs or train_images else 8
+    extra = train_images or 8
     return SegmentationDataset(val_pairs + train_set.pairs[:extra], train_set.num_classes, binarize=train_set.binarize)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from crackal.errors import CrackalError
 from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
-from crackal.models import ARCHS, DOWNSCALES
+from crackal.models import ARCHS, check_downscale
 
 BALANCES = ("none", "undersample", "prf")
 
@@ -46,8 +46,9 @@ class TrainConfig(SavedConfig):
     precision-recall flow moves the share of crops with defects, starting at
     ``positive_share``, and the defect loss weight every ``balance_interval`` steps; default
     once per epoch; see ``crackal.training.balance``), read on the validation split plus
-    ``monitor_train`` training images (a larger monitor reads more like new images). ``tile_filter`` (a square size, e.g. 64;
-    0 = off) trains the two-stage crack / no-crack filter alongside the segmentation.
+    ``monitor_train`` training images (a larger monitor reads more like new images).
+    ``tile_filter`` (a square size, e.g. 64; 0 = off) trains the two-stage crack / no-crack
+    filter alongside the segmentation.
     ``downscale`` (2, 4, 8) runs the network on images shrunk that many times (crops are cut
     at full resolution, so raise ``crop_size`` with it) for large defects in big images.
     """
@@ -84,6 +85,7 @@ class TrainConfig(SavedConfig):
     time_limit_min: float | None = None
 
     def __post_init__(self) -> None:
+        check_downscale(self.downscale, "--downscale")
         checks = [
             (self.arch in ARCHS, f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}"),
             (self.arch != "siamese_unet", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
@@ -97,7 +99,6 @@ class TrainConfig(SavedConfig):
             (self.balance in BALANCES, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}"),
             (0 <= self.positive_share <= 1, f"--positive-share must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
-            (self.downscale in DOWNSCALES, f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {self.downscale}"),
             (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
             (self.monitor_train >= 0, f"--monitor-train must be 0 or more training images, got {self.monitor_train}"),
