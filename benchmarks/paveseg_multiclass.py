@@ -29,7 +29,7 @@ from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.splits import load_split  # noqa: E402
-from crackal.inference.predict import predict_image  # noqa: E402
+from crackal.models.predict import predict_image  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
 
 

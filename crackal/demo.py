@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal import api
 from crackal.active.simulate import simulate
 from crackal.active.store import ProjectStore
+from crackal.api.segmentation import predict, synth
 from crackal.data.layout import Pair, find_pairs, load_pair
+from crackal.progress import Progress
 
 
 def _examples_figure(pairs: list[Pair], prediction_dir: Path, path: Path, count: int = 4) -> None:
@@ -52,23 +53,22 @@ def run_demo(
     rounds: int = 5,
     epochs: int = 30,
     seed: int = 0,
-    progress=print,
+    progress: bool | Progress = True,
 ) -> Path:
     """Run the whole demo in ``out`` (finished parts are reused); returns ``out/report.md``."""
-    out = Path(out)
+    out, progress = Path(out), Progress.of(progress)
     started = time.perf_counter()
     data = out / "data"
     if not (data / "classes.json").is_file():  # most frames of a road survey hold no crack
-        api.synth(data, count=count, size=size, seed=seed, crack_free=0.7)
+        synth(data, count=count, size=size, seed=seed, crack_free=0.7)
     pairs = find_pairs(data)
     simulation = out / "simulation"
     simulate(
-        pairs, simulation, ["bald", "random"], seeds=seeds, rounds=rounds, heldout=0.2,
-        initial=8, batch=8, epochs=epochs, samples_per_epoch=32, crop_size=size, batch_size=8, iterations=20,
-        base_channels=8,
-        progress=(lambda item: progress(item if isinstance(item, str) else
-                                        f"  round {item.round}: {item.labelled} labelled, held-out F1 {item.metrics['strict']['f1']:.3f}"))
-        if progress else None,
+        pairs, simulation, ["bald", "random"], seeds=seeds, rounds=rounds, heldout=0.2, progress=progress,
+        on_round=lambda item: progress.line(item if isinstance(item, str) else
+                                            f"  round {item.round}: {item.labelled} labelled, held-out F1 {item.metrics['strict']['f1']:.3f}"),
+        initial=8, query_size=8, iterations=20,
+        train={"epochs": epochs, "samples_per_epoch": 32, "crop_size": size, "batch_size": 8, "base_channels": 8},
     )
     summary = json.loads((simulation / "report.json").read_text())
     project = simulation / "bald" / "seed0"
@@ -80,7 +80,7 @@ def run_demo(
     held_dir.mkdir(exist_ok=True)
     for pair in heldout:
         (held_dir / pair.image.name).write_bytes(pair.image.read_bytes())
-    records = api.predict(Path(final["checkpoint"]), held_dir, out / "predictions", gsd=0.002, progress=False)
+    records = predict(Path(final["checkpoint"]), held_dir, out / "predictions", gsd=0.002, progress=progress)
     _examples_figure(heldout, out / "predictions", out / "examples.png")
 
     bald, random = summary["strategies"]["bald"], summary["strategies"]["random"]

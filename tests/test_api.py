@@ -6,8 +6,10 @@ import pytest
 
 from crackal import api
 from crackal.data.layout import find_pairs
-from crackal.data.splits import load_split
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.splits import load_split, pick
 from crackal.errors import CrackalError
+from crackal.training.evaluation import darkness_baseline
 
 
 @pytest.mark.slow
@@ -17,8 +19,8 @@ def test_a_short_training_beats_a_darkness_detector(tmp_path):
               samples_per_epoch=48, lr=3e-3, device="cpu", progress=False)
     scores = api.evaluate(tmp_path / "run", tolerances=(0, 2), progress=False)
     split = load_split(tmp_path / "run" / "split.json")
-    by_name = {p.name: p for p in find_pairs(data)}
-    baseline = api.darkness_baseline([by_name[n] for n in split["test"]], ["background", "crack"], tolerances=(0, 2))
+    test_set = SegmentationDataset(pick(find_pairs(data), split["test"], "test"), 2)
+    baseline = darkness_baseline(test_set, ["background", "crack"], tolerances=(0, 2))
     model_f1 = scores["classes"]["crack"]["tol2"]["ods"]["f1"]
     naive_f1 = baseline["classes"]["crack"]["tol2"]["ods"]["f1"]
     assert model_f1 > naive_f1 + 0.05, (model_f1, naive_f1)
@@ -56,9 +58,9 @@ def test_predict_bad_inputs(tmp_path, synthetic_dataset):
     with pytest.raises(CrackalError, match="broken.jpg"):
         api.predict(tmp_path / "run", images, tmp_path / "p", progress=False)
     assert len(api.predict(tmp_path / "run", images, tmp_path / "p", skip_invalid=True, progress=False)) == 1
-    with pytest.raises(CrackalError, match="--gsd"):
+    with pytest.raises(CrackalError, match="gsd is the ground sampling distance"):
         api.predict(tmp_path / "run", images, tmp_path / "p", gsd=-1)
-    with pytest.raises(CrackalError, match="--threshold"):
+    with pytest.raises(CrackalError, match="threshold must be between 0 and 1"):
         api.predict(tmp_path / "run", images, tmp_path / "p", threshold=1.5)
 
 
@@ -73,4 +75,4 @@ def test_import_is_light_and_the_api_is_reachable():
 
     code = "import sys, crackal; assert 'torch' not in sys.modules; print(crackal.train.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "crackal.api"
+    assert out.stdout.strip() == "crackal.api.segmentation"

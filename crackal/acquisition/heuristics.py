@@ -7,15 +7,16 @@ scores where higher means "label this".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
 
-from crackal.errors import CrackalError
+from crackal.errors import choose
 from crackal.uncertainty.stats import SampleStats, entropy
 
-Heuristic = Literal["bald", "entropy", "variance", "margin", "random"]
-HEURISTICS: tuple[str, ...] = get_args(Heuristic)
+Strategy = Literal["bald", "entropy", "variance", "margin", "random"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the pixel heuristics below, and random sampling
 
 
 def bald(stats: SampleStats) -> torch.Tensor:
@@ -39,11 +40,11 @@ def margin(stats: SampleStats) -> torch.Tensor:
     return 1 - (top2[:, 0] - top2[:, 1])
 
 
-_PIXEL = {"bald": bald, "entropy": predictive_entropy, "variance": variance, "margin": margin}
+HEURISTICS: dict[str, Callable[[SampleStats], torch.Tensor]] = {
+    "bald": bald, "entropy": predictive_entropy, "variance": variance, "margin": margin,
+}
 
 
-def pixel_scores(stats: SampleStats, heuristic: Heuristic) -> torch.Tensor:
+def pixel_scores(stats: SampleStats, heuristic: str) -> torch.Tensor:
     """``(N, H, W)`` scores of one heuristic (``random`` has no pixel scores)."""
-    if heuristic not in _PIXEL:
-        raise CrackalError(f"unknown strategy {heuristic!r}; choose one of {', '.join(HEURISTICS)}")
-    return _PIXEL[heuristic](stats)
+    return choose(HEURISTICS, heuristic, "strategy")(stats)

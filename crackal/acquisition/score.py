@@ -6,23 +6,18 @@ Memory is bounded by one batch of moments whatever the size of the pool.
 from __future__ import annotations
 
 import ctypes
-
 from collections.abc import Callable, Iterable, Sequence, Sized
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from crackal.acquisition.heuristics import HEURISTICS, Heuristic, pixel_scores
-from crackal.acquisition.reduce import REDUCTIONS, Reduction, reduce_scores
+from crackal.acquisition.heuristics import STRATEGIES, pixel_scores
+from crackal.acquisition.reduce import DEFAULT_REDUCTION, REDUCTIONS, Reduction, reduce_scores
 from crackal.data.transforms import to_tensor
-from crackal.errors import CrackalError
-from crackal.uncertainty.sampling import ensemble, mc_batchnorm, mc_dropout
-
-Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
-METHODS = ("mc_dropout", "mc_batchnorm", "ensemble")
-
+from crackal.errors import CrackalError, choose
+from crackal.progress import Progress
+from crackal.uncertainty.sampling import METHODS, Method, sample
 
 TRIM_EVERY = 4  # batches
 
@@ -52,14 +47,14 @@ def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Te
 def score_pool(
     models: nn.Module | Sequence[nn.Module],
     images: Sequence[np.ndarray] | Sized,
-    heuristic: Heuristic = "bald",
-    reduction: Reduction = "mean",
+    heuristic: str = "bald",
+    reduction: Reduction = DEFAULT_REDUCTION,
     method: Method = "mc_dropout",
     iterations: int = 20,
     batch_size: int = 4,
     reference_batches: Callable[[], torch.Tensor] | None = None,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    progress: bool | Progress = False,
 ) -> np.ndarray:
     """One acquisition score per pool image (``images``: a sized iterable of ``(H, W, 3) uint8``
     arrays, read lazily for a large pool).
@@ -68,12 +63,9 @@ def score_pool(
     (needs ``reference_batches``, random labelled mini-batches) or ``ensemble`` (``models`` is a
     list); ``random`` scores without running a model. Seeded: the same call gives the same scores.
     """
-    if heuristic not in HEURISTICS:
-        raise CrackalError(f"unknown strategy {heuristic!r}; choose one of {', '.join(HEURISTICS)}")
-    if reduction not in REDUCTIONS:
-        raise CrackalError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
-    if method not in METHODS:
-        raise CrackalError(f"unknown uncertainty method {method!r}; choose one of {', '.join(METHODS)}")
+    choose(STRATEGIES, heuristic, "strategy")
+    choose(REDUCTIONS, reduction, "reduction")
+    choose(METHODS, method, "method")
     if method == "mc_batchnorm" and reference_batches is None:
         raise CrackalError("MC-BatchNorm needs labelled images to draw its reference batches from")
     if not len(images):
@@ -81,20 +73,15 @@ def score_pool(
     if heuristic == "random":
         return np.random.default_rng(seed).random(len(images))
     scores = []
+    batches = Progress.of(progress).bar(_batches(images, batch_size), total=-(-len(images) // batch_size),
+                                        desc=f"scoring pool ({len(images)} images)", unit="batches")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for index, batch in enumerate(_batches(images, batch_size)):
-            if method == "ensemble":
-                stats = ensemble(models, batch)
-            elif method == "mc_batchnorm":
-                stats = mc_batchnorm(models, batch, reference_batches, iterations)
-            else:
-                stats = mc_dropout(models, batch, iterations)
+        for index, batch in enumerate(batches):
+            stats = sample(method, models, batch, iterations, reference_batches)
             defect = 1 - stats.mean[:, 0]
             scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
             del stats, defect
             if index % TRIM_EVERY == 0:
                 _trim_heap()
-            if progress:
-                progress(len(batch))
     return torch.cat(scores).numpy().astype(np.float64)

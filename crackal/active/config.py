@@ -1,61 +1,67 @@
-"""Options of an active-learning project, stored in its database."""
+"""Options of an active-learning project, stored in its database.
+
+``ALConfig`` holds what the loop does each round (acquisition, batch selection, stopping,
+costs) and nests the round's training recipe: a ``TrainConfig`` for segmentation projects, a
+``DetectionConfig`` for detection projects, so every training option works in active
+learning. Projects written before the recipe was nested (flat settings) are migrated when read.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal, get_args
 
-from crackal.acquisition.heuristics import HEURISTICS
-from crackal.acquisition.reduce import REDUCTIONS
-from crackal.acquisition.score import METHODS
-from crackal.errors import CrackalError
-from crackal.models import check_downscale
+from crackal.acquisition.heuristics import STRATEGIES
+from crackal.acquisition.reduce import DEFAULT_REDUCTION, REDUCTIONS
+from crackal.errors import OptionError, check_options, choose
+from crackal.training.config import DetectionConfig, SavedConfig, TrainConfig
+from crackal.uncertainty.sampling import METHODS
 
-TASKS = ("segmentation", "detection")
+Task = Literal["segmentation", "detection"]
+TASKS: tuple[str, ...] = get_args(Task)
+SELECTIONS = ("top", "stochastic")
+COLD_STARTS = ("random", "coreset")
 DETECTION_STRATEGIES = ("disagreement", "random")
+DEFAULT_STRATEGY = {"segmentation": "bald", "detection": "disagreement"}
+
+# Each round trains from scratch with a fixed number of crops (epochs x samples_per_epoch), so
+# rounds cost the same whatever the size of the labelled set.
+ROUND_TRAINING = {"epochs": 12, "samples_per_epoch": 64, "batch_size": 8, "crop_size": 256, "lr": 3e-3, "warmup_epochs": 0.5}
+# A detection round trains for ``epochs`` passes over the labelled images.
+ROUND_DETECTION = {"epochs": 12, "batch_size": 8, "head_dropout": 0.2, "warmup_epochs": 0.5}
+
+
+def round_training(task: str, options: dict | None = None) -> TrainConfig | DetectionConfig:
+    """The training recipe of a round: the active-learning defaults above, then ``options``."""
+    if choose(TASKS, task, "task") == "detection":
+        return DetectionConfig.from_options({**ROUND_DETECTION, **(options or {})}, "train")
+    return TrainConfig.from_options({**ROUND_TRAINING, **(options or {})}, "train")
 
 
 @dataclass
-class ALConfig:
+class ALConfig(SavedConfig):
     """What the loop does each round, and when it stops.
 
-    Training per round is from scratch with a fixed number of crops (``epochs`` x
-    ``samples_per_epoch``) whatever the size of the labelled set, so rounds cost the same.
-    ``task="detection"`` trains a RetinaNet (``backbone``, ``image_size``; ``dropout`` is its
-    head dropout) for ``epochs`` passes over the labelled images and scores the pool by the
-    ``disagreement`` of head-dropout samples or of an ensemble (see
-    ``crackal.uncertainty.detection``).
+    ``query_size`` images are selected per round (``initial`` before the first); ``train`` is
+    the round's training recipe (see ``round_training``). ``task="detection"`` trains a
+    RetinaNet and scores the pool by the ``disagreement`` of head-dropout samples or of an
+    ensemble (see ``crackal.uncertainty.detection``).
     """
 
     task: str = "segmentation"
-    backbone: str = "resnet18"
-    image_size: int = 0
-
-    strategy: str = "bald"
-    reduction: str = "topk"
+    strategy: str | None = None  # default: bald (segmentation), disagreement (detection)
+    reduction: str = DEFAULT_REDUCTION
     method: str = "mc_dropout"
     iterations: int = 20
     ensemble_size: int = 3
-    selection: str = "top"  # top | stochastic
+    selection: str = "top"
     temperature: float = 1.0
-    batch: int = 10
+    query_size: int = 10
     initial: int = 10
-    cold_start: str = "random"  # random | coreset
+    cold_start: str = "random"
     seed: int = 0
-    class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
     simulation: bool = False
-    # training each round
-    arch: str = "unet"
-    base_channels: int = 16
-    depth: int = 4
-    dropout: float = 0.2
-    epochs: int = 12
-    samples_per_epoch: int = 64
-    batch_size: int = 8
-    crop_size: int = 256
-    downscale: int = 1  # the network sees images shrunk this many times (big images, large defects)
-    lr: float = 3e-3
-    loss: str = "ce+dice"
-    class_weighting: str = "sqrt_inverse"
     # stopping
     budget: int | None = None
     patience: int | None = 3  # None: no plateau stopping (simulations compare fixed rounds)
@@ -64,34 +70,100 @@ class ALConfig:
     # cost model for reports
     cost_per_image: float = 0.5
     seconds_per_image: float = 30.0
+    train: TrainConfig | DetectionConfig | None = field(default=None)
 
     def __post_init__(self) -> None:
-        check_downscale(self.downscale, "--downscale")
-        checks = [
-            (self.task in TASKS, f"unknown task {self.task!r}; choose segmentation or detection"),
-            (self.task == "detection" or self.strategy in HEURISTICS, f"unknown strategy {self.strategy!r}; choose one of {', '.join(HEURISTICS)}"),
-            (self.task != "detection" or self.strategy in DETECTION_STRATEGIES,
-             f"a detector is scored by {' or '.join(DETECTION_STRATEGIES)}, not {self.strategy!r}"),
-            (self.task != "detection" or (self.method != "mc_batchnorm" and self.cold_start == "random"),
-             "a detector (GroupNorm, no BatchNorm) takes --method mc_dropout or ensemble and --cold-start random"),
-            (self.reduction in REDUCTIONS, f"unknown reduction {self.reduction!r}; choose one of {', '.join(REDUCTIONS)}"),
-            (self.method in METHODS, f"unknown uncertainty method {self.method!r}; choose one of {', '.join(METHODS)}"),
-            (self.selection in ("top", "stochastic"), f"unknown selection {self.selection!r}; choose top or stochastic"),
-            (self.cold_start in ("random", "coreset"), f"unknown cold start {self.cold_start!r}; choose random or coreset"),
-            (self.batch >= 1, f"--step (images per round) must be at least 1, got {self.batch}"),
-            (self.initial >= 1, f"--initial must be at least 1, got {self.initial}"),
-            (self.iterations >= 2, f"--iterations must be at least 2, got {self.iterations}"),
-            (self.task != "detection" or self.downscale == 1, "--downscale is for segmentation; a detector takes --image-size"),
-            (self.ensemble_size >= 2, f"--ensemble-size must be at least 2, got {self.ensemble_size}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise CrackalError(message)
+        choose(TASKS, self.task, "task")
+        if not isinstance(self.train, (TrainConfig, DetectionConfig)):
+            self.train = round_training(self.task, self.train)
+        self.strategy = self.strategy or DEFAULT_STRATEGY[self.task]
+        detection = self.task == "detection"
+        choose(DETECTION_STRATEGIES if detection else STRATEGIES, self.strategy, "strategy")
+        choose(REDUCTIONS, self.reduction, "reduction")
+        choose(METHODS, self.method, "method")
+        choose(SELECTIONS, self.selection, "selection")
+        choose(COLD_STARTS, self.cold_start, "cold_start")
+        check_options([
+            (isinstance(self.train, DetectionConfig) == detection, "train",
+             f"must be a {'DetectionConfig' if detection else 'TrainConfig'} for a {self.task} project"),
+            (not detection or self.method != "mc_batchnorm", "method", "mc_batchnorm needs BatchNorm; a detector (GroupNorm) takes mc_dropout or ensemble"),
+            (not detection or self.cold_start == "random", "cold_start", "must be random for a detector"),
+            (self.query_size >= 1, "query_size", f"(images per round) must be at least 1, got {self.query_size}"),
+            (self.initial >= 1, "initial", f"must be at least 1, got {self.initial}"),
+            (self.iterations >= 2, "iterations", f"must be at least 2, got {self.iterations}"),
+            (self.ensemble_size >= 2, "ensemble_size", f"must be at least 2, got {self.ensemble_size}"),
+            (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
+            (self.budget is None or self.budget >= 1, "budget", f"must be at least 1 image, got {self.budget}"),
+            (self.patience is None or self.patience >= 1, "patience", f"must be at least 1 round, got {self.patience}"),
+            (self.min_delta >= 0, "min_delta", f"must be >= 0, got {self.min_delta}"),
+            (self.cost_per_image >= 0 and self.seconds_per_image >= 0, "cost_per_image",
+             "and seconds_per_image must be >= 0"),
+        ])
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names  # type: ignore[union-attr]
+
+    def round_config(self, round_: int, member: int = 0) -> TrainConfig | DetectionConfig:
+        """The training config of a round (of one ensemble member): the recipe, seeded for it."""
+        return replace(self.train, seed=self.seed * 1000 + round_ + 7919 * member)  # type: ignore[type-var]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ALConfig":
+    def from_dict(cls, data: dict) -> ALConfig:
+        data = migrate_flat_settings(data)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        options = {k: v for k, v in data.items() if k in known}
+        task = options.get("task", "segmentation")
+        training = DetectionConfig if task == "detection" else TrainConfig
+        options["train"] = training.from_dict(options.get("train") or {})
+        return cls(**options)
+
+    def with_settings(self, assignments: list[str]) -> ALConfig:
+        """A copy with ``KEY=VALUE`` assignments applied (``query_size=20``, ``train.epochs=30``);
+        values are JSON (numbers, true/false, null) or plain text. Checked like a new config."""
+        data = self.to_dict()
+        for assignment in assignments:
+            key, sep, text = assignment.partition("=")
+            key = key.strip()
+            section, _, name = key.rpartition(".")
+            target = data["train"] if section == "train" else data if not section else None
+            if not sep or target is None or name not in target or name == "train":
+                choices = [k for k in data if k != "train"] + [f"train.{k}" for k in data["train"]]
+                raise OptionError("settings", f"take KEY=VALUE with KEY one of {', '.join(choices)}; got {assignment!r}")
+            target[name] = _parse_value(text.strip())
+        if data["task"] != self.task:
+            raise OptionError("task", "cannot change once a project exists; create a new project")
+        return ALConfig.from_dict(data)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+# The settings of projects made before the training recipe was nested, and what they became.
+_FLAT_TRAINING = ("arch", "base_channels", "depth", "dropout", "epochs", "samples_per_epoch", "batch_size", "crop_size",
+                  "downscale", "lr", "loss", "class_weighting", "class_names")
+_FLAT_DETECTION = {"backbone": "backbone", "image_size": "image_size", "dropout": "head_dropout", "epochs": "epochs",
+                   "batch_size": "batch_size", "class_names": "class_names"}
+
+
+def migrate_flat_settings(data: dict) -> dict:
+    """Settings in the current nested form; flat ones (crackal before the nesting) are moved
+    into ``train`` and ``batch`` becomes ``query_size``. A nested dict is returned unchanged.
+
+    >>> migrate_flat_settings({"batch": 5, "epochs": 3, "class_names": ["background", "crack"]})["train"]["epochs"]
+    3
+    """
+    if "train" in data:
+        return data
+    data = dict(data)
+    if "batch" in data:
+        data["query_size"] = data.pop("batch")
+    if data.get("task") == "detection":
+        data["train"] = {**ROUND_DETECTION, **{new: data[old] for old, new in _FLAT_DETECTION.items() if old in data}}
+    else:
+        data["train"] = {**ROUND_TRAINING, **{key: data[key] for key in _FLAT_TRAINING if key in data}}
+    return data

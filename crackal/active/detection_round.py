@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from crackal.active.config import ALConfig
-from crackal.active.store import ImageRecord
-from crackal.data.boxes import ImageBoxes, boxes_from_mask, read_voc
+from crackal.active.store import ImageRecord, ProjectStore
+from crackal.data.boxes import ImageBoxes, boxes_from_mask, read_voc, write_voc
 from crackal.data.detection import BoxSample, DetectionDataset
 from crackal.data.io import read_image, read_raw_mask, to_class_mask
-from crackal.inference.detect import image_tensor
-from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
+from crackal.models.detect import detect_image, image_tensor
+from crackal.progress import Progress
+from crackal.training.detection import evaluate_detector, load_detector, train_detector
 from crackal.uncertainty.detection import detection_uncertainty, sample_ensemble, sample_head_dropout
 
 
@@ -37,40 +39,53 @@ def box_samples(records: list[ImageRecord], class_names: list[str], truth: bool)
     return samples
 
 
-def detection_config(config: ALConfig, round_: int, member: int = 0) -> DetectionConfig:
-    return DetectionConfig(backbone=config.backbone, class_names=config.class_names, image_size=config.image_size,
-                           head_dropout=config.dropout, epochs=config.epochs, batch_size=config.batch_size,
-                           seed=config.seed * 1000 + round_ + 7919 * member, warmup_epochs=0.5)
+class DetectionRounds:
+    """Rounds of a detection project (see ``crackal.active.tasks``)."""
 
+    label_folder = "boxes"
 
-def train_and_evaluate(run_dir: Path, config: ALConfig, round_: int, labelled: list[ImageRecord],
-                       heldout: list[ImageRecord], progress: bool) -> tuple[Path, dict]:
-    """Train the round's detector(s) (resuming a killed run); returns the best checkpoint and held-out metrics."""
-    train_set = DetectionDataset(box_samples(labelled, config.class_names, truth=False))
-    result = train_detector(train_set, None, detection_config(config, round_), run_dir, resume=True, progress=progress)
-    if config.method == "ensemble":
-        for member in range(1, config.ensemble_size):
-            train_detector(train_set, None, detection_config(config, round_, member), run_dir / f"member{member}",
-                           resume=True, progress=progress)
-    model, _ = load_detector(result.best_checkpoint)
-    scores = evaluate_detector(model, DetectionDataset(box_samples(heldout, config.class_names, truth=True)), config.class_names)
-    keep = ("map_50", "map", "score_threshold", "box_precision", "segmentation_error", "data_reduction")
-    return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}
+    def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,
+                           progress: Progress) -> tuple[Path, dict, dict]:
+        """Train the round's detector(s) (resuming a killed run) and score the held-out set."""
+        train_set = DetectionDataset(box_samples(store.labelled(), config.class_names, truth=False))
+        result = train_detector(train_set, None, config.round_config(round_), run_dir, resume=True, progress=progress)
+        if config.method == "ensemble":
+            for member in range(1, config.ensemble_size):
+                train_detector(train_set, None, config.round_config(round_, member), run_dir / f"member{member}",
+                               resume=True, progress=progress)
+        model, _ = load_detector(result.best_checkpoint)
+        heldout = DetectionDataset(box_samples(store.heldout(), config.class_names, truth=True))
+        scores = evaluate_detector(model, heldout, config.class_names, progress=progress)
+        keep = ("map_50", "map", "score_threshold", "box_precision", "segmentation_error", "data_reduction")
+        return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}, {}
 
+    def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
+                   pool: list[ImageRecord], progress: Progress, batch_size: int = 4) -> np.ndarray:
+        """One disagreement score per pool image (random scores for the random baseline)."""
+        seed = config.round_config(round_).seed
+        if config.strategy == "random":
+            return np.random.default_rng(seed).random(len(pool))
+        model = load_detector(checkpoint)[0]
+        members = [model] + [load_detector(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] \
+            if config.method == "ensemble" else None
+        scores = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            starts = progress.bar(range(0, len(pool), batch_size), desc=f"scoring pool ({len(pool)} images)", unit="batches")
+            for start in starts:
+                images = [image_tensor(read_image(r.path)) for r in pool[start:start + batch_size]]
+                samples = sample_ensemble(members, images) if members else sample_head_dropout(model, images, config.iterations)
+                scores += [detection_uncertainty(s, len(config.class_names)) for s in samples]
+        return np.array(scores, np.float64)
 
-def score_pool(checkpoint: Path, run_dir: Path, config: ALConfig, pool: list[ImageRecord], seed: int, batch_size: int = 4) -> np.ndarray:
-    """One disagreement score per pool image (random scores for the random baseline)."""
-    if config.strategy == "random":
-        return np.random.default_rng(seed).random(len(pool))
-    import torch
+    def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict[str, ImageBoxes]:
+        """The detector's boxes above its validation threshold."""
+        detector, state = load_detector(checkpoint)
+        return {name: detect_image(detector, image).above(state.get("threshold", 0.5)) for name, image in images.items()}
 
-    model = load_detector(checkpoint)[0]
-    members = [model] + [load_detector(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] if config.method == "ensemble" else None
-    scores = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in range(0, len(pool), batch_size):
-            images = [image_tensor(read_image(r.path)) for r in pool[start:start + batch_size]]
-            samples = sample_ensemble(members, images) if members else sample_head_dropout(model, images, config.iterations)
-            scores += [detection_uncertainty(s, len(config.class_names)) for s in samples]
-    return np.array(scores, np.float64)
+    def write_prelabel(self, folder: Path, record: ImageRecord, prelabel, class_names: list[str],
+                       size: tuple[int, int]) -> Path:
+        """``folder/<name>.xml``: the pre-annotation as Pascal VOC, or no box."""
+        path = folder / f"{record.name}.xml"
+        write_voc(path, prelabel if prelabel is not None else ImageBoxes(), class_names, record.path.name, size)
+        return path

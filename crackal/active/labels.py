@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.active.config import ALConfig
 from crackal.active.store import ImageRecord, ProjectStore
-from crackal.data.io import MASK_SUFFIXES, read_image, read_raw_mask, to_class_mask, write_png
+from crackal.active.tasks import TASKS
+from crackal.data.io import MASK_SUFFIXES, mask_png, read_image, read_raw_mask, to_class_mask, write_png
 from crackal.data.layout import MASK_NAME_SUFFIXES
 from crackal.errors import CrackalError
-from crackal.inference.render import mask_png
 
 
 def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num_classes: int) -> tuple[int, Path, float]:
@@ -55,7 +56,7 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     """Simulation: the ground truth (a mask, or a VOC box file) labels every queued image. Returns how many."""
     queued = store.queue()
     labels = []
-    class_names = store.settings().get("class_names", [])
+    class_names = ALConfig.from_dict(store.settings()).class_names
     for record, round_, _ in queued:
         if record.truth_path is None:
             raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
@@ -68,21 +69,19 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     return len(labels)
 
 
-def export_queue(store: ProjectStore, out: str | Path, prelabels: dict | None, class_names: list[str],
-                 task: str = "segmentation") -> Path:
-    """Write the queued images to ``out/images/``, pre-annotations and ``out/queue.csv``.
-
-    Segmentation: masks in ``out/masks/`` (class masks in ``prelabels``, else empty).
-    Detection: VOC box files in ``out/boxes/`` (``ImageBoxes`` in ``prelabels``, else none).
-    A labeller corrects them and the folder is imported back.
+def export_queue(store: ProjectStore, out: str | Path, config: ALConfig) -> Path:
+    """Write the queued images to ``out/images/``, the latest model's pre-annotations to
+    ``out/masks/`` (class masks; empty before the first round) or ``out/boxes/`` (VOC boxes,
+    detection), and ``out/queue.csv``. A labeller corrects them and the folder is imported back.
     """
-    from crackal.data.boxes import ImageBoxes, write_voc
-
     queued = store.queue()
     if not queued:
         raise CrackalError("the labelling queue is empty; run 'crackal al step' to select images")
+    task = TASKS[config.task]
+    finished = [r for r in store.rounds() if r["checkpoint"]]
+    prelabels = task.prelabels(finished[-1]["checkpoint"], {r.name: read_image(r.path) for r, _, _ in queued}) if finished else {}
     out = Path(out)
-    labels_dir = out / ("boxes" if task == "detection" else "masks")
+    labels_dir = out / task.label_folder
     (out / "images").mkdir(parents=True, exist_ok=True)
     labels_dir.mkdir(parents=True, exist_ok=True)
     with (out / "queue.csv").open("w", newline="") as f:
@@ -90,15 +89,8 @@ def export_queue(store: ProjectStore, out: str | Path, prelabels: dict | None, c
         writer.writerow(["rank", "image", "score", "label"])
         for rank, (record, _, score) in enumerate(queued):
             shutil.copyfile(record.path, out / "images" / record.path.name)
-            height, width = read_image(record.path).shape[:2]
-            prelabel = prelabels.get(record.name) if prelabels else None
-            if task == "detection":
-                label = labels_dir / f"{record.name}.xml"
-                write_voc(label, prelabel if prelabel is not None else ImageBoxes(), class_names, record.path.name, (height, width))
-            else:
-                label = labels_dir / f"{record.name}.png"
-                mask = prelabel if prelabel is not None else np.zeros((height, width), np.uint8)
-                write_png(label, mask_png(mask, len(class_names)))
+            size = read_image(record.path).shape[:2]
+            label = task.write_prelabel(labels_dir, record, prelabels.get(record.name), config.class_names, size)
             writer.writerow([rank, record.path.name, "" if score is None else f"{score:.6g}", label.relative_to(out)])
     return out
 
@@ -120,7 +112,7 @@ def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, lab
     files = sorted(p for p in labels_dir.iterdir() if p.suffix.lower() in (*MASK_SUFFIXES, ".xml"))
     if not files:
         raise CrackalError(f"no mask or .xml box files in {labels_dir}; masks are PNGs named like their images")
-    class_names = store.settings().get("class_names", [])
+    class_names = ALConfig.from_dict(store.settings()).class_names
     checked = []
     for path in files:
         name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.active.config import ALConfig
 from crackal.active.scores import LABELS, round_scores
+from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
+from crackal.training.plots import pyplot
 
 
 def _classes_present(label_path: Path, class_names: list[str]) -> np.ndarray:
@@ -33,8 +36,8 @@ def project_history(root: str | Path) -> dict:
     store = ProjectStore(root)
     try:
         rounds = [r for r in store.rounds() if r["metrics"]]
-        settings = store.settings()
-        names = settings.get("class_names", ["background", "crack"])
+        config = ALConfig.from_dict(store.settings())
+        names = config.class_names
         batches: dict[int, list[float]] = {}
         present: dict[int, list[np.ndarray]] = {}
         for record in store.labelled():
@@ -49,7 +52,7 @@ def project_history(root: str | Path) -> dict:
     } if present else {}
     scores = [round_scores(r["metrics"]) for r in rounds]
     return {
-        "task": settings.get("task", "segmentation"),
+        "task": config.task,
         "labelled": [r["labelled"] for r in rounds],
         "f1": [s["score"] for s in scores],  # the task's headline score (mAP@0.5 for detection)
         "precision": [s["precision"] for s in scores],
@@ -61,8 +64,8 @@ def project_history(root: str | Path) -> dict:
         "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
         "batch_class_images": per_class,
         "pool_size": pool_size,
-        "cost_per_image": settings.get("cost_per_image", 0.5),
-        "seconds_per_image": settings.get("seconds_per_image", 30.0),
+        "cost_per_image": config.cost_per_image,
+        "seconds_per_image": config.seconds_per_image,
     }
 
 
@@ -78,18 +81,6 @@ def _mean_over_seeds(series: list[list[float]], digits: int) -> list[float]:
     """Element-wise mean of per-seed series, cut to the shortest."""
     length = min(len(s) for s in series)
     return np.mean([s[:length] for s in series], 0).round(digits).tolist()
-
-
-def labels_to_reach(x: np.ndarray, f1: np.ndarray, target: float) -> int | None:
-    hits = np.nonzero(f1 >= target)[0]
-    return int(x[hits[0]]) if len(hits) else None
-
-
-def curve_area(x: np.ndarray, f1: np.ndarray) -> float:
-    """Mean F1 over the labelled range (area under the learning curve / its width)."""
-    if len(x) < 2:
-        return float(f1[0]) if len(f1) else float("nan")
-    return float(np.trapezoid(f1, x) / (x[-1] - x[0]))
 
 
 def summarise(histories: dict[str, list[dict]], reference_f1: float | None = None, fraction: float = 0.95) -> dict:
@@ -133,11 +124,7 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
 
 
 def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     paths = [out / "learning_curves.png", out / "class_balance.png"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for (strategy, runs), color in zip(histories.items(), plt.cm.tab10.colors):

@@ -1,8 +1,8 @@
 """Simulated active learning on a fully labelled dataset: the ground truth plays the labeller.
 
 For every seed, each strategy starts from the same initial images (and so the same round-1
-model, trained once) and labels ``step`` images per round; a model trained on the whole pool
-gives the reference F1.
+model, trained once) and labels ``query_size`` images per round; a model trained on the whole
+pool gives the reference F1.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 from crackal.active.config import ALConfig
-from crackal.active.loop import _train_config, create_project, run_loop
+from crackal.active.loop import run_loop
+from crackal.active.project import create_project
 from crackal.active.report import project_history, write_report
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import SegmentationDataset
@@ -21,7 +22,9 @@ from crackal.data.layout import Pair
 from crackal.data.splits import load_split, make_split
 from crackal.data.tiles import write_tiles
 from crackal.errors import CrackalError
+from crackal.progress import Progress
 from crackal.training.checkpoint import load_model
+from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
 from crackal.training.trainer import train
 
@@ -37,14 +40,14 @@ def _split_pool(pairs: list[Pair], heldout: float, split_file: str | Path | None
     return [by_name[n] for n in pool], [by_name[n] for n in held]
 
 
-def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: Path) -> float:
+def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: Path, progress: bool | Progress = False) -> float:
     """Held-out strict F1 of a model trained on the whole pool with the loop's training recipe."""
     done = out / "metrics_reference.json"
     if done.is_file():
         return json.loads(done.read_text())["f1"]
     num_classes = len(config.class_names)
-    tcfg = _train_config(config, 0)
-    result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True, progress=False)
+    tcfg = config.round_config(0)
+    result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True, progress=progress)
     model, _ = load_model(result.best_checkpoint)
     scores, _ = evaluate_model(model, SegmentationDataset(heldout, num_classes), config.class_names, (0,), tcfg.tile_size)
     f1 = headline(scores)["f1"]
@@ -85,34 +88,43 @@ def simulate(
     split_file: str | Path | None = None,
     tile: int | None = None,
     reference: bool = True,
-    progress=None,
+    progress: bool | Progress = False,
+    on_round=None,
+    train: TrainConfig | dict | None = None,
     **options,
 ) -> Path:
-    """Run every strategy for every seed (resuming finished work) and write the report."""
+    """Run every strategy for every seed (resuming finished work) and write the report.
+
+    ``options`` are ``ALConfig`` fields (``initial``, ``query_size``, ``method`` ...), ``train``
+    the round's training options (``TrainConfig`` fields, e.g. ``{"epochs": 20}``; the class
+    names belong there too). ``on_round`` is called with each ``RoundResult`` and with a line
+    of text when a run stops.
+    """
     out = Path(out)
     if not strategies:
-        raise CrackalError("give at least one --strategy")
-    base = ALConfig(**{"simulation": True, "patience": None, **options})  # every run gets all its rounds
+        raise CrackalError("give at least one strategy")
+    train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
+    base = ALConfig(**{"simulation": True, "patience": None, **options, "train": train_options})  # every run gets all its rounds
     for strategy in strategies:
-        ALConfig(**{**base.to_dict(), "strategy": strategy})  # validates the name before any work
+        ALConfig.from_dict({**base.to_dict(), "strategy": strategy})  # validates the name before any work
     pool, held = _split_pool(pairs, heldout, split_file, seed=0)
     if tile:
         pool = write_tiles(pool, out / "pool_tiles", tile, len(base.class_names))
     if len(pool) <= base.initial:
-        raise CrackalError(f"the pool has {len(pool)} images, not more than --initial {base.initial}; use a bigger dataset or --tile")
+        raise CrackalError(f"the pool has {len(pool)} images, not more than initial {base.initial}; use a bigger dataset or tiles")
     histories: dict[str, list[dict]] = {}
     for seed in range(seeds):
         for strategy in strategies:
             project = out / strategy / f"seed{seed}"
             if not (project / "project.db").is_file():
-                config = ALConfig(**{**base.to_dict(), "strategy": strategy, "seed": seed})
+                config = ALConfig.from_dict({**base.to_dict(), "strategy": strategy, "seed": seed})
                 create_project(project, [(p.name, p.image, p.mask) for p in pool],
                                [(p.name, p.image, p.mask) for p in held], config).close()
             if strategy != strategies[0]:
                 share_first_round(out / strategies[0] / f"seed{seed}", project)
-            reason = run_loop(project, rounds, on_round=progress)
+            reason = run_loop(project, rounds, progress=progress, on_round=on_round)
             histories.setdefault(strategy, []).append(project_history(project))
-            if progress:
-                progress(f"{strategy}, seed {seed}: {reason}")
-    ref = reference_f1(pool, held, base, out) if reference else None
+            if on_round:
+                on_round(f"{strategy}, seed {seed}: {reason}")
+    ref = reference_f1(pool, held, base, out, progress) if reference else None
     return write_report(histories, out, ref, title="Active-learning simulation")

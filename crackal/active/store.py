@@ -128,6 +128,12 @@ class ProjectStore:
         with self.transaction() as tx:
             tx.executemany("INSERT OR REPLACE INTO settings VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
 
+    def replace_settings(self, values: dict) -> None:
+        """All settings at once (older keys that ``values`` lacks are dropped)."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM settings")
+            tx.executemany("INSERT INTO settings VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+
     # images ------------------------------------------------------------------------------
 
     def add_images(self, rows: list[tuple[str, Path, str, Path | None]]) -> None:

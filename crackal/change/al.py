@@ -6,7 +6,7 @@ as many unchanged tiles); every round trains the Siamese U-Net (``ensemble_size`
 different seeds for ``method="ensemble"``), scores it by pixel ROC-AUC on a balanced test set,
 scores every unlabelled tile by the ``variance`` or ``entropy`` of its stochastic predictions
 averaged over its pixels (ensemble members, or MC-BatchNorm passes), and labels the
-``batch`` highest (or a random batch for ``random``). The share of changed tiles in the
+``query_size`` highest (or a random batch for ``random``). The share of changed tiles in the
 labelled set is recorded every round.
 
 A run writes ``state.json`` after every round (labelled tiles and history, atomically):
@@ -30,8 +30,8 @@ import torch
 from crackal.acquisition.score import score_pool
 from crackal.acquisition.select import select_top
 from crackal.data.bitemporal import CHANGED, UNCHANGED, TileSet
-from crackal.errors import CrackalError
-from crackal.training.config import SavedConfig, raise_first_failed
+from crackal.errors import CrackalError, check_options, choose
+from crackal.training.config import SavedConfig
 from crackal.metrics.change import PROTOCOL, change_scores
 from crackal.change.train import ChangeTrainConfig, build_change_model, predict_change, tensors, train_change_model
 from crackal.training.checkpoint import atomic_save, atomic_write_json
@@ -53,7 +53,7 @@ class ChangeALConfig(SavedConfig):
     ensemble_size: int = 5
     iterations: int = 5
     initial_per_class: int = 25
-    batch: int = 25
+    query_size: int = 25
     rounds: int = 8
     seed: int = 0
     train: ChangeTrainConfig = field(default_factory=ChangeTrainConfig)
@@ -61,15 +61,15 @@ class ChangeALConfig(SavedConfig):
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
             self.train = ChangeTrainConfig(**self.train)
-        checks = [
-            (self.strategy in STRATEGIES, f"unknown change strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"),
-            (self.method in METHODS, f"unknown uncertainty method {self.method!r}; choose one of {', '.join(METHODS)}"),
-            (self.ensemble_size >= 2, f"--ensemble-size must be at least 2, got {self.ensemble_size}"),
-            (self.iterations >= 2, f"--iterations must be at least 2, got {self.iterations}"),
-            (self.initial_per_class >= 1, f"--initial (tiles of each class) must be at least 1, got {self.initial_per_class}"),
-            (self.batch >= 1 and self.rounds >= 1, "--step and --rounds must be at least 1"),
-        ]
-        raise_first_failed(checks)
+        choose(STRATEGIES, self.strategy, "strategy")
+        choose(METHODS, self.method, "method")
+        check_options([
+            (self.ensemble_size >= 2, "ensemble_size", f"must be at least 2, got {self.ensemble_size}"),
+            (self.iterations >= 2, "iterations", f"must be at least 2, got {self.iterations}"),
+            (self.initial_per_class >= 1, "initial_per_class", f"(tiles of each class) must be at least 1, got {self.initial_per_class}"),
+            (self.query_size >= 1, "query_size", f"must be at least 1, got {self.query_size}"),
+            (self.rounds >= 1, "rounds", f"must be at least 1, got {self.rounds}"),
+        ])
 
     @property
     def name(self) -> str:
@@ -174,7 +174,7 @@ def run_change_al(pool: TileSet, test: TileSet, config: ChangeALConfig, out: str
         if round_ < config.rounds and len(unlabelled):
             seed = train_seed(config, round_)
             tile_scores = score_unlabelled(models, pool, unlabelled, pool.subset(labelled_idx), config, seed)
-            selected = [int(unlabelled[i]) for i in select_top(tile_scores, config.batch)]
+            selected = [int(unlabelled[i]) for i in select_top(tile_scores, config.query_size)]
             record["pool_uncertainty"] = None if config.strategy == "random" else float(np.mean(tile_scores))
         record["selected_changed"] = int((pool.labels[selected] == CHANGED).sum()) if selected else 0
         record["seconds"] = round(time.perf_counter() - started, 1)

@@ -17,8 +17,6 @@ DEFAULT_RUNS = ("variance:ensemble", "variance:mc_batchnorm", "entropy:mc_batchn
 def synth_pairs(out: str | Path, count: int = 40, size: int | str = 256, seed: int = 0,
                 change_probability: float = 0.5, surface: str = "mixed") -> Path:
     """Write synthetic bi-temporal pairs (``A/``, ``B/``, ``masks/``) to ``out``."""
-    if surface not in ("asphalt", "concrete", "mixed"):
-        raise CrackalError(f"unknown surface {surface!r}; choose asphalt, concrete or mixed")
     return write_change_dataset(out, count, size, seed, ChangeOptions(surface=surface, change_probability=change_probability))
 
 
@@ -40,7 +38,7 @@ def simulate(data: str | Path, out: str | Path, runs: list[str] | tuple[str, ...
              heldout: float = 0.3, seeds: int = 3, test_per_class: int | None = None, progress=None,
              train: ChangeTrainConfig | dict | None = None, **options) -> Path:
     """Change-detection AL with the ground truth as labeller on the pairs of ``data``;
-    ``options`` are ``ChangeALConfig`` fields (``initial_per_class``, ``batch``, ``rounds`` ...)."""
+    ``options`` are ``ChangeALConfig`` fields (``initial_per_class``, ``query_size``, ``rounds`` ...)."""
     pool, test = pool_and_test(data, tile, heldout, 0, test_per_class)
     train = ChangeTrainConfig(**train) if isinstance(train, dict) else (train or ChangeTrainConfig())
     return simulate_change(pool, test, out, list(runs), seeds, progress=progress, train=train, **options)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal.active.report import curve_area, labels_to_reach
+from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.metrics.change import PROTOCOL
 
 
@@ -37,9 +37,9 @@ def summarise_change(runs: dict[str, list[dict]], reference_auc: float | None) -
 
 
 def plot_change(summary: dict, path: Path) -> None:
-    from crackal.training.plots import _pyplot
+    from crackal.training.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for (name, e), color in zip(summary["strategies"].items(), plt.cm.tab10.colors):
         style = "--" if name == "random" else "-"

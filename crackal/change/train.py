@@ -67,7 +67,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tu
 
 def train_change_model(tiles: TileSet, config: ChangeTrainConfig, seed: int = 0) -> nn.Module:
     """A Siamese U-Net trained from scratch on ``tiles`` (with ``seed``); returned in eval mode."""
-    from crackal.training.trainer import warmup_cosine
+    from crackal.training.fit import warmup_cosine
 
     if not len(tiles):
         raise CrackalError("no labelled tiles to train on")

@@ -77,7 +77,7 @@ def _names(items: list[tuple[Path, int]], root: Path) -> list[str]:
 def train_classifier(data: str | Path, out: str | Path, *, val: float = 0.1, test: float = 0.2,
                      progress=None, **options) -> dict:
     """Train on a patch folder (seeded split, saved); returns the test scores."""
-    from crackal.training.trainer import seed_everything, warmup_cosine
+    from crackal.training.fit import seed_everything, warmup_cosine
 
     data, out = Path(data), Path(out)
     items, class_names = find_patches(data)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from crackal.data.boxes import BOX_SUFFIXES, ImageBoxes, boxes_from_mask, read_coco, read_voc, read_yolo
 from crackal.data.io import list_images, read_image
-from crackal.data.layout import Pair, find_pairs, load_pair, locate_folders
+from crackal.data.layout import Pair, find_pairs, load_pair, locate_folders, resolve_class_names
 from crackal.errors import CrackalError
 
 BOX_FOLDERS = ("annotations", "det_voc", "det_yolo")
@@ -173,3 +173,10 @@ class DetectionDataset(Dataset):
 def collate_detection(batch: list[dict]) -> dict:
     """Lists, as torchvision's detectors take them (images may differ in size)."""
     return {key: [item[key] for item in batch] for key in batch[0]}
+
+
+def open_box_dataset(data, classes=None, boxes=None, masks=None, merge_distance: int = 8, min_pixels: int = 20,
+                     binarize: bool = False) -> tuple[list[BoxSample], list[str]]:
+    """Every image of a detection dataset with its boxes, and the class names."""
+    names = resolve_class_names(data, classes)
+    return find_box_samples(data, names, boxes, masks, merge_distance, min_pixels, binarize), names

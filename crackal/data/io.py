@@ -163,3 +163,8 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(path)
+
+
+def mask_png(class_mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """What a mask file holds: 0/255 for binary tasks, class indices otherwise."""
+    return class_mask * 255 if num_classes == 2 else class_mask

@@ -183,3 +183,28 @@ def validate_pairs(
     if not good:
         raise CrackalError("no valid image/mask pair left after validation; fix the files listed above")
     return good, problems
+
+
+def resolve_class_names(data: str | Path, classes: str | list[str] | None) -> list[str]:
+    """Explicit ``classes`` (list or comma-separated) > ``data/classes.json`` > background, crack."""
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    if classes:
+        if len(classes) < 2:
+            raise CrackalError("classes needs at least two names, background first (e.g. background,crack)")
+        return list(classes)
+    return read_class_names(data) or list(BINARY_CLASSES)
+
+
+def open_dataset(
+    data: str | Path,
+    masks: str | Path | None = None,
+    classes: str | list[str] | None = None,
+    skip_invalid: bool = False,
+    binarize: bool = False,
+) -> tuple[list[Pair], list[str], list[str]]:
+    """Find and validate every pair; returns (pairs, class names, problems skipped)."""
+    names = resolve_class_names(data, classes)
+    pairs = find_pairs(data, masks, allow_missing=skip_invalid)
+    pairs, problems = validate_pairs(pairs, len(names), binarize, skip_invalid)
+    return pairs, names, problems

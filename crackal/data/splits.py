@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from crackal.errors import CrackalError
 
 SPLITS = ("train", "val", "test")
+T = TypeVar("T")
 
 
 def _count(size: float, total: int, what: str) -> int:
@@ -53,3 +56,12 @@ def load_split(path: str | Path) -> dict[str, list[str]]:
     if not isinstance(split, dict) or not set(split) <= set(SPLITS):
         raise CrackalError(f"{path}: a split file maps 'train', 'val', 'test' to lists of image names")
     return split
+
+
+def pick(items: Sequence[T], names: Sequence[str], split: str) -> list[T]:
+    """The ``items`` (anything with a ``name``) that a split lists, in the split's order."""
+    by_name = {item.name: item for item in items}  # type: ignore[attr-defined]
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise CrackalError(f"the {split} split names images that are not in the dataset: {', '.join(missing[:5])}")
+    return [by_name[n] for n in names]

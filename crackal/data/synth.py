@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import ndimage
 from skimage.draw import polygon as draw_polygon
 
 from crackal.data.io import write_png
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, check_options, choose
 
 Surface = Literal["asphalt", "concrete", "mixed"]
+SURFACES: tuple[str, ...] = get_args(Surface)
 CRACK_CLASSES = ["background", "crack"]
 ALL_CLASSES = ["background", "crack", "pothole", "patch", "manhole"]
 
@@ -34,6 +35,10 @@ class SynthOptions:
     crack_free_fraction: float = 0.15
     max_cracks: int = 3
     distractors: bool = True
+
+    def __post_init__(self) -> None:
+        choose(SURFACES, self.surface, "surface")
+        check_options([(0 <= self.crack_free_fraction <= 1, "crack_free", f"is a share between 0 and 1, got {self.crack_free_fraction}")])
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -280,8 +285,7 @@ def write_synthetic_dataset(
     options: SynthOptions | None = None,
 ) -> Path:
     """Write ``out/images/*.png``, ``out/masks/*.png`` (class indices, 0/255 when binary) and ``classes.json``."""
-    if count < 1:
-        raise CrackalError(f"--count must be at least 1, got {count}")
+    check_options([(count >= 1, "count", f"must be at least 1, got {count}")])
     options = options or SynthOptions()
     shape = parse_size(size)
     out = Path(out)

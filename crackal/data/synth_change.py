@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 
 from crackal.data.bitemporal import write_bitemporal
-from crackal.data.synth import Surface, _distractors, _noise, _soft, _texture, crack_walks, parse_size, photograph, render_cracks
-from crackal.errors import CrackalError
+from crackal.data.synth import SURFACES, Surface, _distractors, _noise, _soft, _texture, crack_walks, parse_size, photograph, render_cracks
+from crackal.errors import check_options, choose
 
 FATES = ("static", "grown", "appeared", "sealed")
 
@@ -36,6 +36,11 @@ class ChangeOptions:
     fate_weights: tuple[float, float, float] = (0.4, 0.4, 0.2)
     max_shift: float = 1.5
     distractors: bool = True
+
+    def __post_init__(self) -> None:
+        choose(SURFACES, self.surface, "surface")
+        check_options([(0 <= self.change_probability <= 1, "change_probability",
+                        f"is a share between 0 and 1, got {self.change_probability}")])
 
 
 def _fates(rng: np.random.Generator, count: int, options: ChangeOptions) -> list[str]:
@@ -112,11 +117,8 @@ def write_change_dataset(
     options: ChangeOptions | None = None,
 ) -> Path:
     """Write ``count`` pairs to ``out/A``, ``out/B`` and ``out/masks`` (0/255)."""
-    if count < 1:
-        raise CrackalError(f"--count must be at least 1, got {count}")
+    check_options([(count >= 1, "count", f"must be at least 1, got {count}")])
     options = options or ChangeOptions()
-    if not 0 <= options.change_probability <= 1:
-        raise CrackalError(f"--change-probability is a share between 0 and 1, got {options.change_probability}")
     shape, rng = parse_size(size), np.random.default_rng(seed)
     digits = max(3, len(str(count - 1)))
     for i in range(count):

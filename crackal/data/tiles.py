@@ -6,7 +6,7 @@ from pathlib import Path
 
 from crackal.data.io import write_png
 from crackal.data.layout import Pair, load_pair
-from crackal.inference.render import mask_png
+from crackal.data.io import mask_png
 
 
 def write_tiles(pairs: list[Pair], out: str | Path, tile: int, num_classes: int, binarize: bool = False) -> list[Pair]:

@@ -40,11 +40,6 @@ def class_mask_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarr
     return probs.argmax(axis=0).astype(np.uint8)
 
 
-def mask_png(class_mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """What a mask file holds: 0/255 for binary tasks, class indices otherwise."""
-    return class_mask * 255 if num_classes == 2 else class_mask
-
-
 def draw_boxes(image: np.ndarray, boxes, colors=None, width: int = 2) -> np.ndarray:
     """The image with each box outlined in its class colour (``boxes``: ``ImageBoxes``)."""
     out = image.copy()

@@ -9,8 +9,8 @@ import numpy as np
 from torch import nn
 
 from crackal.data.boxes import ImageBoxes
-from crackal.inference.detect import detect_image
-from crackal.inference.predict import DEFAULT_TILE, predict_image
+from crackal.models.detect import detect_image
+from crackal.models.predict import DEFAULT_TILE, predict_image
 
 
 def grow_boxes(boxes: np.ndarray, margin: int, height: int, width: int) -> np.ndarray:

@@ -7,6 +7,7 @@ All take raw logits ``(N, C, H, W)`` (``C = 1`` for a binary sigmoid model) and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import numpy as np
@@ -15,12 +16,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from crackal.data.io import IGNORE_INDEX
-from crackal.errors import CrackalError
+from crackal.errors import OptionError, choose
 from crackal.models.outputs import class_logits
 
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
-LOSS_TERMS = ("ce", "dice", "focal", "adaptive")
 FLOW_TERMS = ("ce", "focal", "dice")  # the terms the precision-recall flow steers (not "adaptive")
 
 
@@ -36,8 +36,7 @@ def class_weights(pixel_counts, method: Weighting = "inverse", max_weight: float
     [0.5102040767669678, 25.0]
     """
     counts = np.asarray(pixel_counts, dtype=np.float64)
-    if method not in WEIGHTINGS:
-        raise CrackalError(f"unknown class weighting {method!r}; choose one of {', '.join(WEIGHTINGS)}")
+    choose(WEIGHTINGS, method, "class_weighting")
     if method == "none" or counts.sum() == 0:
         return torch.ones(len(counts))
     present = counts > 0
@@ -121,8 +120,31 @@ def adaptive_cross_entropy(
     return F.cross_entropy(class_logits_, target, weight=weights, ignore_index=ignore_index)
 
 
+# Each term of a loss sum: (the SegmentationLoss module, logits, target) -> scalar.
+LossTerm = Callable[["SegmentationLoss", torch.Tensor, torch.Tensor], torch.Tensor]
+LOSS_TERMS: dict[str, LossTerm] = {
+    "ce": lambda loss, logits, target: weighted_cross_entropy(logits, target, loss.weights()),
+    "dice": lambda loss, logits, target: dice_loss(logits, target, recall_weight=loss.recall_weight),
+    "focal": lambda loss, logits, target: focal_loss(logits, target, loss.weights(), loss.gamma),
+    "adaptive": lambda loss, logits, target: adaptive_cross_entropy(logits, target),
+}
+
+
+def parse_loss(spec: str) -> tuple[str, ...]:
+    """``"ce+dice"`` -> ``("ce", "dice")``, rejecting unknown terms.
+
+    >>> parse_loss("CE + dice")
+    ('ce', 'dice')
+    """
+    terms = tuple(t.strip() for t in spec.lower().split("+") if t.strip())
+    unknown = [t for t in terms if t not in LOSS_TERMS]
+    if not terms or unknown:
+        raise OptionError("loss", f"{spec!r} is not a sum of {', '.join(LOSS_TERMS)} (combine them with '+', e.g. ce+dice)")
+    return terms
+
+
 class SegmentationLoss(nn.Module):
-    """A sum of loss terms named like ``"ce+dice"`` (terms: ``ce``, ``dice``, ``focal``, ``adaptive``).
+    """A sum of loss terms named like ``"ce+dice"`` (the terms of ``LOSS_TERMS``).
 
     ``class_weights`` (a buffer) weights ``ce`` and ``focal``; call ``set_class_weights`` when
     the labelled set changes (every active-learning round). ``recall_weight`` turns ``dice``
@@ -143,31 +165,18 @@ class SegmentationLoss(nn.Module):
     def set_class_weights(self, weights: torch.Tensor) -> None:
         self.class_weights = weights.to(self.class_weights.device)
 
+    def weights(self) -> torch.Tensor | None:
+        return self.class_weights if self.class_weights.numel() else None
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weights = self.class_weights if self.class_weights.numel() else None
         total = logits.new_zeros((), dtype=torch.float32)
         for term in self.terms:
-            if term == "ce":
-                total = total + weighted_cross_entropy(logits, target, weights)
-            elif term == "dice":
-                total = total + dice_loss(logits, target, recall_weight=self.recall_weight)
-            elif term == "adaptive":
-                total = total + adaptive_cross_entropy(logits, target)
-            else:
-                total = total + focal_loss(logits, target, weights, self.gamma)
+            total = total + LOSS_TERMS[term](self, logits, target)
         return total
 
 
-def parse_loss(spec: str) -> tuple[str, ...]:
-    """``"ce+dice"`` -> ``("ce", "dice")``, rejecting unknown terms."""
-    terms = tuple(t.strip() for t in spec.lower().split("+") if t.strip())
-    unknown = [t for t in terms if t not in LOSS_TERMS]
-    if not terms or unknown:
-        raise CrackalError(f"unknown loss {spec!r}; combine {', '.join(LOSS_TERMS)} with '+', e.g. ce+dice")
-    return terms
-
-
 __all__ = [
+    "LOSS_TERMS",
     "SegmentationLoss",
     "adaptive_cross_entropy",
     "class_weights",

@@ -1,6 +1,6 @@
 """Segmentation models: ``create_model(arch, num_classes, ...)``."""
 
-from crackal.models.factory import ARCHS, DOWNSCALES, check_downscale, create_model, load_weights
+from crackal.models.factory import ARCHS, DOWNSCALES, check_model_options, create_model, load_weights
 from crackal.models.segmenter import Segmenter
 
-__all__ = ["ARCHS", "DOWNSCALES", "Segmenter", "check_downscale", "create_model", "load_weights"]
+__all__ = ["ARCHS", "DOWNSCALES", "Segmenter", "check_model_options", "create_model", "load_weights"]

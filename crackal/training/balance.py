@@ -105,7 +105,7 @@ def monitor_precision_recall(model, dataset, tile_size: int) -> tuple[float, flo
     A model that predicts no defect pixel has precision 1 (it made no false alarm), so the
     flow pushes it toward recall.
     """
-    from crackal.inference.predict import predict_image
+    from crackal.models.predict import predict_image
 
     tp = fp = fn = 0
     for index in range(len(dataset)):

@@ -6,9 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from crackal.errors import CrackalError
+from crackal.errors import OptionError, check_options, choose
 from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
-from crackal.models import ARCHS, check_downscale
+from crackal.models import check_model_options
+from crackal.models.detector import BACKBONES
 
 BALANCES = ("none", "undersample", "prf")
 
@@ -24,14 +25,22 @@ class SavedConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    @classmethod
+    def from_options(cls, options: dict, what: str = "options"):
+        """A config from user options, with a clear error for a name it does not have."""
+        known = [f.name for f in fields(cls)]
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise OptionError(what, f"has no option {unknown[0]!r}; choose from {', '.join(known)}")
+        return cls(**options)
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
-def raise_first_failed(checks: list[tuple[bool, str]]) -> None:
-    for ok, message in checks:
-        if not ok:
-            raise CrackalError(message)
+def check_device(device: str) -> None:
+    if not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise OptionError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
 
 @dataclass
@@ -85,31 +94,35 @@ class TrainConfig(SavedConfig):
     time_limit_min: float | None = None
 
     def __post_init__(self) -> None:
-        check_downscale(self.downscale, "--downscale")
-        checks = [
-            (self.arch in ARCHS, f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}"),
-            (self.arch != "siamese_unet", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
-            (self.class_weighting in WEIGHTINGS, f"unknown --class-weighting {self.class_weighting!r}; choose one of {', '.join(WEIGHTINGS)}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.val_interval >= 1, f"--val-interval must be at least 1 epoch, got {self.val_interval}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.crop_size >= 32 and self.crop_size % 32 == 0, f"--crop-size must be a multiple of 32 (>= 32), got {self.crop_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (self.ema_decay is None or 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}"),
-            (self.balance in BALANCES, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}"),
-            (0 <= self.positive_share <= 1, f"--positive-share must be in [0, 1], got {self.positive_share}"),
-            (0 < self.background_keep <= 1, f"--background-keep must be in (0, 1], got {self.background_keep}"),
-            (self.tile_filter == 0 or self.tile_filter >= 16, f"--tile-filter is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
-            (self.balance_interval is None or self.balance_interval >= 1, "--balance-interval must be at least 1 step"),
-            (self.monitor_train >= 0, f"--monitor-train must be 0 or more training images, got {self.monitor_train}"),
-            (self.balance != "prf" or any(t in FLOW_TERMS for t in parse_loss(self.loss)),
-             f"--balance prf steers the defect weight of ce, focal or dice, but --loss {self.loss} has none of them"),
-            (len(self.class_names) >= 2, "at least two classes (background first) are needed"),
-            (self.class_colors is None or len(self.class_colors) == len(self.class_names), "give one colour per class"),
-            (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"--device must be auto, cpu or cuda[:N], got {self.device!r}"),
-        ]
-        raise_first_failed(checks)
-        parse_loss(self.loss)
+        check_model_options(**self.model_kwargs())
+        choose(WEIGHTINGS, self.class_weighting, "class_weighting")
+        choose(BALANCES, self.balance, "balance")
+        terms = parse_loss(self.loss)
+        check_options([
+            (self.arch != "siamese_unet", "arch", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
+            (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
+            (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
+            (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
+            (self.crop_size >= 32 and self.crop_size % 32 == 0, "crop_size", f"must be a multiple of 32 (>= 32), got {self.crop_size}"),
+            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch", f"must be at least 1, got {self.samples_per_epoch}"),
+            (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}"),
+            (self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"),
+            (self.tile_size >= 32, "tile_size", f"must be at least 32 px, got {self.tile_size}"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay}"),
+            (0 <= self.positive_share <= 1, "positive_share", f"must be in [0, 1], got {self.positive_share}"),
+            (0 < self.background_keep <= 1, "background_keep", f"must be in (0, 1], got {self.background_keep}"),
+            (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter", f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
+            (self.balance_interval is None or self.balance_interval >= 1, "balance_interval", "must be at least 1 step"),
+            (self.monitor_train >= 0, "monitor_train", f"must be 0 or more training images, got {self.monitor_train}"),
+            (self.balance != "prf" or any(t in FLOW_TERMS for t in terms), "balance",
+             f"prf steers the defect weight of ce, focal or dice, but the loss {self.loss} has none of them"),
+            (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
+            (self.class_colors is None or len(self.class_colors) == len(self.class_names), "class_colors", "needs one colour per class"),
+            (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
+            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+        ])
+        check_device(self.device)
 
     @property
     def num_classes(self) -> int:
@@ -127,3 +140,51 @@ class TrainConfig(SavedConfig):
             "tile_filter": self.tile_filter,
             "downscale": self.downscale,
         }
+
+
+@dataclass
+class DetectionConfig(SavedConfig):
+    """Model and optimisation options of one detector run (see ``create_detector``)."""
+
+    backbone: str = "resnet18"
+    class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
+    image_size: int = 0
+    head_dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    val_interval: int = 1
+    grad_clip: float = 10.0
+    merge_distance: int = 8
+    min_pixels: int = 20
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    time_limit_min: float | None = None
+
+    def __post_init__(self) -> None:
+        choose(BACKBONES, self.backbone, "backbone")
+        check_options([
+            (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
+            (self.image_size == 0 or self.image_size >= 64, "image_size", f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
+            (0 <= self.head_dropout < 1, "head_dropout", f"must be in [0, 1), got {self.head_dropout}"),
+            (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
+            (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
+            (self.merge_distance >= 0, "merge_distance", f"must be >= 0 px, got {self.merge_distance}"),
+            (self.min_pixels >= 1, "min_pixels", f"must be at least 1 px, got {self.min_pixels}"),
+            (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
+            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+        ])
+        check_device(self.device)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def model_kwargs(self) -> dict:
+        return {"backbone": self.backbone, "num_classes": len(self.class_names), "image_size": self.image_size,
+                "head_dropout": self.head_dropout}

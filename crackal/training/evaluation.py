@@ -10,7 +10,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
-from crackal.inference.predict import DEFAULT_TILE, predict_image
+from crackal.models.predict import DEFAULT_TILE, predict_image
 from crackal.metrics.segmentation import SegmentationEvaluator
 
 
@@ -47,3 +47,16 @@ def headline(result: dict, tolerance: int = 0) -> dict[str, float]:
     """ODS precision / recall / F1 / threshold at one tolerance, averaged over defect classes."""
     scores = [entry[f"tol{tolerance}"]["ods"] for entry in result["classes"].values()]
     return {key: float(np.mean([s[key] for s in scores])) for key in ("f1", "precision", "recall", "threshold")}
+
+
+def darkness_baseline(dataset: SegmentationDataset, class_names: Sequence[str], tolerances: Sequence[int] = (0, 2, 5)) -> dict:
+    """Scores of a naive detector (crack probability = local darkness), for comparison."""
+    from scipy import ndimage
+
+    evaluator = SegmentationEvaluator(class_names, tolerances)
+    for index in range(len(dataset)):
+        image, mask = dataset.load(index)
+        grey = image.mean(axis=2)
+        dark = np.clip((ndimage.median_filter(grey, 15) - grey) / 60.0, 0, 1)
+        evaluator.update(np.stack([1 - dark, dark]), mask)
+    return evaluator.compute()

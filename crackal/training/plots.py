@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (imported late: it is slow to load)."""
     import matplotlib
 
@@ -19,7 +19,7 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     """Two panels: train/val loss, and validation precision/recall/F1 (strict, ODS) or mAP."""
     if not history:
         return
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
@@ -48,7 +48,7 @@ def plot_balance(log: list[dict], path: str | Path) -> None:
     """The precision-recall flow: monitored P and R, PRF, positive-crop share, defect weight scale."""
     if not log:
         return
-    plt = _pyplot()
+    plt = pyplot()
     steps = [e["step"] for e in log]
     fig, (ax_pr, ax_ctl) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key in ("precision", "recall", "prf"):

@@ -1,31 +1,26 @@
-"""The training loop: AdamW, warm-up + cosine schedule, validation every epoch, the best
-checkpoint by validation F1, exact resume, channels_last on CPU, bf16 autocast on GPU."""
+"""Training a segmentation model: AdamW, warm-up + cosine schedule, random crops chosen by the
+balance option, optional EMA weights and precision-recall flow, channels_last on the CPU and
+bf16 autocast on a GPU. The epoch loop itself (resume, validation, checkpoints) is ``fit``."""
 
 from __future__ import annotations
 
-import math
-import random
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
-from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, class_weights
 from crackal.models import create_model
+from crackal.progress import Progress
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
-from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
-
+from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
+from crackal.training.plots import plot_balance
 
 VAL_PROTOCOL = (
     "val_f1/val_precision/val_recall: strict pixel matching on the validation split, pixel counts pooled "
@@ -33,63 +28,105 @@ VAL_PROTOCOL = (
 )
 
 
-@dataclass
-class TrainResult:
-    """What a finished run left: its folder, best epoch and validation scores."""
+class SegmentationRunner:
+    """The model, loss, optimiser and crops of one segmentation run (see ``EpochRunner``)."""
 
-    run_dir: Path
-    best_checkpoint: Path
-    best_epoch: int
-    best_val_f1: float | None
-    threshold: float
-    history: list[dict]
-    seconds: float
+    score_name = "val_f1"
+    protocol = VAL_PROTOCOL
 
+    def __init__(self, train_set: SegmentationDataset, val_set: SegmentationDataset | None, config: TrainConfig,
+                 device: torch.device, weights=None, encoder_weights=None) -> None:
+        self.config, self.device, self.val_set = config, device, val_set
+        self.has_validation = val_set is not None and len(val_set) > 0
+        model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
+        self.model = model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+        self.pixel_counts = train_set.class_pixel_counts()
+        self.class_weights = class_weights(self.pixel_counts, config.class_weighting)
+        self.loss_fn = SegmentationLoss(config.loss, self.class_weights).to(device)
+        self.samples = config.samples_per_epoch or len(train_set)
+        self.batch_size = min(config.batch_size, self.samples)  # a tiny dataset still makes a step per epoch
+        self.steps_per_epoch = max(1, self.samples // self.batch_size)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = int(round(config.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(warmup, self.steps_per_epoch * config.epochs))
+        self.crops = CropDataset(train_set, CropSampler(
+            config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep))
+        self.balancer = PRFBalancer(positive_share=config.positive_share) if config.balance == "prf" else None
+        self.monitor = monitor_dataset(train_set, val_set, config.monitor_train) if self.balancer else None
+        self.balance_interval = config.balance_interval or self.steps_per_epoch
+        # with ema_decay, an exponential moving average of the weights is validated and saved as "the model"
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+                    if config.ema_decay else None)
+        if self.balancer is not None:
+            self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks the GPU when there is one (TF32 matrix products allowed there)."""
-    torch.backends.cuda.matmul.allow_tf32 = True
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CrackalError(f"--device {name} asked for, but PyTorch sees no GPU; use --device cpu")
-    return torch.device(name)
+    def best_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
 
+    def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
+        self.crops.set_seed(seed)
+        sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
+        loader = DataLoader(self.crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
+        self.model.train()
+        losses = []
+        desc = f"epoch {epoch + 1}/{self.config.epochs}"
+        for step, batch in enumerate(progress.bar(loader, desc=desc, unit="batches"), start=epoch * self.steps_per_epoch + 1):
+            losses.append(self._step(batch["image"].to(self.device), batch["mask"].to(self.device)))
+            if self.balancer is not None and step % self.balance_interval == 0:
+                self.balancer.update(*monitor_precision_recall(self.model, self.monitor, self.config.tile_size), step=step)
+                self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
+                self.model.train()
+        record = {"train_loss": float(np.mean(losses)), "lr": self.scheduler.get_last_lr()[0]}
+        if self.balancer is not None and self.balancer.log:
+            record.update({k: self.balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
+        return record
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> float:
+        if self.device.type == "cpu":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            loss = self.loss_fn(self.model(images), masks)
+            if self.config.tile_filter:
+                loss = loss + self.model.filter_loss(images, masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss.item()
 
+    def validate(self) -> dict:
+        """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
+        result, loss = evaluate_model(self.best_model(), self.val_set, self.config.class_names, (0,), self.config.tile_size,
+                                      loss_fn=self.loss_fn)
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
 
-def start_run(run_dir: Path, config) -> tuple[Path, Path, torch.device]:
-    """Make ``run_dir/checkpoints``, pick the device and threads, seed everything; returns the
-    paths of the last and best checkpoints and the device."""
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    return ckpt_dir / "last.pt", ckpt_dir / "best.pt", device
+    def checkpoint_extras(self) -> dict:
+        return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist()}
 
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "balance": self.balancer.state_dict() if self.balancer else None}
 
-def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
-    """LR multiplier: linear warm-up, then cosine decay to ``floor``."""
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.balancer is not None:
+            self.balancer.load_state_dict(state["balance"])
+            self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    def metrics_extras(self) -> dict:
+        return {"balance": self.balancer.log} if self.balancer else {}
 
-    return factor
-
-
-def validate(model, dataset: SegmentationDataset, loss_fn, config: TrainConfig) -> dict:
-    """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
-    result, loss = evaluate_model(model, dataset, config.class_names, (0,), config.tile_size, loss_fn=loss_fn)
-    return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
+    def finish(self, run_dir: Path) -> None:
+        if self.balancer is not None:
+            plot_balance(self.balancer.log, run_dir / "balance.png")
 
 
 def train(
@@ -98,144 +135,16 @@ def train(
     config: TrainConfig,
     run_dir: str | Path,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | Progress = True,
     weights: str | Path | None = None,
     encoder_weights: str | Path | None = None,
 ) -> TrainResult:
-    """Train a segmentation model; everything goes to ``run_dir`` (see README: run folder).
+    """Train a segmentation model; everything goes to ``run_dir`` (see docs/training.md: run folder).
 
-    Random crops (chosen by ``config.balance``) and augmentation are added here.
     With ``resume`` the run continues from ``run_dir/checkpoints/last.pt`` and ends exactly as
     an uninterrupted run would.
     """
     run_dir = Path(run_dir)
-    last_path, best_path, device = start_run(run_dir, config)
-    model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    counts = train_set.class_pixel_counts()
-    weights_c = class_weights(counts, config.class_weighting)
-    loss_fn = SegmentationLoss(config.loss, weights_c).to(device)
-
-    samples = config.samples_per_epoch or len(train_set)
-    steps_per_epoch = max(1, samples // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    crops = CropDataset(train_set, CropSampler(
-        config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep))
-    balancer, monitor = None, None
-    if config.balance == "prf":
-        balancer = PRFBalancer(positive_share=config.positive_share)
-        monitor = monitor_dataset(train_set, val_set, config.monitor_train)
-    balance_interval = config.balance_interval or steps_per_epoch
-    ema = None
-    if config.ema_decay:  # validated and saved as "the model": an exponential moving average of the weights
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
-
-    history: list[dict] = []
-    start_epoch, best_f1, best_epoch, threshold = 0, -1.0, 0, 0.5
-    elapsed_before = 0.0
-    if resume and last_path.is_file():
-        state = read_checkpoint(last_path)
-        model.load_state_dict(state["model"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, start_epoch = state["history"], state["epoch"]
-        best_f1, best_epoch, threshold = state["best_val_f1"], state["best_epoch"], state["threshold"]
-        elapsed_before = state.get("seconds", 0.0)
-        if balancer is not None:
-            balancer.load_state_dict(state["balance"])
-    config.save(run_dir / "config.json")
-
-    if balancer is not None:
-        balancer.apply(loss_fn, crops.sampler, weights_c)
-    started = time.perf_counter() - elapsed_before
-    has_val = val_set is not None and len(val_set) > 0
-    for epoch in range(start_epoch, config.epochs):
-        epoch_seed = config.seed * 100_003 + epoch
-        crops.set_seed(epoch_seed)
-        torch.manual_seed(epoch_seed)  # dropout: every epoch starts from a known state, so resume is exact
-        generator = torch.Generator().manual_seed(epoch_seed)
-        sampler = RandomSampler(crops, num_samples=samples, generator=generator)
-        loader = DataLoader(crops, batch_size=config.batch_size, sampler=sampler, drop_last=True)
-        model.train()
-        running = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and sys.stderr.isatty()), leave=False)
-        for step, batch in enumerate(bar, start=epoch * steps_per_epoch + 1):
-            images, masks = batch["image"].to(device), batch["mask"].to(device)
-            if device.type == "cpu":
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = loss_fn(model(images), masks)
-                if config.tile_filter:
-                    loss = loss + model.filter_loss(images, masks)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            running.append(loss.item())
-            if balancer is not None and step % balance_interval == 0:
-                balancer.update(*monitor_precision_recall(model, monitor, config.tile_size), step=step)
-                balancer.apply(loss_fn, crops.sampler, weights_c)
-                model.train()
-            bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
-        if balancer is not None and balancer.log:
-            record.update({k: balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
-        last_epoch = epoch + 1 == config.epochs or (config.time_limit_min and time.perf_counter() - started > 60 * config.time_limit_min)
-        if has_val and ((epoch + 1) % config.val_interval == 0 or last_epoch):
-            record.update(validate(ema.module if ema else model, val_set, loss_fn, config))
-        record["seconds"] = round(time.perf_counter() - started, 2)
-        history.append(record)
-        improved = record["val_f1"] > best_f1 if "val_f1" in record else not has_val  # without validation: the last epoch
-        checkpoint = {
-            "model": (ema.module if ema else model).state_dict(),
-            "config": config.to_dict(),
-            "epoch": epoch + 1,
-            "class_weights": weights_c.tolist(),
-            "class_pixel_counts": counts.tolist(),
-        }
-        if improved:
-            best_f1, best_epoch = record.get("val_f1"), epoch + 1
-            threshold = record.get("val_threshold", 0.5)
-            atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
-        atomic_save(
-            {
-                **checkpoint,
-                "model": model.state_dict(),
-                "ema": ema.state_dict() if ema else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best_val_f1": best_f1,
-                "best_epoch": best_epoch,
-                "threshold": threshold,
-                "seconds": record["seconds"],
-                "balance": balancer.state_dict() if balancer else None,
-            },
-            last_path,
-        )
-        atomic_write_json(
-            {"protocol": VAL_PROTOCOL, "history": history, "best_epoch": best_epoch, "best_val_f1": best_f1,
-             "threshold": threshold, **({"balance": balancer.log} if balancer else {})},
-            run_dir / "metrics.json",
-        )
-        if progress:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown} ({record['seconds']:.0f}s)")
-        if config.time_limit_min and record["seconds"] > 60 * config.time_limit_min:
-            if progress:
-                tqdm.write(f"time limit of {config.time_limit_min} min reached after epoch {epoch + 1}")
-            break
-    from crackal.training.plots import plot_balance, plot_history
-
-    plot_history(history, run_dir / "training_curves.png")
-    if balancer is not None:
-        plot_balance(balancer.log, run_dir / "balance.png")
-    return TrainResult(run_dir, best_path, best_epoch, best_f1, threshold, history, history[-1]["seconds"] if history else 0.0)
+    device = start_run(run_dir, config)
+    runner = SegmentationRunner(train_set, val_set, config, device, weights, encoder_weights)
+    return fit(runner, config, run_dir, resume, Progress.of(progress))

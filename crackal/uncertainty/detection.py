@@ -25,7 +25,7 @@ from torch import nn
 
 from crackal.data.boxes import ImageBoxes
 from crackal.errors import CrackalError
-from crackal.inference.detect import as_image_boxes
+from crackal.models.detect import as_image_boxes
 from crackal.models.detector import head_dropout_layers
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from crackal.errors import CrackalError, choose
 from crackal.models.outputs import class_probabilities
 from crackal.models.segmenter import Segmenter
 from crackal.uncertainty.stats import SampleStats, StatsAccumulator
@@ -169,3 +170,22 @@ def ensemble(models: Sequence[nn.Module], batch: torch.Tensor) -> SampleStats:
         with _autocast(x):
             acc.add(class_probabilities(model(x)))
     return acc.result()
+
+
+Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
+def sample(method: Method, models: nn.Module | Sequence[nn.Module], batch: torch.Tensor, iterations: int = 20,
+           reference_batches: Callable[[], torch.Tensor] | None = None) -> SampleStats:
+    """The moments of one uncertainty ``method`` (``models`` is a list for ``ensemble``;
+    ``mc_batchnorm`` needs ``reference_batches``)."""
+    if method == "ensemble":
+        return ensemble(models if isinstance(models, Sequence) else [models], batch)
+    model = models[0] if isinstance(models, Sequence) else models
+    if method == "mc_batchnorm":
+        if reference_batches is None:
+            raise CrackalError("MC-BatchNorm needs labelled images to draw its reference batches from")
+        return mc_batchnorm(model, batch, reference_batches, iterations)
+    choose(METHODS, method, "method")
+    return mc_dropout(model, batch, iterations)

@@ -2,12 +2,24 @@ from pathlib import Path
 
 import pytest
 
+from dataclasses import fields
+
 from crackal.active.config import ALConfig
-from crackal.active.loop import create_project
+from crackal.active.project import create_project
 from crackal.data.layout import find_pairs
 from crackal.data.synth import write_synthetic_dataset
+from crackal.training.config import DetectionConfig, TrainConfig
 
-FAST = dict(base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64, iterations=3)
+FAST = dict(base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64)
+
+
+def fast_config(**options) -> ALConfig:
+    """A simulation config with a tiny round recipe; training options may be given flat."""
+    training = DetectionConfig if options.get("task") == "detection" else TrainConfig
+    names = {f.name for f in fields(training)} - {f.name for f in fields(ALConfig)}
+    train = {k: v for k, v in FAST.items() if k in names}
+    train.update({k: options.pop(k) for k in list(options) if k in names})
+    return ALConfig(**{"simulation": True, "initial": 4, "query_size": 3, "iterations": 3, **options, "train": train})
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +31,6 @@ def make_project(root: Path, data: Path, **options):
     pairs = find_pairs(data)
     pool = [(p.name, p.image, p.mask) for p in pairs[:14]]
     held = [(p.name, p.image, p.mask) for p in pairs[14:]]
-    config = ALConfig(**{"simulation": True, "initial": 4, "batch": 3, **FAST, **options})
+    config = fast_config(**options)
     create_project(root, pool, held, config).close()
     return root

@@ -23,7 +23,7 @@ def test_al_commands(tmp_path, al_data, capsys):
 
 def test_al_errors(tmp_path, al_data, capsys):
     assert main(["al", "init", str(tmp_path / "p"), "--images", str(al_data), "--strategy", "guess"]) == 1
-    assert "unknown strategy 'guess'" in capsys.readouterr().err
+    assert "--strategy must be one of bald, entropy, variance, margin, random; got 'guess'" in capsys.readouterr().err
     assert not (tmp_path / "p" / "project.db").exists()
     assert main(["al", "status", str(tmp_path / "none")]) == 1
     assert "no crackal project" in capsys.readouterr().err

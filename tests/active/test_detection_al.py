@@ -2,7 +2,8 @@ import pytest
 
 from crackal.active.config import ALConfig
 from crackal.active.labels import import_labels
-from crackal.active.loop import open_project, run_loop, run_round
+from crackal.active.loop import run_loop, run_round
+from crackal.active.project import open_project
 from crackal.active.report import project_history, write_report
 from crackal.cli import main
 from crackal.data.boxes import ImageBoxes, read_voc, write_voc
@@ -33,11 +34,11 @@ def test_detection_rounds_select_report_and_resume(tmp_path, al_data):
 
 
 def test_detection_options_are_checked():
-    with pytest.raises(CrackalError, match="disagreement or random"):
+    with pytest.raises(CrackalError, match="strategy must be one of disagreement, random"):
         ALConfig(task="detection", strategy="bald")
     with pytest.raises(CrackalError, match="mc_dropout or ensemble"):
         ALConfig(task="detection", strategy="disagreement", method="mc_batchnorm")
-    with pytest.raises(CrackalError, match="unknown task"):
+    with pytest.raises(CrackalError, match="task must be one of segmentation, detection"):
         ALConfig(task="boxes")
 
 

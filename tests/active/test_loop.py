@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crackal.active import loop as loop_module
+from crackal.active import segmentation_round as round_module
 from crackal.active.config import ALConfig
 from crackal.active.labels import export_queue, import_labels
-from crackal.active.loop import create_project, open_project, run_loop, run_round
+from crackal.active.loop import run_loop, run_round
+from crackal.active.project import create_project, open_project
 from crackal.active.store import ProjectStore
 from crackal.errors import CrackalError
-from tests.active.conftest import make_project
+from tests.active.conftest import fast_config, make_project
 
 
 def counts(root):
@@ -64,9 +65,9 @@ def test_a_crash_in_any_phase_loses_nothing(tmp_path, al_data, monkeypatch, phas
     run_round(root)
     before = counts(root)
     targets = {
-        "train": (loop_module, "train"),
-        "evaluate": (loop_module, "evaluate_model"),
-        "score": (loop_module, "score_pool"),
+        "train": (round_module, "train"),
+        "evaluate": (round_module, "evaluate_model"),
+        "score": (round_module, "score_pool"),
         "finish": (ProjectStore, "finish_round"),
     }
     owner, name = targets[phase]
@@ -97,13 +98,13 @@ def test_human_labelling_project(tmp_path, al_data):
     pairs = find_pairs(al_data)
     pool = [(p.name, p.image, None) for p in pairs[:14]]
     held = [(p.name, p.image, p.mask) for p in pairs[14:]]
-    config = ALConfig(initial=3, batch=2, base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64, iterations=3)
+    config = fast_config(simulation=False, initial=3, query_size=2)
     root = tmp_path / "human"
     create_project(root, pool, held, config).close()
     with pytest.raises(CrackalError, match="3 images wait for labels"):
         run_round(root)
     store, _ = open_project(root)
-    out = export_queue(store, tmp_path / "queue", None, ["background", "crack"])
+    out = export_queue(store, tmp_path / "queue", ALConfig.from_dict(store.settings()))
     assert len(list((out / "images").iterdir())) == 3 and (out / "queue.csv").is_file()
     # the labeller copies the true masks over the empty pre-annotations
     truth = {p.name: p.mask for p in pairs}
@@ -137,7 +138,7 @@ def test_bad_imports_change_nothing(tmp_path, al_data):
 def test_bad_project_input(tmp_path, al_data):
     with pytest.raises(CrackalError, match="pool is empty"):
         create_project(tmp_path / "a", [], [("h", al_data / "images" / "synth_000.png", al_data / "masks" / "synth_000.png")], ALConfig())
-    with pytest.raises(CrackalError, match="unknown strategy 'guess'"):
+    with pytest.raises(CrackalError, match="strategy must be one of bald, .*; got 'guess'"):
         ALConfig(strategy="guess")
     with pytest.raises(CrackalError, match="no crackal project"):
         run_round(tmp_path / "nothing")
@@ -159,10 +160,10 @@ def test_downscaled_network_in_the_loop(tmp_path, al_data):
     assert len(result.selected) == 3 and result.pool_uncertainty > 0
     model, _ = load_model(root / "rounds" / "001")
     assert model.downscale == 2
-    with pytest.raises(CrackalError, match="--downscale must be one of 1, 2, 4, 8, got 3"):
-        ALConfig(downscale=3)
-    with pytest.raises(CrackalError, match="--downscale is for segmentation"):
-        ALConfig(task="detection", strategy="disagreement", downscale=2)
+    with pytest.raises(CrackalError, match="downscale must be one of 1, 2, 4, 8; got 3"):
+        ALConfig(train={"downscale": 3})
+    with pytest.raises(CrackalError, match="train has no option 'downscale'"):
+        ALConfig(task="detection", train={"downscale": 2})
 
 
 @pytest.mark.parametrize("method,strategy", [("mc_batchnorm", "variance"), ("ensemble", "entropy"), ("mc_dropout", "margin")])

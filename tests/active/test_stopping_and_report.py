@@ -3,7 +3,8 @@ import json
 import numpy as np
 
 from crackal.active.config import ALConfig
-from crackal.active.report import curve_area, labels_to_reach, summarise, write_report
+from crackal.active.report import summarise, write_report
+from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.active.stopping import plateaued, stop_reason
 
 

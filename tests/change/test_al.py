@@ -88,7 +88,7 @@ def test_balanced_start():
 def test_loop_tracks_balance_and_resumes(tmp_path, strategy, method):
     pool, test = _tiles(seed=0), _tiles(n=8, changed=4, seed=1)
     config = ChangeALConfig(strategy=strategy, method=method, ensemble_size=2, iterations=2, initial_per_class=2,
-                            batch=3, rounds=3, train=TINY)
+                            query_size=3, rounds=3, train=TINY)
     state = run_change_al(pool, test, config, tmp_path / "run")
     assert [r["labelled"] for r in state["rounds"]] == [4, 7, 10]
     first = state["rounds"][0]
@@ -101,7 +101,7 @@ def test_loop_tracks_balance_and_resumes(tmp_path, strategy, method):
 def test_simulation_shares_round_one_and_writes_a_report(tmp_path):
     pool, test = _tiles(seed=0), _tiles(n=8, changed=4, seed=1)
     report = simulate_change(pool, test, tmp_path, ["variance:mc_batchnorm", "random"], seeds=1, initial_per_class=2,
-                             batch=3, rounds=2, train=TINY)
+                             query_size=3, rounds=2, train=TINY)
     summary = json.loads((tmp_path / "report.json").read_text())
     assert set(summary["strategies"]) == {"mc_batchnorm-variance", "random"} and summary["reference_auc"] is not None
     # round 1 of both strategies is one model (same tiles, same seed), plus round 2 of each and the reference
@@ -110,9 +110,9 @@ def test_simulation_shares_round_one_and_writes_a_report(tmp_path):
 
 
 def test_unknown_options_are_user_errors():
-    with pytest.raises(CrackalError, match="unknown change strategy 'bald'"):
+    with pytest.raises(CrackalError, match="strategy must be one of variance, entropy, random; got 'bald'"):
         ChangeALConfig(strategy="bald")
-    with pytest.raises(CrackalError, match="unknown uncertainty method"):
+    with pytest.raises(CrackalError, match="method must be one of"):
         ChangeALConfig(method="mc_dropout")
 
 

@@ -96,7 +96,7 @@ def test_bad_downscale():
 
 
 def test_unknown_arch():
-    with pytest.raises(CrackalError, match="unknown architecture 'segformer'"):
+    with pytest.raises(CrackalError, match="arch must be one of .*; got 'segformer'"):
         create_model("segformer")
 
 

@@ -15,7 +15,8 @@ from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_preci
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
-from crackal.training.trainer import seed_everything, train
+from crackal.training.fit import seed_everything
+from crackal.training.trainer import train
 
 TINY = dict(base_channels=8, depth=3, crop_size=32, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
 
@@ -134,7 +135,7 @@ def test_monitor_is_validation_plus_chosen_training_images(synthetic_dataset):
     assert wider.pairs == val_set.pairs + train_set.pairs[:3]
     assert monitor_dataset(train_set, None).pairs == train_set.pairs[:8]
     assert monitor_dataset(train_set, None, train_images=2).pairs == train_set.pairs[:2]
-    with pytest.raises(CrackalError, match="--monitor-train must be 0 or more"):
+    with pytest.raises(CrackalError, match="monitor_train must be 0 or more"):
         TrainConfig(monitor_train=-1)
 
 
@@ -169,9 +170,9 @@ def test_every_imbalance_option_trains(synthetic_dataset, tmp_path, options):
 
 
 def test_bad_balance_options():
-    with pytest.raises(CrackalError, match="unknown --balance"):
+    with pytest.raises(CrackalError, match="balance must be one of"):
         TrainConfig(balance="oversample")
     with pytest.raises(CrackalError, match="has none of them"):
         TrainConfig(balance="prf", loss="adaptive")
-    with pytest.raises(CrackalError, match="positive-share"):
+    with pytest.raises(CrackalError, match="positive_share"):
         TrainConfig(positive_share=1.5)

@@ -7,7 +7,8 @@ from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import find_pairs
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
-from crackal.training.trainer import train, warmup_cosine
+from crackal.training.fit import warmup_cosine
+from crackal.training.trainer import train
 from crackal.errors import CrackalError
 
 TINY = dict(base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
@@ -83,13 +84,13 @@ def test_schedule_warms_up_then_decays():
 @pytest.mark.parametrize(
     "options,match",
     [
-        ({"arch": "vit"}, "unknown --arch"),
+        ({"arch": "vit"}, "arch must be one of"),
         ({"crop_size": 100}, "multiple of 32"),
-        ({"epochs": 0}, "--epochs"),
-        ({"loss": "l2"}, "unknown loss"),
-        ({"class_weighting": "x"}, "--class-weighting"),
-        ({"device": "tpu"}, "--device"),
-        ({"downscale": 3}, "--downscale must be one of"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"loss": "l2"}, "is not a sum of"),
+        ({"class_weighting": "x"}, "class_weighting must be one of"),
+        ({"device": "tpu"}, "device must be"),
+        ({"downscale": 3}, "downscale must be one of"),
     ],
 )
 def test_bad_options(options, match):

@@ -1,47 +1,32 @@
-"""The Python API of detection (``crackal detect train/evaluate/predict``), re-exported by
-``crackal.api`` as ``detect_train``, ``detect_evaluate`` and ``detect_predict``."""
+"""Detection from Python: the jobs of ``crackal detect train / evaluate / predict``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
-
-from tqdm.auto import tqdm
+from typing import Literal, get_args
 
 from crackal.data.boxes import write_coco, write_voc, write_yolo
-from crackal.data.detection import BoxSample, DetectionDataset, find_box_samples
-from crackal.data.io import list_images, read_image, write_png
-from crackal.data.splits import load_split, make_split, save_split
-from crackal.errors import CrackalError
-from crackal.inference.detect import detect_image
+from crackal.data.detection import BoxSample, DetectionDataset, open_box_dataset
+from crackal.data.io import read_image, write_png
+from crackal.data.splits import load_split, make_split, pick, save_split
+from crackal.errors import CrackalError, choose
+from crackal.inference.outputs import image_files
 from crackal.inference.render import draw_boxes
+from crackal.models.detect import detect_image
+from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint, save_scores
-from crackal.training.detection import DetectionConfig, evaluate_detector, load_detector, train_detector
-from crackal.training.trainer import TrainResult
+from crackal.training.config import DetectionConfig
+from crackal.training.detection import evaluate_detector, load_detector, train_detector
+from crackal.training.fit import TrainResult
+from crackal.training.runs import check_run_folder, load_run_data, run_dir_of, save_run_data
 
 BoxFormat = Literal["voc", "coco", "yolo"]
-
-
-def open_box_dataset(data, classes=None, boxes=None, masks=None, merge_distance: int = 8, min_pixels: int = 20,
-                     binarize: bool = False) -> tuple[list[BoxSample], list[str]]:
-    """Every image of a detection dataset with its boxes, and the class names."""
-    from crackal.api import resolve_class_names
-
-    names = resolve_class_names(data, classes)
-    return find_box_samples(data, names, boxes, masks, merge_distance, min_pixels, binarize), names
-
-
-def _pick(samples: list[BoxSample], names: list[str], what: str) -> list[BoxSample]:
-    by_name = {s.name: s for s in samples}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise CrackalError(f"the {what} split names images that are not in the dataset: {', '.join(missing[:5])}")
-    return [by_name[n] for n in names]
+BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)
 
 
 def _saved_dataset(run_dir: Path, config: DetectionConfig) -> list[BoxSample]:
-    saved = json.loads((run_dir / "data.json").read_text())
+    saved = load_run_data(run_dir)
     return open_box_dataset(saved["root"], config.class_names, saved["boxes"], saved["masks"], config.merge_distance,
                             config.min_pixels, saved["binarize"])[0]
 
@@ -59,7 +44,7 @@ def detect_train(
     binarize: bool = False,
     resume: bool = False,
     weights: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     **options,
 ) -> TrainResult:
     """Train a RetinaNet into the run folder ``out``; ``options`` are ``DetectionConfig`` fields.
@@ -67,29 +52,25 @@ def detect_train(
     Boxes come from ``boxes`` (COCO file or VOC/YOLO folder), the dataset's own box files, or
     its masks (see ``find_box_samples``). The split is seeded and saved, as for segmentation,
     so the same ``split.json`` gives the two models of a detect-then-segment pipeline the same
-    test images. ``best_val_f1`` of the result holds the best validation mAP@0.5.
+    test images. ``best_score`` of the result is the best validation mAP@0.5.
     """
     out = Path(out)
+    check_run_folder(out, resume, "crackal detect train")
     if resume:
-        if not (out / "config.json").is_file():
-            raise CrackalError(f"nothing to resume in {out}: no config.json; start a run with 'crackal detect train'")
         config = DetectionConfig.from_dict(json.loads((out / "config.json").read_text()))
         samples, split = _saved_dataset(out, config), load_split(out / "split.json")
     else:
-        if (out / "config.json").is_file():
-            raise CrackalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         probe = DetectionConfig(**options)  # bad options fail before the dataset is read
         samples, names = open_box_dataset(data, classes, boxes, masks, probe.merge_distance, probe.min_pixels, binarize)
         config = DetectionConfig(**{**options, "class_names": names})
         split = load_split(split_file) if split_file else make_split([s.name for s in samples], val, test, config.seed)
         out.mkdir(parents=True, exist_ok=True)
         save_split(split, out / "split.json")
-        atomic_write_json({"root": str(Path(data).resolve()), "boxes": str(Path(boxes).resolve()) if boxes else None,
-                           "masks": str(Path(masks).resolve()) if masks else None, "binarize": binarize}, out / "data.json")
-    train_set = DetectionDataset(_pick(samples, split["train"], "train"))
-    val_set = DetectionDataset(_pick(samples, split.get("val", []), "val"))
+        save_run_data(out, data, boxes=boxes, masks=masks, binarize=binarize)
+    train_set = DetectionDataset(pick(samples, split["train"], "train"))
+    val_set = DetectionDataset(pick(samples, split.get("val", []), "val"))
     if not any(len(s.boxes) for s in train_set.samples):
-        raise CrackalError("no training image has a box; check the annotations (or --min-pixels when boxes come from masks)")
+        raise CrackalError("no training image has a box; check the annotations (or min_pixels when boxes come from masks)")
     return train_detector(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights)
 
 
@@ -102,19 +83,19 @@ def detect_evaluate(
     split: str = "test",
     score_threshold: float | None = None,
     out: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> dict:
     """mAP@0.5 and @0.5:0.95, per-class AP and, where masks exist, box precision, segmentation
     error and data reduction at the score threshold chosen on validation (or ``score_threshold``)."""
     ckpt = resolve_checkpoint(checkpoint)
     model, state = load_detector(ckpt)
     config = DetectionConfig.from_dict(state["config"])
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    run_dir = run_dir_of(ckpt)
     if data is None:
         names = load_split(run_dir / "split.json").get(split) if (run_dir / "split.json").is_file() else None
         if not names:
-            raise CrackalError(f"no {split!r} split in {run_dir}; pass the dataset to evaluate on, or --split val")
-        samples, label = _pick(_saved_dataset(run_dir, config), names, split), split
+            raise CrackalError(f"no {split!r} split in {run_dir}; pass the dataset to evaluate on, or the val split")
+        samples, label = pick(_saved_dataset(run_dir, config), names, split), split
     else:
         samples, _ = open_box_dataset(data, config.class_names, boxes, masks, config.merge_distance, config.min_pixels)
         label = "all"
@@ -131,21 +112,17 @@ def detect_predict(
     *,
     score_threshold: float | None = None,
     box_format: BoxFormat = "voc",
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> dict[str, int]:
     """Boxes for an image or a folder: ``out/boxes/`` (VOC .xml, YOLO .txt) or ``out/boxes.json``
     (COCO), and ``out/overlays/`` with the boxes drawn. Returns the box count per image."""
-    if box_format not in ("voc", "coco", "yolo"):
-        raise CrackalError(f"unknown --format {box_format!r}; choose voc, coco or yolo")
-    inputs, out = Path(inputs), Path(out)
-    files = [inputs] if inputs.is_file() else list_images(inputs)
-    if not files:
-        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
+    choose(BOX_FORMATS, box_format, "box_format")
+    files, out = image_files(inputs), Path(out)
     model, state = load_detector(checkpoint)
     names = DetectionConfig.from_dict(state["config"]).class_names
     threshold = state.get("threshold", 0.5) if score_threshold is None else score_threshold
     coco, counts = {}, {}
-    for path in tqdm(files, desc="detecting", disable=not progress, leave=False):
+    for path in Progress.of(progress).bar(files, desc="detecting", unit="images"):
         image = read_image(path)
         found = detect_image(model, image).above(threshold)
         counts[path.name] = len(found)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-classify_app = typer.Typer(help="Patch classification (crack / no crack) and sliding-window crack maps.", no_args_is_help=True)
-console = Console()
+from crackal.cli.options import Seed, Test, Threads, Val, console
+
+app = typer.Typer(help="Patch classification (crack / no crack) and sliding-window crack maps.", no_args_is_help=True)
 Run = Annotated[Path, typer.Argument(help="Run folder from 'crackal classify train', or its checkpoint .pt.")]
 
 
@@ -18,7 +18,7 @@ def _print_scores(result: dict) -> None:
                   f"{result['precision']:.4f}, recall {result['recall']:.4f}, F1 {result['f1']:.4f}, ROC-AUC {result['auc']:.4f}")
 
 
-@classify_app.command("train")
+@app.command("train")
 def train(
     data: Annotated[Path, typer.Argument(help="Patch folder: labels.csv (path,label) or one sub-folder per class.")],
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/classify"),
@@ -26,10 +26,10 @@ def train(
     epochs: Annotated[int, typer.Option()] = 10,
     batch_size: Annotated[int, typer.Option()] = 64,
     lr: Annotated[float, typer.Option()] = 2e-3,
-    val: Annotated[float, typer.Option(help="Validation share (<1) or count.")] = 0.1,
-    test: Annotated[float, typer.Option(help="Test share (<1) or count.")] = 0.2,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch.")] = None,
+    val: Val = 0.1,
+    test: Test = 0.2,
+    seed: Seed = 0,
+    threads: Threads = None,
 ) -> None:
     """Train the patch classifier (conv-BN-ReLU blocks, softmax) and score it on its test split."""
     from crackal.classify.workflow import train_classifier
@@ -41,7 +41,7 @@ def train(
     console.print(f"run folder {out}")
 
 
-@classify_app.command("evaluate")
+@app.command("evaluate")
 def evaluate(
     run: Run,
     data: Annotated[Optional[Path], typer.Argument(help="Patch folder to score (default: the run's own split).")] = None,
@@ -55,7 +55,7 @@ def evaluate(
     console.print(f"saved to {result['saved_to']}")
 
 
-@classify_app.command("predict")
+@app.command("predict")
 def predict(
     run: Run,
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images, any size.")],

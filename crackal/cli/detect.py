@@ -6,25 +6,38 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from crackal.cli_options import Device, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights
+from crackal.cli.options import (
+    Binarize,
+    Classes,
+    Device,
+    Quiet,
+    Resume,
+    Seed,
+    SplitFile,
+    Test,
+    Threads,
+    TimeLimit,
+    Val,
+    Weights,
+    console,
+    progress_for,
+)
 
-detect_app = typer.Typer(help="Detect defects as boxes (RetinaNet), the first stage of detect-then-segment.", no_args_is_help=True)
-console = Console()
+app = typer.Typer(help="Detect defects as boxes (RetinaNet), the first stage of detect-then-segment.", no_args_is_help=True)
 
 Boxes = Annotated[Optional[Path], typer.Option(help="Box annotations: a COCO .json file or a folder of VOC .xml / YOLO .txt files (default: DATA/annotations.json, annotations/, det_voc/, det_yolo/, else boxes from DATA's masks).")]
 Masks = Annotated[Optional[Path], typer.Option(help="Mask folder (boxes derived from masks; also used for the pixel measures).")]
 
 
-@detect_app.command("train")
+@app.command("train")
 def train(
     data: Annotated[Path, typer.Argument(help="Dataset folder: images/ with boxes (see --boxes) or with masks/.")],
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/detect"),
     boxes: Boxes = None,
     masks: Masks = None,
-    classes: Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated.")] = None,
+    classes: Classes = None,
     backbone: Annotated[str, typer.Option(help="resnet18 (trains on a CPU), resnet34 or resnet50 (retinanet_resnet50_fpn).")] = "resnet18",
     image_size: Annotated[int, typer.Option(help="Rescale the short image side to this many px; 0 keeps the image size.")] = 0,
     head_dropout: Annotated[float, typer.Option(help="Dropout before the last conv of both heads (MC samples for active learning).")] = 0.1,
@@ -42,7 +55,8 @@ def train(
     threads: Threads = None,
     time_limit: TimeLimit = None,
     resume: Resume = False,
-    binarize: Annotated[bool, typer.Option(help="Binary masks: treat any value >= 128 as crack.")] = False,
+    binarize: Binarize = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a RetinaNet detector (from scratch; best checkpoint by validation mAP@0.5).
 
@@ -54,9 +68,9 @@ def train(
         data, out, boxes=boxes, masks=masks, classes=classes, val=val, test=test, split_file=split_file, binarize=binarize,
         resume=resume, weights=weights, backbone=backbone, image_size=image_size, head_dropout=head_dropout, epochs=epochs,
         batch_size=batch_size, lr=lr, merge_distance=merge_distance, min_pixels=min_pixels, seed=seed, device=device,
-        threads=threads, time_limit_min=time_limit,
+        threads=threads, time_limit_min=time_limit, progress=progress_for(quiet),
     )
-    score = f"validation mAP@0.5 {result.best_val_f1:.4f}" if result.best_val_f1 is not None else "no validation split: last epoch kept"
+    score = f"validation mAP@0.5 {result.best_score:.4f}" if result.best_score is not None else "no validation split: last epoch kept"
     console.print(f"best epoch {result.best_epoch}: {score}, box score threshold {result.threshold:.2f}; "
                   f"{result.seconds:.0f}s; run folder {result.run_dir}")
 
@@ -77,7 +91,7 @@ def print_detection(result: dict) -> None:
     console.print(table)
 
 
-@detect_app.command("evaluate")
+@app.command("evaluate")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="Run folder from 'crackal detect train', or a checkpoint .pt file.")],
     data: Annotated[Optional[Path], typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
@@ -86,25 +100,29 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split of the run's dataset when DATA is not given.")] = "test",
     score_threshold: Annotated[Optional[float], typer.Option(help="Box score threshold of the pixel measures (default: chosen on validation).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="JSON file for the scores.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Score a detector: mAP@0.5 and @0.5:0.95, per-class AP, box precision, segmentation error, data reduction."""
     from crackal import api
 
-    result = api.detect_evaluate(checkpoint, data, boxes=boxes, masks=masks, split=split, score_threshold=score_threshold, out=out)
+    result = api.detect_evaluate(checkpoint, data, boxes=boxes, masks=masks, split=split, score_threshold=score_threshold, out=out,
+                                 progress=progress_for(quiet))
     print_detection(result)
     console.print(f"saved to {result['saved_to']}")
 
 
-@detect_app.command("predict")
+@app.command("predict")
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Run folder from 'crackal detect train', or a checkpoint .pt file.")],
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("detections"),
     score_threshold: Annotated[Optional[float], typer.Option(help="Keep boxes scoring at least this (default: chosen on validation).")] = None,
     box_format: Annotated[str, typer.Option("--format", help="voc (one .xml per image), yolo (.txt) or coco (boxes.json).")] = "voc",
+    quiet: Quiet = False,
 ) -> None:
     """Write boxes (VOC, YOLO or COCO) and overlays with the boxes drawn."""
     from crackal import api
 
-    counts = api.detect_predict(checkpoint, inputs, out, score_threshold=score_threshold, box_format=box_format)
+    counts = api.detect_predict(checkpoint, inputs, out, score_threshold=score_threshold, box_format=box_format,
+                                progress=progress_for(quiet))
     console.print(f"{sum(counts.values())} boxes in {len(counts)} image(s) written to {out}")

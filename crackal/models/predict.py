@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from crackal.data.transforms import to_tensor
-from crackal.inference.tiling import TileBlender, tile_boxes
+from crackal.models.tiling import TileBlender, tile_boxes
 from crackal.models.outputs import class_probabilities
 
 DEFAULT_TILE = 512

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from crackal.inference.predict import predict_image
-from crackal.inference.tiling import TileBlender, blend_window, tile_boxes, tile_starts
+from crackal.models.predict import predict_image
+from crackal.models.tiling import TileBlender, blend_window, tile_boxes, tile_starts
 from crackal.models import create_model
 from crackal.models.segmenter import Segmenter
 

@@ -1,39 +1,36 @@
-"""``crackal`` command line: one sub-command per job. User errors print one line and exit 1."""
+"""``crackal synth / train / evaluate / predict / demo``: segmentation from the command line."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import typer
+from rich.table import Table
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from crackal.cli_options import Device, Downscale, Resume, Seed, SplitFile, Test, Threads, TimeLimit, Val, Weights  # noqa: E402
-from crackal.errors import CrackalError  # noqa: E402
-
-app = typer.Typer(
-    help="Crack and surface-defect segmentation for roads, pavements and bridges.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from crackal.cli.options import (
+    Binarize,
+    Checkpoint,
+    Classes,
+    Data,
+    Device,
+    Downscale,
+    Masks,
+    Quiet,
+    Resume,
+    Seed,
+    SkipInvalid,
+    SplitFile,
+    Test,
+    Threads,
+    TimeLimit,
+    Val,
+    Weights,
+    console,
+    progress_for,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-Data = Annotated[Path, typer.Argument(help="Dataset folder: images/ + masks/ (or CrackForest's image/ + groundTruth/).")]
-Masks = Annotated[Optional[Path], typer.Option(help="Mask folder, when DATA is the image folder itself.")]
-Classes = Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated (default: DATA/classes.json or background,crack).")]
-SkipInvalid = Annotated[bool, typer.Option(help="Leave out unreadable images and bad masks (listed) instead of stopping.")]
-Binarize = Annotated[bool, typer.Option(help="Binary masks: treat any value >= 128 as crack (JPEG masks).")]
-Checkpoint = Annotated[Path, typer.Argument(help="Run folder from 'crackal train', or a checkpoint .pt file.")]
 
 
-@app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write images/, masks/ and classes.json to.")],
     count: Annotated[int, typer.Option(help="Number of images.")] = 60,
@@ -41,7 +38,7 @@ def synth(
     surface: Annotated[str, typer.Option(help="asphalt, concrete or mixed.")] = "mixed",
     extra_classes: Annotated[bool, typer.Option(help="Also draw potholes, patches and manhole covers as classes.")] = False,
     crack_free: Annotated[float, typer.Option(help="Share of images without any crack.")] = 0.15,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Generate a synthetic crack dataset (textured asphalt/concrete with distractors)."""
     from crackal import api
@@ -50,7 +47,6 @@ def synth(
     console.print(f"wrote {count} images and masks to {path}")
 
 
-@app.command()
 def train(
     data: Data,
     out: Annotated[Path, typer.Option(help="Run folder (config, split, checkpoints, metrics, plots).")] = Path("runs/train"),
@@ -89,6 +85,7 @@ def train(
     resume: Resume = False,
     skip_invalid: SkipInvalid = False,
     binarize: Binarize = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a segmentation model on a folder of images and masks."""
     from crackal import api
@@ -100,11 +97,11 @@ def train(
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
         dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
-        val_interval=val_interval,
+        val_interval=val_interval, progress=progress_for(quiet),
     )
     scored = (
-        f"validation F1 {result.best_val_f1:.4f} (strict pixels, ODS threshold {result.threshold:.2f})"
-        if result.best_val_f1 is not None else "no validation split: last epoch kept"
+        f"validation F1 {result.best_score:.4f} (strict pixels, ODS threshold {result.threshold:.2f})"
+        if result.best_score is not None else "no validation split: last epoch kept"
     )
     console.print(f"best epoch {result.best_epoch}: {scored}; {result.seconds:.0f}s; run folder {result.run_dir}")
 
@@ -120,7 +117,6 @@ def print_metrics(result: dict) -> None:
     console.print(table)
 
 
-@app.command()
 def evaluate(
     checkpoint: Checkpoint,
     data: Annotated[Optional[Path], typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
@@ -134,18 +130,19 @@ def evaluate(
     box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
     binarize: Binarize = False,
+    quiet: Quiet = False,
 ) -> None:
     """Score a trained model: precision/recall/F1/IoU strict and with tolerance, ODS, OIS, AUC."""
     from crackal import api
 
     result = api.evaluate(checkpoint, data, masks=masks, split=split, tolerances=tuple(tolerance), tta=tta,
                           out=out, skip_invalid=skip_invalid, binarize=binarize,
-                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold)
+                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
+                          progress=progress_for(quiet))
     print_metrics(result)
     console.print(f"saved to {result['saved_to']}")
 
 
-@app.command()
 def predict(
     checkpoint: Checkpoint,
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images, any size.")],
@@ -159,60 +156,29 @@ def predict(
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
+    quiet: Quiet = False,
 ) -> None:
     """Predict masks, probability maps, overlays and defect measurements."""
     from crackal import api
 
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
-                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold)
+                          two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
+                          progress=progress_for(quiet))
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
 
 
-@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the data, the simulation and the report.")] = Path("demo_output"),
     seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 2,
     rounds: Annotated[int, typer.Option(help="Active-learning rounds per run.")] = 5,
     epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    quiet: Quiet = False,
 ) -> None:
     """Active learning on synthetic cracks (BALD vs random), with a report (report.md)."""
     from crackal.demo import run_demo
 
-    report = run_demo(out, seeds=seeds, rounds=rounds, epochs=epochs, seed=seed, progress=console.print)
+    report = run_demo(out, seeds=seeds, rounds=rounds, epochs=epochs, seed=seed, progress=progress_for(quiet))
     console.print(f"report: {report}")
 
-
-from crackal.active.commands import al_app, simulate  # noqa: E402
-from crackal.change.commands import change_app  # noqa: E402
-from crackal.classify.commands import classify_app  # noqa: E402
-from crackal.cli_detect import detect_app  # noqa: E402
-
-app.add_typer(al_app, name="al")
-app.add_typer(detect_app, name="detect")
-app.add_typer(classify_app, name="classify")
-app.add_typer(change_app, name="change")
-app.command()(simulate)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 user error, 2 usage error)."""
-    try:
-        app(args=argv, standalone_mode=False, prog_name="crackal")
-    except CrackalError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 1
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        return getattr(exc, "exit_code", 2)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted; a training run continues with --resume")
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The segmentation half of an active-learning round: train the U-Net (and the ensemble's
+other members) on the labelled masks, score it on the held-out set, score the pool by a
+pixel heuristic reduced per image, and pre-annotate the queue with its masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crackal.acquisition.score import score_pool
+from crackal.active.config import ALConfig
+from crackal.active.project import LazyImages
+from crackal.active.store import ImageRecord, ProjectStore
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.io import mask_png, write_png
+from crackal.data.layout import Pair
+from crackal.data.transforms import to_tensor, train_transform
+from crackal.inference.render import class_mask_from_probs
+from crackal.losses import SegmentationLoss
+from crackal.models.predict import predict_image
+from crackal.progress import Progress
+from crackal.training.checkpoint import load_model
+from crackal.training.evaluation import evaluate_model, headline
+from crackal.training.trainer import train
+
+
+def _dataset(records: list[ImageRecord], num_classes: int, truth: bool) -> SegmentationDataset:
+    return SegmentationDataset([Pair(r.path, r.truth_path if truth else r.label_path) for r in records], num_classes)
+
+
+def _reference_batches(labelled: SegmentationDataset, crop: int, seed: int, size: int = 4):
+    """Random augmented crops of labelled images, for MC-BatchNorm."""
+    rng = np.random.default_rng(seed)
+    transform = train_transform(crop)
+    transform.set_random_seed(seed)
+
+    def draw() -> torch.Tensor:
+        picks = rng.integers(len(labelled), size=size)
+        return torch.stack([to_tensor(transform(image=labelled.load(int(i))[0])["image"]) for i in picks])
+
+    return draw
+
+
+class SegmentationRounds:
+    """Rounds of a segmentation project (see ``crackal.active.tasks``)."""
+
+    label_folder = "masks"
+
+    def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,
+                           progress: Progress) -> tuple[Path, dict, dict]:
+        """Train the round's model(s) (resuming a killed run) and score the held-out set."""
+        tcfg = config.round_config(round_)
+        train_set = _dataset(store.labelled(), len(config.class_names), truth=False)
+        result = train(train_set, None, tcfg, run_dir, resume=True, progress=progress)
+        if config.method == "ensemble":
+            for member in range(1, config.ensemble_size):
+                train(train_set, None, config.round_config(round_, member), run_dir / f"member{member}", resume=True,
+                      progress=progress)
+        model, ckpt = load_model(result.best_checkpoint)
+        heldout = _dataset(store.heldout(), len(config.class_names), truth=True)
+        loss_fn = SegmentationLoss(tcfg.loss, torch.tensor(ckpt["class_weights"]))
+        scores, loss = evaluate_model(model, heldout, config.class_names, (0, 2), tcfg.tile_size, loss_fn=loss_fn,
+                                      progress=progress)
+        metrics = {"strict": headline(scores, 0), "tol2": headline(scores, 2), "loss": loss,
+                   "auc": float(np.mean([c["auc"] for c in scores["classes"].values()]))}
+        return result.best_checkpoint, metrics, {"class_weights": ckpt["class_weights"]}
+
+    def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
+                   pool: list[ImageRecord], progress: Progress) -> np.ndarray:
+        """One acquisition score per pool image, from the round's model(s)."""
+        tcfg = config.round_config(round_)
+        model = load_model(checkpoint)[0]
+        models = [model] + [load_model(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] \
+            if config.method == "ensemble" else model
+        references = None
+        if config.method == "mc_batchnorm":
+            labelled = _dataset(store.labelled(), len(config.class_names), truth=False)
+            references = _reference_batches(labelled, tcfg.crop_size, tcfg.seed)
+        return score_pool(models, LazyImages(pool), config.strategy, config.reduction, config.method, config.iterations,
+                          reference_batches=references, seed=tcfg.seed, progress=progress)
+
+    def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's class mask of each image, at its validation threshold."""
+        model, state = load_model(checkpoint)
+        return {name: class_mask_from_probs(predict_image(model, image), state.get("threshold", 0.5))
+                for name, image in images.items()}
+
+    def write_prelabel(self, folder: Path, record: ImageRecord, prelabel, class_names: list[str],
+                       size: tuple[int, int]) -> Path:
+        """``folder/<name>.png``: the pre-annotation, or an empty mask."""
+        path = folder / f"{record.name}.png"
+        mask = prelabel if prelabel is not None else np.zeros(size, np.uint8)
+        write_png(path, mask_png(mask, len(class_names)))
+        return path

@@ -1,0 +1,37 @@
+"""What an active-learning round does differs by task (segmentation masks or detection
+boxes); the loop asks the task object of its project instead of branching on the name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from crackal.active.config import ALConfig
+from crackal.active.detection_round import DetectionRounds
+from crackal.active.segmentation_round import SegmentationRounds
+from crackal.active.store import ImageRecord, ProjectStore
+from crackal.progress import Progress
+
+
+class RoundTask(Protocol):
+    label_folder: str  # where an exported queue keeps the pre-annotations to correct: masks/ or boxes/
+
+    def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,
+                           progress: Progress) -> tuple[Path, dict, dict]:
+        """Train on the labelled images; (best checkpoint, held-out metrics, extra round columns)."""
+
+    def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
+                   pool: list[ImageRecord], progress: Progress) -> np.ndarray:
+        """One acquisition score per ``pool`` image, higher = label it sooner."""
+
+    def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict:
+        """The model's label of each image (a class mask, or boxes), by image name."""
+
+    def write_prelabel(self, folder: Path, record: ImageRecord, prelabel, class_names: list[str],
+                       size: tuple[int, int]) -> Path:
+        """Write a pre-annotation (or an empty label when it is None) into ``folder``."""
+
+
+TASKS: dict[str, RoundTask] = {"segmentation": SegmentationRounds(), "detection": DetectionRounds()}

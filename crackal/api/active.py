@@ -1,0 +1,142 @@
+"""Active learning from Python: the jobs of ``crackal al ...`` and ``crackal simulate``.
+
+>>> import crackal  # doctest: +SKIP
+>>> crackal.al_init("project", "pool/", heldout_images="held/images", heldout_masks="held/masks")  # doctest: +SKIP
+>>> crackal.al_step("project")        # train, score the pool, queue the next images  # doctest: +SKIP
+>>> crackal.al_export_queue("project", "queue/")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crackal.active.config import ALConfig
+from crackal.active.labels import export_queue, import_labels
+from crackal.active.loop import RoundResult, run_loop, run_round
+from crackal.active.project import create_project, find_project_images, open_project
+from crackal.active.report import project_history, write_report
+from crackal.active.simulate import simulate as simulate_pairs
+from crackal.data.layout import open_dataset
+from crackal.progress import Progress
+from crackal.training.config import DetectionConfig, TrainConfig
+
+
+def al_init(
+    project: str | Path,
+    images: str | Path,
+    *,
+    masks: str | Path | None = None,
+    heldout_images: str | Path | None = None,
+    heldout_masks: str | Path | None = None,
+    heldout: float = 0.2,
+    classes: str | list[str] | None = None,
+    train: TrainConfig | DetectionConfig | dict | None = None,
+    **options,
+) -> dict:
+    """Create a project: register the pool and the held-out set, queue the first images.
+
+    With ground-truth ``masks`` for the pool (or ``images`` a dataset root with ``masks/``) the
+    project is a simulation; otherwise a person labels, and ``heldout_images`` /
+    ``heldout_masks`` measure each round. ``options`` are ``ALConfig`` fields (``query_size``,
+    ``strategy`` ...), ``train`` the round's training options (``TrainConfig`` fields, or
+    ``DetectionConfig`` fields with ``task="detection"``). Returns a summary of the project.
+    """
+    config = ALConfig(**options, train=_train_options(train))  # bad options fail before any image is read
+    found = find_project_images(images, masks, heldout_images, heldout_masks, heldout, classes, config.seed)
+    config = ALConfig.from_dict({**config.to_dict(), "simulation": found.simulation,
+                                 "train": {**config.train.to_dict(), "class_names": found.class_names}})
+    create_project(project, found.pool, found.heldout, config).close()
+    return {"pool": len(found.pool), "heldout": len(found.heldout), "queued": min(config.initial, len(found.pool)),
+            "simulation": found.simulation, "class_names": found.class_names}
+
+
+def _train_options(train: TrainConfig | DetectionConfig | dict | None) -> dict:
+    return train.to_dict() if isinstance(train, (TrainConfig, DetectionConfig)) else dict(train or {})
+
+
+def al_step(project: str | Path, progress: bool | Progress = True) -> RoundResult:
+    """One round (or the rest of an interrupted one): in a simulation label the queue from the
+    ground truth; train; evaluate on the held-out set; score the pool; queue the next images."""
+    return run_round(project, progress)
+
+
+def al_run(project: str | Path, rounds: int | None = None, progress: bool | Progress = True, on_round=None) -> str:
+    """Rounds until the budget, a plateau, low uncertainty or ``rounds`` in total; returns why it stopped."""
+    return run_loop(project, rounds, progress, on_round)
+
+
+def al_export_queue(project: str | Path, out: str | Path) -> Path:
+    """The images waiting for labels, with the latest model's pre-annotations, in ``out``."""
+    store, config = open_project(project)
+    try:
+        return export_queue(store, out, config)
+    finally:
+        store.close()
+
+
+def al_import(project: str | Path, folder: str | Path, labeller: str = "person", binarize: bool = False) -> int:
+    """Import a labeller's masks (or VOC boxes) from ``folder``; all are checked before any is stored."""
+    store, config = open_project(project)
+    try:
+        return import_labels(store, folder, len(config.class_names), labeller, binarize)
+    finally:
+        store.close()
+
+
+def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfig:
+    """The project's settings; with ``settings`` (``KEY=VALUE``, e.g. ``train.epochs=30``)
+    change them first (checked like a new project's; the next round uses them)."""
+    store, config = open_project(project)
+    try:
+        if settings:
+            config = config.with_settings(settings)
+            store.replace_settings(config.to_dict())
+        return config
+    finally:
+        store.close()
+
+
+def al_status(project: str | Path) -> dict:
+    """Counts of labelled, queued, pool and held-out images, the settings and every round."""
+    store, config = open_project(project)
+    try:
+        return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
+                "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": store.rounds()}
+    finally:
+        store.close()
+
+
+def al_report(project: str | Path, out: str | Path | None = None) -> Path:
+    """Learning curves, class balance of the selections, cost and time (PNG, JSON, Markdown)."""
+    project = Path(project)
+    store, config = open_project(project)
+    store.close()
+    return write_report({config.strategy: [project_history(project)]}, out or project / "report", title=f"Project {project.name}")
+
+
+def simulate(
+    data: str | Path,
+    out: str | Path,
+    strategies: list[str] | tuple[str, ...] = ("bald", "random"),
+    *,
+    masks: str | Path | None = None,
+    classes: str | list[str] | None = None,
+    seeds: int = 3,
+    rounds: int = 5,
+    heldout: float = 0.2,
+    split_file: str | Path | None = None,
+    tile: int | None = None,
+    reference: bool = True,
+    progress: bool | Progress = False,
+    on_round=None,
+    train: TrainConfig | dict | None = None,
+    **options,
+) -> Path:
+    """Simulated active learning on a fully labelled dataset (the ground truth labels): every
+    strategy for ``seeds`` repetitions, learning curves against random; returns the report.
+
+    ``options`` are ``ALConfig`` fields, ``train`` the round's training options.
+    """
+    pairs, names, _ = open_dataset(data, masks, classes)
+    return simulate_pairs(pairs, out, list(strategies), seeds, rounds, heldout, split_file, tile, reference, progress,
+                          on_round, {**_train_options(train), "class_names": names}, **options)

@@ -1,0 +1,168 @@
+"""Segmentation from Python: the jobs of ``crackal synth / train / evaluate / predict``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from crackal.data.dataset import SegmentationDataset
+from crackal.data.layout import open_dataset, read_class_colors
+from crackal.data.splits import load_split, make_split, pick, save_split
+from crackal.data.synth import SynthOptions, write_synthetic_dataset
+from crackal.errors import CrackalError, check_options, choose
+from crackal.inference.outputs import predict_folder, two_stage_predictor
+from crackal.progress import Progress
+from crackal.training.checkpoint import load_model, resolve_checkpoint, save_scores
+from crackal.training.config import TrainConfig
+from crackal.training.evaluation import evaluate_model
+from crackal.training.fit import TrainResult
+from crackal.training.runs import check_run_folder, load_run_data, run_dir_of, save_run_data
+from crackal.training.trainer import train as run_training
+
+
+def synth(
+    out: str | Path,
+    count: int = 60,
+    size: int | str = 256,
+    seed: int = 0,
+    surface: str = "mixed",
+    extra_classes: bool = False,
+    crack_free: float = 0.15,
+) -> Path:
+    """Write a synthetic dataset (``images/``, ``masks/``, ``classes.json``) to ``out``;
+    ``crack_free`` is the share of images without any crack."""
+    options = SynthOptions(surface=surface, extra_classes=extra_classes, crack_free_fraction=crack_free)
+    return write_synthetic_dataset(out, count, size, seed, options)
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    *,
+    masks: str | Path | None = None,
+    classes: str | list[str] | None = None,
+    val: float = 0.1,
+    test: float = 0.2,
+    split_file: str | Path | None = None,
+    skip_invalid: bool = False,
+    binarize: bool = False,
+    resume: bool = False,
+    weights: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
+    progress: bool | Progress = True,
+    **options,
+) -> TrainResult:
+    """Validate a dataset, split it (seeded, saved), train a model into the run folder ``out``.
+
+    ``options`` are ``TrainConfig`` fields (``arch``, ``epochs``, ``lr`` ...). With ``resume``
+    the run in ``out`` continues with its saved config, data and split. ``weights`` starts
+    from a whole local model, ``encoder_weights`` from a local encoder state dict (e.g.
+    ImageNet weights of a ResNet saved beforehand; smp architectures).
+    """
+    out = Path(out)
+    check_run_folder(out, resume, "crackal train")
+    if resume:
+        saved = load_run_data(out)
+        config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        data, masks, binarize, skip_invalid = saved["root"], saved["masks"], saved["binarize"], saved["skip_invalid"]
+        split_file = out / "split.json"
+        classes = config.class_names
+    else:
+        TrainConfig(**options)  # bad options fail before the dataset is read
+    pairs, names, problems = open_dataset(data, masks, classes, skip_invalid, binarize)
+    if not resume:
+        colors = read_class_colors(data)
+        options.setdefault("class_colors", colors if colors and len(colors) == len(names) else None)
+        config = TrainConfig(**{**options, "class_names": names})
+    split = load_split(split_file) if split_file else make_split([p.name for p in pairs], val, test, config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_split(split, out / "split.json")
+    save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems)
+    train_set = SegmentationDataset(pick(pairs, split["train"], "train"), config.num_classes, binarize=binarize)
+    val_set = SegmentationDataset(pick(pairs, split.get("val", []), "val"), config.num_classes, binarize=binarize)
+    return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights,
+                        encoder_weights=encoder_weights)
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | Path | None = None,
+    *,
+    masks: str | Path | None = None,
+    split: str = "test",
+    tolerances: tuple[int, ...] = (0, 2, 5),
+    tta: bool = False,
+    binarize: bool = False,
+    skip_invalid: bool = False,
+    out: str | Path | None = None,
+    progress: bool | Progress = True,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
+) -> dict:
+    """Score a trained model; every figure in the result names its protocol.
+
+    Without ``data`` the run's own dataset and its ``split`` (default ``test``) are used;
+    with ``data`` every labelled image in that folder is scored. The ``fixed`` rows use the
+    threshold chosen on the validation split during training, the ``ods``/``ois`` rows choose
+    it on the evaluated images themselves. The result is saved as JSON (``out``, default
+    ``RUN/evaluation_<split>.json``). With ``two_stage`` (a detector run) the model segments only
+    inside the detected boxes (see ``predict``).
+    """
+    ckpt = resolve_checkpoint(checkpoint)
+    model, state = load_model(ckpt)
+    config = TrainConfig.from_dict(state["config"])
+    run_dir = run_dir_of(ckpt)
+    check_options([(all(t >= 0 for t in tolerances), "tolerances", f"are distances in px and must be >= 0, got {list(tolerances)}")])
+    if data is None:
+        saved = load_run_data(run_dir)
+        pairs, _, _ = open_dataset(saved["root"], saved["masks"], config.class_names, saved["skip_invalid"], saved["binarize"])
+        choose(("train", "val", "test"), split, "split")
+        names = load_split(run_dir / "split.json").get(split)
+        if not names:
+            raise CrackalError(f"the run's {split!r} split is empty; choose the train, val or test split")
+        pairs = pick(pairs, names, split)
+        label = split
+    else:
+        pairs, _, _ = open_dataset(data, masks, config.class_names, skip_invalid, binarize)
+        label = "all"
+    dataset = SegmentationDataset(pairs, config.num_classes, binarize=binarize, cache=False)
+    predict_fn = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, config.tile_size) if two_stage else None
+    started = time.perf_counter()
+    result, _ = evaluate_model(model, dataset, config.class_names, tolerances, config.tile_size, tta,
+                               fixed_threshold=state.get("threshold"), progress=progress, predict_fn=predict_fn)
+    result.update(
+        checkpoint=str(ckpt), split=label, tta=tta, two_stage=str(two_stage) if two_stage else None,
+        seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),
+    )
+    return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
+
+
+def predict(
+    checkpoint: str | Path,
+    inputs: str | Path,
+    out: str | Path,
+    *,
+    gsd: float | None = None,
+    threshold: float | None = None,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    tta: bool = False,
+    skip_invalid: bool = False,
+    progress: bool | Progress = True,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
+) -> list[dict]:
+    """Predict a folder or a single image; writes ``masks/``, ``probabilities/``, ``overlays/``
+    and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given).
+
+    The crack threshold defaults to the one chosen on the validation split during training.
+    With ``two_stage`` (a run of ``crackal detect train``) the detector runs first and the model
+    segments only its boxes, grown by ``box_margin`` px (boxes scoring below ``box_threshold``,
+    default the detector's validation choice, are dropped); the rest is background.
+    """
+    return predict_folder(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size, overlap=overlap,
+                          tta=tta, skip_invalid=skip_invalid, progress=progress, two_stage=two_stage,
+                          box_margin=box_margin, box_threshold=box_threshold)

@@ -1,0 +1,250 @@
+"""``crackal al ...`` (a labelling project) and ``crackal simulate`` (experiments with the ground truth as labeller)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from crackal.cli.options import (
+    Classes,
+    CostPerImage,
+    Downscale,
+    Initial,
+    Iterations,
+    QuerySize,
+    Quiet,
+    Reduction,
+    RoundCrop,
+    RoundEpochs,
+    SecondsPerImage,
+    Seed,
+    Settings,
+    console,
+    progress_for,
+)
+
+app = typer.Typer(help="Active-learning projects: the model picks what to label next.", no_args_is_help=True)
+
+Project = Annotated[Path, typer.Argument(help="Project folder (project.db, labels/, rounds/).")]
+Method = Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble (detection: head dropout or ensemble).")]
+
+
+def _settings(settings: list[str] | None, task: str = "segmentation") -> tuple[dict, dict]:
+    """``--set`` assignments split into ALConfig fields and round training options (``train.*``)."""
+    from crackal.active.config import ALConfig
+
+    config = ALConfig(task=task).with_settings(settings or [])  # checks the names and values
+    chosen = {s.partition("=")[0].strip() for s in settings or []}
+    al_options = {k: v for k, v in config.to_dict().items() if k in chosen and k != "train"}
+    train = {k: v for k, v in config.to_dict()["train"].items() if f"train.{k}" in chosen}
+    return al_options, train
+
+
+def print_round(result) -> None:
+    m = result.metrics
+    if m and m.get("task") == "detection":
+        shown = f"held-out mAP@0.5 {m['map_50']:.3f}"
+    else:
+        shown = f"held-out F1 {m['strict']['f1']:.3f} strict / {m['tol2']['f1']:.3f} at 2 px (ODS)" if m else ""
+    console.print(f"round {result.round}: {result.labelled} labelled, {shown}; selected {len(result.selected)} for labelling")
+
+
+@app.command("init")
+def init(
+    project: Project,
+    images: Annotated[Path, typer.Option(help="Pool images (a folder, or a dataset root with images/ and masks/).")],
+    masks: Annotated[Optional[Path], typer.Option(help="Ground-truth masks of the pool: the run is a simulation.")] = None,
+    heldout_images: Annotated[Optional[Path], typer.Option(help="Held-out images (with --heldout-masks).")] = None,
+    heldout_masks: Annotated[Optional[Path], typer.Option(help="Held-out masks.")] = None,
+    heldout: Annotated[float, typer.Option(help="With --masks and no held-out folders: share (<1) or count of images held out.")] = 0.2,
+    initial: Initial = 10,
+    query_size: QuerySize = 10,
+    task: Annotated[str, typer.Option(help="segmentation (masks) or detection (RetinaNet boxes; masks or VOC .xml labels).")] = "segmentation",
+    strategy: Annotated[Optional[str], typer.Option(help="Segmentation: bald (default), entropy, variance, margin or random. Detection: disagreement (default) or random.")] = None,
+    reduction: Reduction = "topk",
+    method: Method = "mc_dropout",
+    iterations: Iterations = 20,
+    selection: Annotated[str, typer.Option(help="top or stochastic (score^(1/T) sampling).")] = "top",
+    cold_start: Annotated[str, typer.Option(help="random or coreset (k-center on encoder features).")] = "random",
+    budget: Annotated[Optional[int], typer.Option(help="Stop when this many images are labelled.")] = None,
+    epochs: RoundEpochs = 12,
+    crop_size: RoundCrop = 256,
+    downscale: Downscale = 1,
+    backbone: Annotated[str, typer.Option(help="Detection: resnet18, resnet34 or resnet50.")] = "resnet18",
+    image_size: Annotated[int, typer.Option(help="Detection: short image side in px (0 keeps the size).")] = 0,
+    classes: Classes = None,
+    cost_per_image: CostPerImage = 0.5,
+    seconds_per_image: SecondsPerImage = 30.0,
+    seed: Seed = 0,
+    settings: Settings = None,
+) -> None:
+    """Create a project: register the pool and the held-out set, queue the first images.
+
+    Every other project setting or round training option: --set KEY=VALUE (see 'crackal al config').
+    """
+    from crackal import api
+
+    al_options, train = _settings(settings, task)
+    shape = {"backbone": backbone, "image_size": image_size} if task == "detection" else {"crop_size": crop_size, "downscale": downscale}
+    options = {"task": task, "strategy": strategy, "reduction": reduction, "method": method, "iterations": iterations,
+               "selection": selection, "query_size": query_size, "initial": initial, "cold_start": cold_start, "seed": seed,
+               "budget": budget, "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image}
+    summary = api.al_init(project, images, masks=masks, heldout_images=heldout_images, heldout_masks=heldout_masks,
+                          heldout=heldout, classes=classes, train={"epochs": epochs, **shape, **train},
+                          **{**options, **al_options})
+    mode = "simulation (the ground truth labels)" if summary["simulation"] else "labelling project (a person labels)"
+    console.print(f"{project}: {summary['pool']} pool images, {summary['heldout']} held out, {summary['queued']} queued; {mode}")
+
+
+@app.command("step")
+def step(project: Project, quiet: Quiet = False) -> None:
+    """One round: (label the queue in a simulation,) train, evaluate, score the pool, select."""
+    from crackal import api
+
+    print_round(api.al_step(project, progress=progress_for(quiet)))
+
+
+@app.command("run")
+def run(
+    project: Project,
+    rounds: Annotated[Optional[int], typer.Option(help="Stop when the project has this many rounds in total.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Rounds until the budget, a plateau, low uncertainty or --rounds stops it (simulation)."""
+    from crackal import api
+
+    console.print(f"stopped: {api.al_run(project, rounds, progress=progress_for(quiet), on_round=print_round)}")
+
+
+@app.command("resume")
+def resume(
+    project: Project,
+    rounds: Annotated[Optional[int], typer.Option(help="Total rounds to reach.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Finish an interrupted round (training resumes from its last checkpoint), then go on."""
+    run(project, rounds, quiet)
+
+
+@app.command("config")
+def config(project: Project, settings: Settings = None) -> None:
+    """Show the project's settings; --set KEY=VALUE changes them between rounds (e.g. --set train.epochs=30)."""
+    from crackal import api
+
+    current = api.al_config(project, settings)
+    table = Table(title=f"{project} settings" + (" (changed; the next round uses them)" if settings else ""))
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in current.to_dict().items():
+        if key != "train":
+            table.add_row(key, str(value))
+    for key, value in current.to_dict()["train"].items():
+        table.add_row(f"train.{key}", str(value))
+    console.print(table)
+
+
+@app.command("export-queue")
+def export_queue(
+    project: Project,
+    out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (pre-annotations) and queue.csv.")],
+) -> None:
+    """Write the images to label, with the current model's prediction as a pre-annotation
+    (masks, or VOC boxes for a detection project)."""
+    from crackal import api
+
+    folder = api.al_export_queue(project, out)
+    queued = api.al_status(project)["queued"]
+    console.print(f"{queued} images to label in {folder}/images; correct the pre-annotations next to them, "
+                  f"then: crackal al import {project} {folder}")
+
+
+@app.command("import")
+def import_(
+    project: Project,
+    folder: Annotated[Path, typer.Argument(help="Folder of masks or VOC .xml boxes (or with a masks/ or boxes/ sub-folder) named like the images.")],
+    labeller: Annotated[str, typer.Option(help="Who labelled them (stored with each label).")] = "person",
+    binarize: Annotated[bool, typer.Option(help="Binary masks: any value >= 128 is crack.")] = False,
+) -> None:
+    """Import masks (or VOC boxes) from the labeller; all are checked before any is stored."""
+    from crackal import api
+
+    count = api.al_import(project, folder, labeller, binarize)
+    console.print(f"imported {count} labels; {api.al_status(project)['queued']} still queued")
+
+
+@app.command("status")
+def status(project: Project) -> None:
+    """Labelled / queued / pool counts and every round's held-out scores."""
+    from crackal import api
+    from crackal.active.scores import LABELS, round_scores
+
+    info = api.al_status(project)
+    config = info["config"]
+    console.print(
+        f"{project}: strategy {config.strategy} ({config.method}, {config.reduction}), {info['labelled']} labelled, "
+        f"{info['queued']} queued, {info['pool']} in the pool, {info['heldout']} held out"
+    )
+    labels = LABELS[config.task]
+    table = Table(title=f"rounds (held-out, {labels['protocol']})")
+    for column in ("round", "state", "labelled", labels["score"], labels["precision"], labels["recall"], labels["score_2"],
+                   "loss", "pool uncertainty"):
+        table.add_column(column)
+    for r in info["rounds"]:
+        scores = round_scores(r["metrics"]) if r["metrics"] else {}
+        cells = ["-" if scores.get(k) is None else f"{scores[k]:.3f}" for k in ("score", "precision", "recall", "score_2", "loss")]
+        unc = "-" if r["pool_uncertainty"] is None else f"{r['pool_uncertainty']:.4g}"
+        table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc)
+    console.print(table)
+
+
+@app.command("report")
+def report(
+    project: Project,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder (default PROJECT/report).")] = None,
+) -> None:
+    """Learning curves, class balance of the selections, cost and time (PNG, JSON, Markdown)."""
+    from crackal import api
+
+    console.print(f"report: {api.al_report(project, out)}")
+
+
+def simulate(
+    data: Annotated[Path, typer.Argument(help="A fully labelled dataset (images/ + masks/).")],
+    out: Annotated[Path, typer.Option(help="Experiment folder (one project per strategy and seed, the report).")] = Path("runs/simulate"),
+    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random.")] = ["bald", "random"],  # noqa: B006
+    initial: Initial = 10,
+    query_size: QuerySize = 10,
+    rounds: Annotated[int, typer.Option(help="Training rounds per run.")] = 5,
+    seeds: Annotated[int, typer.Option(help="Repetitions with different initial sets.")] = 3,
+    heldout: Annotated[float, typer.Option(help="Held-out share (<1) or count.")] = 0.2,
+    split_file: Annotated[Optional[Path], typer.Option(help="split.json: its test images are held out, the rest is the pool.")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Cut pool images into tiles of this size.")] = None,
+    reduction: Reduction = "topk",
+    method: Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble.")] = "mc_dropout",
+    iterations: Iterations = 20,
+    epochs: RoundEpochs = 12,
+    crop_size: RoundCrop = 256,
+    downscale: Downscale = 1,
+    reference: Annotated[bool, typer.Option(help="Also train on the whole pool for the reference F1.")] = True,
+    cost_per_image: CostPerImage = 0.5,
+    seconds_per_image: SecondsPerImage = 30.0,
+    settings: Settings = None,
+    quiet: Quiet = False,
+) -> None:
+    """Simulated active learning (the ground truth labels): learning curves against random."""
+    from crackal import api
+
+    al_options, train = _settings(settings)
+    progress = progress_for(quiet)
+    report_path = api.simulate(
+        data, out, strategy, seeds=seeds, rounds=rounds, heldout=heldout, split_file=split_file, tile=tile,
+        reference=reference, progress=progress,
+        on_round=lambda item: print_round(item) if not isinstance(item, str) else console.print(item),
+        train={"epochs": epochs, "crop_size": crop_size, "downscale": downscale, **train},
+        **{"initial": initial, "query_size": query_size, "reduction": reduction, "method": method, "iterations": iterations,
+           "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image, **al_options},
+    )
+    console.print(f"report: {report_path}")

@@ -1,0 +1,130 @@
+"""Predicting a folder of images with a trained run: masks, probability maps, overlays and
+defect measurements (``crackal predict``).
+
+```
+OUT/masks/<name>.png          class mask (0/255 for binary models, class indices otherwise)
+OUT/probabilities/<name>.png  defect probability x 255
+OUT/overlays/<name>.png       the image with each defect class painted in its colour
+OUT/measurements.csv / .json  per image: size, seconds, area (px, m^2), crack length and width
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from crackal.data.io import list_images, mask_png, read_image, write_png
+from crackal.errors import CrackalError, check_options
+from crackal.inference.measure import measure_defects
+from crackal.inference.render import class_mask_from_probs, overlay, probability_png
+from crackal.inference.two_stage import predict_two_stage
+from crackal.models.predict import predict_image
+from crackal.progress import Progress
+from crackal.training.checkpoint import atomic_write_json, load_model
+from crackal.training.config import TrainConfig
+from crackal.training.detection import load_detector
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # image (H, W, 3) uint8 -> probabilities (C, H, W)
+
+
+def image_files(inputs: str | Path) -> list[Path]:
+    """One image, or the images of a folder; an error when there is none."""
+    inputs = Path(inputs)
+    files = [inputs] if inputs.is_file() else list_images(inputs)
+    if not files:
+        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
+    return files
+
+
+def check_tiling(tile_size: int, overlap: int) -> None:
+    """Tiles must be at least 32 px and overlap by less than a tile."""
+    check_options([
+        (tile_size >= 32, "tile_size", f"must be at least 32 px, got {tile_size}"),
+        (overlap >= 0, "overlap", f"must be >= 0 px, got {overlap}"),
+        (overlap < tile_size, "overlap", f"must be less than the tile size ({tile_size} px), got {overlap}"),
+    ])
+
+
+def two_stage_predictor(model, config: TrainConfig, detector_run: str | Path, margin: int, box_threshold: float | None,
+                        tta: bool, tile_size: int) -> Predictor:
+    """image -> probabilities by detect-then-segment with the detector of ``detector_run``."""
+    detector, det_state = load_detector(detector_run)
+    threshold = det_state.get("threshold", 0.5) if box_threshold is None else box_threshold
+    check_options([(margin >= 0, "box_margin", f"must be >= 0 px, got {margin}")])
+
+    def run(image: np.ndarray) -> np.ndarray:
+        return predict_two_stage(model, detector, image, config.num_classes, threshold, margin, tile_size, tta)[0]
+
+    return run
+
+
+def _flatten(measurements: dict) -> dict:
+    return {f"{name}_{key}": value for name, entry in measurements.items() for key, value in entry.items()}
+
+
+def write_table(records: list[dict], path: Path) -> None:
+    """Records as CSV, one column per key seen in any record."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def predict_folder(
+    checkpoint: str | Path,
+    inputs: str | Path,
+    out: str | Path,
+    *,
+    gsd: float | None = None,
+    threshold: float | None = None,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    tta: bool = False,
+    skip_invalid: bool = False,
+    progress: bool | Progress = True,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
+) -> list[dict]:
+    """Predict an image or a folder into ``out`` (see the module docstring); one record per image."""
+    files, out = image_files(inputs), Path(out)
+    check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
+    model, state = load_model(checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    threshold = state.get("threshold", 0.5) if threshold is None else threshold
+    tile_size = tile_size or config.tile_size
+    check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
+    check_tiling(tile_size, overlap)
+    if two_stage:
+        predictor = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
+    else:
+        def predictor(image: np.ndarray) -> np.ndarray:
+            return predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
+    records = []
+    for path in Progress.of(progress).bar(files, desc="predicting", unit="images"):
+        try:
+            image = read_image(path)
+        except CrackalError:
+            if skip_invalid:
+                continue
+            raise
+        started = time.perf_counter()
+        probs = predictor(image)
+        seconds = time.perf_counter() - started
+        class_mask = class_mask_from_probs(probs, threshold)
+        write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
+        write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
+        write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
+        records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1],
+                        "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))})
+    if not records:
+        raise CrackalError(f"no readable image in {inputs}")
+    write_table(records, out / "measurements.csv")
+    atomic_write_json({"threshold": threshold, "gsd_m_per_px": gsd, "images": records}, out / "measurements.json")
+    return records

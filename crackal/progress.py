@@ -1,0 +1,88 @@
+"""Progress of long jobs: bars on a terminal, plain lines in a log file, nothing when quiet.
+
+Every long loop (training batches, pool scoring, evaluation, prediction) takes a ``Progress``
+(or ``True`` / ``False``, see ``Progress.of``) and wraps its iterable in ``progress.bar(...)``.
+On a terminal that is a tqdm bar with the rate and the time left; when the output is not a
+terminal (a log, CI) it is a plain line every ``interval`` seconds and one at the end, so a log
+stays readable (no carriage-return updates).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
+
+
+class Progress:
+    """Where progress goes: ``enabled=False`` is quiet; ``stream`` defaults to standard error."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, interval: float = 10.0) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self.interval = interval
+
+    @classmethod
+    def of(cls, value: bool | Progress | None) -> Progress:
+        """``True`` -> progress on standard error, ``False``/``None`` -> quiet, a ``Progress`` as is."""
+        return value if isinstance(value, Progress) else cls(enabled=bool(value))
+
+    @property
+    def _out(self) -> TextIO:
+        return self.stream or sys.stderr
+
+    @property
+    def interactive(self) -> bool:
+        return self.enabled and self._out.isatty()
+
+    def line(self, text: str) -> None:
+        """One line of news (an epoch's scores, a finished round)."""
+        if not self.enabled:
+            return
+        if self.interactive:
+            from tqdm.auto import tqdm
+
+            tqdm.write(text, file=self._out)
+        else:
+            print(text, file=self._out, flush=True)
+
+    def bar(self, items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
+        """``items``, reporting how far the loop got (count, rate, time left)."""
+        if total is None:
+            total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
+        if not self.enabled:
+            yield from items
+        elif self.interactive:
+            from tqdm.auto import tqdm
+
+            yield from tqdm(items, total=total, desc=desc, unit=unit, leave=False, file=self._out, dynamic_ncols=True)
+        else:
+            yield from self._plain(items, total, desc, unit)
+
+    def _plain(self, items: Iterable[T], total: int | None, desc: str, unit: str) -> Iterator[T]:
+        started = last = time.perf_counter()
+        done = 0
+        for item in items:
+            yield item
+            done += 1
+            now = time.perf_counter()
+            if now - last >= self.interval or done == total:
+                last = now
+                self.line(self._status(desc, done, total, unit, now - started))
+
+    @staticmethod
+    def _status(desc: str, done: int, total: int | None, unit: str, seconds: float) -> str:
+        """``"scoring pool: 40/100 images, 3.2 images/s, 19 s left"``.
+
+        >>> Progress._status("scoring pool", 40, 100, "images", 12.5)
+        'scoring pool: 40/100 images, 3.2 images/s, 19 s left'
+        """
+        rate = done / seconds if seconds > 0 else float("inf")
+        text = f"{desc}: {done}/{total} {unit}" if total else f"{desc}: {done} {unit}"
+        text += f", {rate:.1f} {unit}/s"
+        if total and done < total and rate > 0:
+            text += f", {(total - done) / rate:.0f} s left"
+        return text

@@ -1,0 +1,157 @@
+"""The epoch loop shared by every trainer: resume, validate, keep the best and the last
+checkpoint, write ``metrics.json`` and the training curves, stop at the time limit.
+
+A trainer supplies a *runner* that owns the model, its optimiser and its data (see
+``EpochRunner``); ``fit`` runs it epoch after epoch. A run killed at any moment and started
+again with ``resume`` ends exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from crackal.errors import CrackalError
+from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
+from crackal.training.config import SavedConfig
+from crackal.training.plots import plot_history
+from crackal.progress import Progress
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left: its folder, its best epoch and the validation score that chose it.
+
+    ``score_name`` names that score: ``val_f1`` for segmentation, ``val_map_50`` for detection;
+    ``best_score`` is None when the run had no validation split (the last epoch is kept).
+    """
+
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    best_score: float | None
+    score_name: str
+    threshold: float
+    history: list[dict]
+    seconds: float
+
+
+class EpochRunner(Protocol):
+    """What ``fit`` needs from a trainer."""
+
+    score_name: str  # the validation score that picks the best checkpoint
+    protocol: str  # how the validation scores are measured (saved in metrics.json)
+    has_validation: bool
+
+    def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict: ...
+    def validate(self) -> dict: ...
+    def best_model(self) -> nn.Module: ...
+    def checkpoint_extras(self) -> dict: ...  # saved in both checkpoints (e.g. class weights)
+    def state_dict(self) -> dict: ...  # what resuming needs (model, optimiser, scheduler, ...)
+    def load_state_dict(self, state: dict) -> None: ...
+    def metrics_extras(self) -> dict: ...  # extra entries of metrics.json (e.g. the balance log)
+    def finish(self, run_dir: Path) -> None: ...  # extra plots
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks the GPU when there is one (TF32 matrix products allowed there)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CrackalError(f"device {name} asked for, but PyTorch sees no GPU; use device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def start_run(run_dir: Path, config) -> torch.device:
+    """Make ``run_dir/checkpoints``, pick the device and threads, seed everything."""
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    return device
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
+    """LR multiplier: linear warm-up, then cosine decay to ``floor``.
+
+    >>> factor = warmup_cosine(2, 10)
+    >>> [round(factor(step), 2) for step in (0, 1, 2, 10)]
+    [0.5, 1.0, 1.0, 0.01]
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _saved_best(state: dict) -> float | None:
+    """The best validation score in a last checkpoint (also as older crackal versions wrote it)."""
+    best = state.get("best_score", state.get("best_val_f1", state.get("best_val_map_50")))
+    return None if best is None or best < 0 else best
+
+
+def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring)."""
+    progress = progress or Progress(enabled=False)
+    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    history: list[dict] = []
+    start_epoch, best, best_epoch, threshold, elapsed = 0, None, 0, 0.5, 0.0
+    if resume and last_path.is_file():
+        state = read_checkpoint(last_path)
+        runner.load_state_dict(state)
+        history, start_epoch, best_epoch = state["history"], state["epoch"], state["best_epoch"]
+        best, threshold, elapsed = _saved_best(state), state["threshold"], state.get("seconds", 0.0)
+    config.save(run_dir / "config.json")
+    epochs = config.epochs  # type: ignore[attr-defined]
+    time_limit = config.time_limit_min  # type: ignore[attr-defined]
+    started = time.perf_counter() - elapsed
+    for epoch in range(start_epoch, epochs):
+        seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
+        torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
+        record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
+        out_of_time = bool(time_limit) and time.perf_counter() - started > 60 * time_limit
+        if runner.has_validation and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == epochs or out_of_time):  # type: ignore[attr-defined]
+            record.update(runner.validate())
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        history.append(record)
+        score = record.get(runner.score_name)
+        improved = (best is None or score > best) if score is not None else not runner.has_validation
+        checkpoint = {"model": runner.best_model().state_dict(), "config": config.to_dict(), "epoch": epoch + 1,
+                      **runner.checkpoint_extras()}
+        if improved:
+            best, best_epoch, threshold = score, epoch + 1, record.get("val_threshold", 0.5)
+            atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
+        atomic_save({**checkpoint, **runner.state_dict(), "history": history, "best_score": best, "best_epoch": best_epoch,
+                     "threshold": threshold, "seconds": record["seconds"]}, last_path)
+        metrics = {"protocol": runner.protocol, "history": history, "best_epoch": best_epoch,
+                   f"best_{runner.score_name}": best, "threshold": threshold, **runner.metrics_extras()}
+        atomic_write_json(metrics, run_dir / "metrics.json")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
+        progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)")
+        if out_of_time:
+            progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
+            break
+    plot_history(history, run_dir / "training_curves.png")
+    runner.finish(run_dir)
+    return TrainResult(run_dir, best_path, best_epoch, best, runner.score_name, threshold, history,
+                       history[-1]["seconds"] if history else 0.0)
