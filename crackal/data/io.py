@@ -117,10 +117,33 @@ def _pil_open(path: Path, limit: int | None) -> Image.Image:
         try:
             return Image.open(path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            size = _header_size(path)
             found = _BOMB_PIXELS.search(str(exc))
-            raise _too_big(path, int(found.group(1)) if found else 0, limit or 0) from None
+            pixels = size[0] * size[1] if size else int(found.group(1)) if found else 0
+            raise _too_big(path, pixels, limit or 0, size) from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header of a file Pillow refused as too big (as ``Image.open``
+    does, without its size check: nothing is decoded); None if that fails."""
+    try:
+        Image.init()
+        with path.open("rb") as fp:
+            prefix = fp.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                if accept is not None and not accept(prefix):
+                    continue
+                fp.seek(0)
+                try:
+                    return tuple(factory(fp, str(path)).size)
+                except Exception:  # noqa: BLE001 - not this format
+                    continue
+    except Exception:  # noqa: BLE001 - the size is only for the message
+        return None
+    return None
 
 
 def _check_file(path: Path) -> None:
