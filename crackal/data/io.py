@@ -109,8 +109,10 @@ def _cannot_read(path: Path, exc: BaseException) -> CrackalError:
 
 def _pil_open(path: Path, limit: int | None) -> Image.Image:
     """``Image.open`` (header only) with Pillow's decompression-bomb check at ``limit``, where
-    both its warning and its error refuse the file."""
+    both its warning and its error refuse the file; Pillow's other warnings about a header
+    (e.g. corrupt EXIF) are dropped: the file is read, or refused on decoding."""
     with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limit

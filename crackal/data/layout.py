@@ -65,7 +65,7 @@ def _listed(names: list[str], limit: int = 5) -> str:
     return "; ".join(names[:limit]) + (f"; and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _check_unique_stems(images: list[Path], images_dir: Path) -> None:
+def check_unique_stems(images: list[Path], images_dir: Path) -> None:
     """Refuse two images with one name (``a.png`` and ``a.jpg``): splits and masks go by the name."""
     by_stem: dict[str, list[str]] = {}
     for image in images:
@@ -106,7 +106,7 @@ def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing:
     images = list_images(images_dir)
     if not images:
         raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {images_dir}; check the folder")
-    _check_unique_stems(images, images_dir)
+    check_unique_stems(images, images_dir)
     index = _mask_index(masks_dir)
     pairs, missing, ambiguous, used = [], [], [], set()
     for image in images:
