@@ -78,6 +78,30 @@ def case_truncated_tiff(tmp):
     return path, None, None
 
 
+def case_truncated_png16_colour(tmp):
+    import cv2
+
+    path = tmp / "trunc_rgb16.png"
+    cv2.imwrite(str(path), np.random.default_rng(4).integers(0, 4096, (H, W, 3)).astype(np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path, None, None
+
+
+def case_png16_colour(tmp):
+    import cv2
+
+    path = tmp / "rgb16.png"
+    rgb = np.stack([_gradient16(12), _gradient16(12), _gradient16(12)], 2)
+    cv2.imwrite(str(path), rgb)
+
+    def image(a):
+        row = a[0, :, 0].astype(int)
+        assert (np.diff(row) >= 0).all() and row[0] <= 2 and row[-1] >= 253
+
+    return path, image, lambda m: np.testing.assert_array_equal(m, _gradient16(12))  # equal channels: a grey mask
+
+
 def case_zero_bytes(tmp):
     path = tmp / "empty.png"
     path.write_bytes(b"")
@@ -284,8 +308,9 @@ def _call(reader, path: Path):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_reader_reads_correctly_or_refuses_clearly(tmp_path, case):
+def test_reader_reads_correctly_or_refuses_clearly(tmp_path, capfd, case):
     path, check_image, check_mask = CASES[case](tmp_path)
+    capfd.readouterr()
     for reader, check in ((read_image, check_image), (read_raw_mask, check_mask)):
         result = _call(reader, path)
         if check is None:
@@ -305,6 +330,8 @@ def test_reader_reads_correctly_or_refuses_clearly(tmp_path, case):
         assert size == read_image(path).shape[:2]
     elif not isinstance(size, CrackalError):
         assert "trunc" in path.name and size == (H, W)
+    printed = capfd.readouterr()
+    assert printed.out == printed.err == "", "the readers print nothing (no libpng or tifffile chatter)"
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
