@@ -39,6 +39,8 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 _NUMERIC_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")  # more than 8 bits: scaled by read_image
 _MASK_MODES = ("1", "L", "P", *_NUMERIC_MODES)  # single-channel label images read as stored
 _OPEN_LOCK = threading.Lock()  # Image.open runs under our pixel limit, set and restored around it
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+_SKIP_HINT = "re-export it, or remove it (or pass --skip-invalid to leave such files out)"
 
 
 def _new_lock_after_fork() -> None:  # a forked worker must not inherit a lock another thread held
@@ -47,8 +49,6 @@ def _new_lock_after_fork() -> None:  # a forked worker must not inherit a lock a
 
 
 os.register_at_fork(after_in_child=_new_lock_after_fork)
-_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
-_SKIP_HINT = "re-export it, or remove it (or pass --skip-invalid to leave such files out)"
 
 
 def list_images(folder: str | Path) -> list[Path]:
