@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from crackal.data.boxes import BOX_SUFFIXES, ImageBoxes, boxes_from_mask, read_coco, read_voc, read_yolo
-from crackal.data.io import list_images, read_image
-from crackal.data.layout import Pair, find_pairs, load_pair, locate_folders, resolve_class_names
+from crackal.data.boxes import BOX_SUFFIXES, ImageBoxes, boxes_from_mask, fit_to_image, read_coco, read_voc, read_yolo
+from crackal.data.io import image_size, list_images, read_image
+from crackal.data.layout import Pair, check_unique_stems, find_pairs, load_pair, locate_folders, resolve_class_names
 from crackal.errors import CrackalError
 
 BOX_FOLDERS = ("annotations", "det_voc", "det_yolo")
@@ -44,30 +44,25 @@ def _image_folder(root: Path) -> Path:
     return root
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.height, img.width
-
-
-def _read_box_source(source: Path, images: list[Path], class_names: list[str]) -> dict[str, ImageBoxes]:
+def _read_box_source(source: Path, images: list[Path], class_names: list[str]) -> tuple[dict[str, ImageBoxes], dict[str, Path]]:
+    """Boxes by image stem, and the file each came from."""
     if source.suffix.lower() == ".json":
         boxes, names = read_coco(source)
         if names[1:] != class_names[1:len(names)]:
             raise CrackalError(f"{source} names the classes {names[1:]}, the dataset {class_names[1:]}; pass matching --classes")
-        return boxes
+        return boxes, {stem: source for stem in boxes}
     if not source.is_dir():
         raise CrackalError(f"box annotations not found: {source}; give a COCO .json file or a folder of VOC .xml / YOLO .txt files")
     found: dict[str, ImageBoxes] = {}
+    files: dict[str, Path] = {}
     for image in images:
         if (xml := source / f"{image.stem}{BOX_SUFFIXES['voc']}").is_file():
-            found[image.stem] = read_voc(xml, class_names)
+            found[image.stem], files[image.stem] = read_voc(xml, class_names), xml
         elif (txt := source / f"{image.stem}{BOX_SUFFIXES['yolo']}").is_file():
-            found[image.stem] = read_yolo(txt, _image_size(image), len(class_names))
+            found[image.stem], files[image.stem] = read_yolo(txt, image_size(image), len(class_names)), txt
     if not found:
         raise CrackalError(f"no .xml (VOC) or .txt (YOLO) file in {source} is named after an image; name them like the images")
-    return found
+    return found, files
 
 
 def _mask_pairs(root: Path, masks: Path | None) -> dict[str, Pair] | None:
@@ -90,7 +85,9 @@ def find_box_samples(
     """Every image of a detection dataset with its boxes (see the module docstring).
 
     Images without a box file are kept with no boxes (crack-free images teach the detector
-    what background looks like) when a box folder or COCO file is used.
+    what background looks like) when a box folder or COCO file is used. Boxes are checked
+    against their image's size (read from its header): one sticking out is clipped, one
+    entirely outside raises ``CrackalError``; two images with one name are refused.
     """
     root = Path(root)
     if not root.exists():
@@ -112,7 +109,11 @@ def find_box_samples(
     images = list_images(_image_folder(root))
     if not images:
         raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {_image_folder(root)}; check the folder")
-    found = _read_box_source(source, images, class_names)
+    check_unique_stems(images, _image_folder(root))
+    found, files = _read_box_source(source, images, class_names)
+    for image in images:  # boxes must lie on their image (checked on the header: nothing is decoded)
+        if len(found.get(image.stem, ())):
+            found[image.stem] = fit_to_image(found[image.stem], image_size(image), files[image.stem], image.name)
     mask_pairs = mask_pairs or {}
     return [BoxSample(image, found.get(image.stem, ImageBoxes()), mask_pairs[image.stem].mask if image.stem in mask_pairs else None)
             for image in images]

@@ -16,6 +16,7 @@ An optional ``root/classes.json`` names the classes, background first: a list of
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from crackal.data.io import (
     MASK_SUFFIXES,
     PAVESEG_CLASSES,
     PAVESEG_MASK_FOLDER,
+    exif_orientation,
     list_images,
     read_image,
     read_raw_mask,
@@ -48,14 +50,32 @@ class Pair:
         return self.image.stem
 
 
-def _mask_index(masks_dir: Path) -> dict[str, Path]:
+def _mask_index(masks_dir: Path) -> dict[str, list[Path]]:
+    """Mask files of a folder by stem (several when only the suffix differs: ``a.png``, ``a.tif``)."""
     if not masks_dir.is_dir():
         raise CrackalError(f"mask folder not found: {masks_dir}; check the path or pass --masks DIR")
-    index: dict[str, Path] = {}
+    index: dict[str, list[Path]] = {}
     for path in sorted(masks_dir.iterdir()):
-        if path.suffix.lower() in MASK_SUFFIXES:
-            index.setdefault(path.stem, path)
+        if path.suffix.lower() in MASK_SUFFIXES and not path.name.startswith("."):
+            index.setdefault(path.stem, []).append(path)
     return index
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    return "; ".join(names[:limit]) + (f"; and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_unique_stems(images: list[Path], images_dir: Path) -> None:
+    """Refuse two images with one name (``a.png`` and ``a.jpg``): splits and masks go by the name."""
+    by_stem: dict[str, list[str]] = {}
+    for image in images:
+        by_stem.setdefault(image.stem, []).append(image.name)
+    clashes = [" and ".join(names) for names in by_stem.values() if len(names) > 1]
+    if clashes:
+        raise CrackalError(
+            f"{images_dir}: images share a name (the name without extension must be unique, since the split "
+            f"and the masks go by it): {_listed(clashes)}; rename or remove the extra copies"
+        )
 
 
 def locate_folders(root: str | Path, masks: str | Path | None = None) -> tuple[Path, Path]:
@@ -77,21 +97,33 @@ def locate_folders(root: str | Path, masks: str | Path | None = None) -> tuple[P
 def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing: bool = False) -> list[Pair]:
     """Match every image under a dataset root with its mask.
 
-    Raises ``CrackalError`` for an empty folder or an image without a mask, unless
-    ``allow_missing`` (then unmatched images are left out).
+    Raises ``CrackalError`` for an empty folder, for two images with one name (``a.png`` and
+    ``a.jpg``), for an image with more than one mask (``a.png`` and ``a_mask.png``), and for an
+    image without a mask unless ``allow_missing`` (then unmatched images are left out). Masks
+    without an image are left out with one ``UserWarning`` naming the first few.
     """
     images_dir, masks_dir = locate_folders(root, masks)
     images = list_images(images_dir)
     if not images:
         raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {images_dir}; check the folder")
+    check_unique_stems(images, images_dir)
     index = _mask_index(masks_dir)
-    pairs, missing = [], []
+    pairs, missing, ambiguous, used = [], [], [], set()
     for image in images:
-        mask = next((index[image.stem + s] for s in MASK_NAME_SUFFIXES if image.stem + s in index), None)
-        if mask is None:
+        candidates = [m for s in MASK_NAME_SUFFIXES for m in index.get(image.stem + s, [])]
+        used.update(candidates)
+        if len(candidates) > 1:
+            ambiguous.append(f"{image.name} -> {', '.join(m.name for m in candidates)}")
+        elif not candidates:
             missing.append(image.name)
         else:
-            pairs.append(Pair(image, mask))
+            pairs.append(Pair(image, candidates[0]))
+    if ambiguous:
+        raise CrackalError(
+            f"{masks_dir} holds more than one mask for an image (which one is meant is ambiguous): "
+            f"{_listed(ambiguous)}; keep one mask per image (masks match by name: a.png, a_mask.png, a_label.png, "
+            "a_gt.png or a_seg.png for a.jpg)"
+        )
     if missing and not allow_missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise CrackalError(
@@ -100,6 +132,14 @@ def find_pairs(root: str | Path, masks: str | Path | None = None, allow_missing:
         )
     if not pairs:
         raise CrackalError(f"no image in {images_dir} has a mask in {masks_dir}; check both folders")
+    orphans = [m.name for masks_ in index.values() for m in masks_ if m not in used]
+    if orphans:
+        warnings.warn(
+            f"{len(orphans)} mask(s) in {masks_dir} have no image in {images_dir} and are ignored: "
+            + ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else ""),
+            UserWarning,
+            stacklevel=2,
+        )
     return pairs
 
 
@@ -155,9 +195,17 @@ def load_pair(pair: Pair, num_classes: int, binarize: bool = False) -> tuple[np.
     image = read_image(pair.image)
     mask = to_class_mask(read_raw_mask(pair.mask), num_classes, pair.mask, binarize)
     if mask.shape != image.shape[:2]:
+        hint = ""
+        if mask.shape == image.shape[1::-1] and exif_orientation(pair.image) in (5, 6, 7, 8):
+            hint = (
+                f"; {pair.image.name} carries an EXIF orientation tag, so it is read turned upright as viewers show "
+                "it, and the mask seems drawn on the unturned pixels: turn the mask the same way, or remove the "
+                "image's tag (e.g. exiftool -Orientation= FILE)"
+            )
         raise CrackalError(
             f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} is "
             f"{image.shape[1]}x{image.shape[0]} (width x height); masks must match their images pixel for pixel"
+            + hint
         )
     return image, mask
 
