@@ -1,5 +1,7 @@
-"""The documentation stays true to the repository: links resolve, the README stays short, and
-every ``crackal ...`` command it shows exists."""
+"""The documentation stays true to the repository: every relative link of README.md and docs/
+resolves (file and heading), the README stays short, and every ``crackal ...`` command shown in
+a code block (of README.md and docs/) or in README.md's command table exists. Commands are
+checked in-process with ``crackal.cli.main([..., "--help"])``."""
 
 from __future__ import annotations
 
