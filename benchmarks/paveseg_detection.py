@@ -41,7 +41,8 @@ def main() -> None:
     rows = [["mAP@0.5", f"{scores['map_50']:.3f}"], ["mAP@0.5:0.95", f"{scores['map']:.3f}"]]
     rows += [[f"AP@0.5 {name}", f"{entry['ap_50']:.3f}"] for name, entry in scores["classes"].items()]
     if "box_precision" in scores:
-        rows += [["box precision", f"{scores['box_precision']:.3f}"], ["segmentation error", f"{scores['segmentation_error']:.4f}"],
+        rows += [["box precision", f"{scores['box_precision']:.3f}"],
+                 ["segmentation error", f"{scores['segmentation_error']:.4f}"],
                  ["data reduction", f"{scores['data_reduction']:.3f}"]]
     if "score_threshold" in scores:
         rows += [["box score threshold (chosen on validation)", f"{scores['score_threshold']:.2f}"]]
