@@ -8,6 +8,7 @@ misregistration between the dates) cut into tiles, labelled by the 1 % / 3 % rul
 tiles dropped); changes are rare. Test: tiles of other pairs, as many changed as unchanged.
 Each run starts from a balanced set and labels ``--step`` tiles per round; the reference is
 the same recipe trained on every pool tile. Finished rounds are kept: run it again to resume.
+The table goes to docs/benchmarks/change_al.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import ROOT, hardware  # noqa: E402
+from _common import ROOT, hardware, write_docs  # noqa: E402
 
 from crackal.change.api import DEFAULT_RUNS  # noqa: E402
 from crackal.change.simulate import simulate_change  # noqa: E402
@@ -75,6 +76,40 @@ def main() -> None:
         print(f"{name:24s} {reached:>18s} {e['auc_mean'][-1]:>10.4f} {e['curve_area']:>11.4f} "
               f"{e['changed_share_mean'][0]:>13.2f} / {e['changed_share_mean'][-1]:.2f}")
     print(f"report: {report}")
+    write_docs("change_al", *docs_parts(summary, args, len(pool), pool.changed_share(), len(test)), hardware=hardware())
+
+
+POINTS = (20, 40, 60, 80, 100, 120)  # labelled tiles shown in the docs table (all of them when none of these is reached)
+
+
+def docs_parts(summary: dict, args, pool_tiles: int, pool_share: float, test_tiles: int) -> list:
+    """The docs page's caption and table from report.json and each run's state.json (round times)."""
+    entries = summary["strategies"]
+    any_entry = next(iter(entries.values()))
+    points = [n for n in any_entry["labelled"] if n in POINTS] or any_entry["labelled"]
+    seeds = max(e["seeds"] for e in entries.values())
+    rows, spread = [], []
+    for name, e in entries.items():
+        states = [json.loads(f.read_text()) for f in sorted((args.out / name).glob("seed*/state.json"))]
+        size = states[0]["config"].get("ensemble_size") if states else None
+        label = {"ensemble-variance": f"ensemble variance (M = {size})", "ensemble-entropy": f"ensemble entropy (M = {size})",
+                 "mc_batchnorm-variance": "MC-BatchNorm variance", "mc_batchnorm-entropy": "MC-BatchNorm entropy"}.get(name, name)
+        auc, share = dict(zip(e["labelled"], e["auc_mean"])), dict(zip(e["labelled"], e["changed_share_mean"]))
+        needed = e["tiles_to_reference"]
+        minutes = np.mean([sum(r["seconds"] for r in st["rounds"]) for st in states]) / 60 if states else None
+        rows.append([label, " / ".join(f"{auc[n]:.3f}" for n in points), f"{e['curve_area']:.3f}",
+                     f"{needed} ({e['share_of_pool_to_reference'] * 100:.0f} %)" if needed else "not reached",
+                     " / ".join(f"{share[n] * 100:.0f}" for n in points) + " %",
+                     "-" if minutes is None else f"{minutes:.1f}"])
+        spread.append(f"{e['auc_std'][-1]:.3f} ({label})")
+    reference = summary.get("reference_auc")
+    caption = (f"Pool: {pool_tiles} tiles of {args.tile}x{args.tile}, {pool_share * 100:.1f} % changed; test: {test_tiles} "
+               f"tiles (balanced). " + (f"Reference (all pool tiles, same recipe, mean of {seeds} seeds): AUC {reference:.3f}. "
+                                       if reference is not None else "") + f"Mean of {seeds} seeds.")
+    header = ["strategy", f"AUC at {' / '.join(map(str, points))} tiles", "AUC area", "tiles to reference AUC",
+              f"changed tiles in the labelled set at {' / '.join(map(str, points))}", "minutes per run"]
+    spread_line = f"Standard deviation over seeds at {any_entry['labelled'][-1]} tiles: {', '.join(spread)}."
+    return [caption, (header, rows), spread_line]
 
 
 if __name__ == "__main__":

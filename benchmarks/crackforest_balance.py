@@ -9,7 +9,9 @@ compact U-Net trained from scratch with crops of 256, one crop per training imag
 Test precision, recall and F1 (strict and 2 px tolerance) at the model's own decision
 (probability 0.5; an F1-maximising threshold would hide the imbalance), |P - R|, and the
 ODS-F1 for reference; mean and spread over seeds. Finished runs are kept: running it again
-resumes. Skips cleanly when ../shared/data/crackforest is absent.
+resumes. A run that starts at seed 0 writes its table to docs/benchmarks/crackforest_balance.md
+(one block per --out folder; after runs split with --first-seed, --report-only writes it).
+Skips cleanly when ../shared/data/crackforest is absent.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 
-from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
@@ -42,6 +44,18 @@ METHODS = {
     "prf_tversky": dict(loss="dice", balance="prf"),
     "prf_wide_monitor": dict(loss="ce", class_weighting="sqrt_inverse", balance="prf", monitor_train=70),
     "prf_dice_wide_monitor": dict(loss="ce+dice", class_weighting="sqrt_inverse", balance="prf", monitor_train=70),
+}
+LABELS = {  # the docs table's method column
+    "ce": "plain CE (`--loss ce --class-weighting none`)",
+    "weighted_ce": "weighted CE (`--loss ce --class-weighting inverse`)",
+    "dice": "Dice (`--loss dice`)",
+    "focal": "focal (`--loss focal --class-weighting none`)",
+    "prf": "PRF (`--loss ce --balance prf`)",
+    "prf_wide_monitor": "PRF, wider monitor (`--loss ce --balance prf --monitor-train 70`)",
+    "prf_dice": "PRF on CE + Dice (`--loss ce+dice --balance prf`)",
+    "prf_dice_wide_monitor": "PRF on CE + Dice, wider monitor (`--loss ce+dice --balance prf --monitor-train 70`)",
+    "prf_tversky": "PRF on Dice (`--loss dice --balance prf`)",
+    "prf_unweighted": "PRF on unweighted CE (`--loss ce --class-weighting none --balance prf`)",
 }
 
 
@@ -103,6 +117,23 @@ def main() -> None:
         summary[method] = values
         print(f"| {method} | {len(runs)} | " + " | ".join(f"{m:.3f} +- {s:.3f}" for m, s in values.values()) + " |")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if summary and args.first_seed == 0:
+        seeds = max(len(runs) for runs in results.values())
+        write_docs("crackforest_balance",
+                   f"{args.epochs} epochs of one crop of {args.crop_size} per training image; test = 38 images, threshold "
+                   f"0.5; mean +- standard deviation over {seeds} seeds.", docs_table(summary),
+                   hardware=hardware(), block=None if args.out.name == "bench_balance" else args.out.name)
+
+
+def docs_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """The docs page's table, the best F1, F1 at 2 px, ODS-F1 (highest) and abs(P - R) (lowest) in bold."""
+    best = {k: (min if k == "gap" else max)(v[k][0] for v in summary.values()) for k in ("f1", "f1_tol2", "gap", "ods_f1")}
+    rows = []
+    for method, values in summary.items():
+        cells = [f"**{m:.3f}** +- {s:.3f}" if len(summary) > 1 and k in best and m == best[k] else f"{m:.3f} +- {s:.3f}"
+                 for k, (m, s) in values.items()]
+        rows.append([LABELS.get(method, method), *cells])
+    return ["method (`crackal train` options)", "precision", "recall", "F1", "F1, 2 px", "abs(P - R)", "ODS-F1"], rows
 
 
 if __name__ == "__main__":

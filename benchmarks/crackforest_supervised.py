@@ -7,8 +7,8 @@ Default compact U-Net and training options, except 120 epochs and an exponential
 average of the weights (decay 0.995), which smooths out the epoch-to-epoch noise of the
 checkpoint chosen on only 10 validation images.
 Prints test ODS-F1 strict and with 2 px and 5 px tolerance, OIS, IoU, AUC, the F1 at the
-threshold chosen on validation, training wall time and the hardware. Skips cleanly when
-../shared/data/crackforest is absent.
+threshold chosen on validation, training wall time and the hardware, and writes the table to
+docs/benchmarks/crackforest_supervised.md. Skips cleanly when ../shared/data/crackforest is absent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
 
@@ -80,6 +80,30 @@ def main() -> None:
         f"with flip TTA strict {results['tta']['ods_f1_strict']:.3f}, 2 px {results['tta']['ods_f1_tol2']:.3f}; "
         f"training {train_seconds / 60:.1f} min on {summary['hardware']}"
     )
+    write_docs("crackforest_supervised",
+               f"{summary['epochs']} epochs, {train_seconds / 60:.1f} minutes of training; test scores on the 38 test "
+               "images (480x320), pixel counts pooled over images.",
+               (["protocol", "plain", "flip TTA"], docs_rows(results)), hardware=summary["hardware"])
+
+
+def docs_rows(results: dict) -> list[list[str]]:
+    """The rows of the docs page's table, one column per mode (plain, flip TTA)."""
+    modes = [results["plain"], results["tta"]]
+
+    def cells(fmt) -> list[str]:
+        return [fmt(r) for r in modes]
+
+    return [
+        ["ODS-F1 strict", *cells(lambda r: f"{r['ods_f1_strict']:.3f} ({r['ods_f1_strict']:.4f})")],
+        ["ODS-F1, 2 px tolerance", *cells(lambda r: f"{r['ods_f1_tol2']:.3f}")],
+        ["ODS-F1, 5 px tolerance", *cells(lambda r: f"{r['ods_f1_tol5']:.3f}")],
+        ["OIS-F1 strict / 2 px", *cells(lambda r: f"{r['ois_f1_strict']:.3f} / {r['ois_f1_tol2']:.3f}")],
+        ["F1 strict / 2 px at the validation-chosen threshold",
+         *cells(lambda r: f"{r['f1_strict_at_val_threshold']:.3f} / {r['f1_tol2_at_val_threshold']:.3f}")],
+        ["IoU strict at the ODS threshold", *cells(lambda r: f"{r['iou_strict_at_ods']:.3f}")],
+        ["pixel ROC-AUC", *cells(lambda r: f"{r['auc']:.3f}")],
+        ["seconds per image", *cells(lambda r: f"{r['seconds_per_image']:.2f}")],
+    ]
 
 
 if __name__ == "__main__":

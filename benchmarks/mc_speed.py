@@ -6,7 +6,7 @@
 Default compact U-Net, a pool of 320x480 images, batches of 4, I = 20 samples. Every method
 runs on the same model and images in this one process; the figures are images per second
 and their ratios. Also checks that BaaL's BALD and crackal's agree on the same probability
-samples.
+samples. The tables go to docs/benchmarks/mc_speed.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import hardware  # noqa: E402
+from _common import hardware, write_docs  # noqa: E402
 from crackal.acquisition.heuristics import pixel_scores  # noqa: E402
 from crackal.data.synth import synth_sample  # noqa: E402
 from crackal.data.transforms import to_tensor  # noqa: E402
@@ -91,6 +91,19 @@ def main() -> None:
     if "BaaL 2.1.0 MCDropoutModule" in rates:
         print(f"head-only vs BaaL:           {head / rates['BaaL 2.1.0 MCDropoutModule']:.1f}x faster (target >= 8)")
         print(f"BALD, BaaL vs crackal on the same samples: max |difference| = {agreement:.2e} (target <= 1e-6)")
+
+    labels = {"single forward": "single deterministic forward", "crackal head-only": "crackal MC-Dropout, head-only path",
+              "crackal full": "crackal MC-Dropout, full path",
+              "BaaL 2.1.0 MCDropoutModule": "BaaL 2.1.0 `MCDropoutModule` + `ModelWrapper.predict_on_batch`"}
+    ratios = [["head-only path, time of a single forward", f"{rates['single forward'] / head:.2f}x", "<= 1.5"],
+              ["head-only path, speed-up over the full path", f"{head / rates['crackal full']:.1f}x", "-"]]
+    if "BaaL 2.1.0 MCDropoutModule" in rates:
+        ratios += [["head-only path, speed-up over BaaL", f"{head / rates['BaaL 2.1.0 MCDropoutModule']:.1f}x", ">= 8"],
+                   ["BALD, BaaL vs crackal on the same samples, max abs difference", f"{agreement:.1e}", "<= 1e-6"]]
+    write_docs("mc_speed",
+               f"Default U-Net, {args.images} images 320x480 in batches of {args.batch}, I = {I} samples, one process.",
+               (["method", "images/s"], [[labels.get(name, name), f"{rate:.2f}"] for name, rate in rates.items()]),
+               (["comparison", "measured", "target"], ratios), hardware=hardware())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@
    at each model's own decision, the best F1 over thresholds, ROC-AUC, and the share of
    crack-free squares each flags (false alarms).
 4. From the measured speeds, the time each would take on a 4000x3000 photo.
-Results go to --out (results.json); the classifier run is kept there and reused.
+Results go to --out (results.json; the tables to docs/benchmarks/patch_vs_segmentation.md); the
+classifier run is kept there and reused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal.api import open_dataset  # noqa: E402
 from crackal.classify.sliding import sliding_window  # noqa: E402
@@ -156,6 +157,33 @@ def main() -> None:
     print(f"a {big['size']} photo, from the measured speeds: sliding window {big[f'stride{args.stride}_seconds_estimated']:.0f} s "
           f"at stride {args.stride}, {big['stride1_seconds_estimated'] / 3600:.1f} h at stride 1; U-Net {big['unet_seconds_estimated']:.0f} s")
     print(f"results: {args.out / 'results.json'}")
+    write_docs("patch_vs_segmentation", *docs_parts(results, args), hardware=results["hardware"])
+
+
+def docs_parts(results: dict, args) -> list:
+    """The docs page's caption and tables from results.json."""
+    held = results["classifier_held_out"]
+    classifier = (["held-out patches", "accuracy", "precision", "recall", "ROC-AUC"],
+                  [[f"{held['patches']:,}", f"{held['accuracy']:.3f}", f"{held['precision']:.3f}", f"{held['recall']:.3f}",
+                    f"{held['auc']:.4f}"]])
+    rows = []
+    for name, key in (("sliding window, patch classifier", "sliding_window"), ("U-Net, whole image", "unet")):
+        r = results[key]
+        rows.append([name, f"{r['seconds_per_image']:.3f}", f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}",
+                     f"{r['best_f1']:.3f}", f"{r['auc']:.3f}", f"{r['false_alarm_rate'] * 100:.1f} %"])
+    methods = (["method", "seconds per image (480x320)", "square precision", "square recall", "F1", "best F1 (any threshold)",
+                "square ROC-AUC", "crack-free squares flagged"], rows)
+    big, stride = results["full_size_photo"], args.stride
+    photo = ([f"{big['size']} photo, from the measured speeds", "time"], [
+        ["U-Net, whole image", f"{big['unet_seconds_estimated']:.0f} s"],
+        [f"sliding window, stride {stride}", f"{big[f'stride{stride}_seconds_estimated']:.0f} s"],
+        ["sliding window, stride 1",
+         f"{big['stride1_seconds_estimated'] / 3600:.1f} hours ({big['stride1_windows'] / 1e6:.1f} M windows)"],
+    ])
+    caption = (f"{results['images']} CrackForest test images, {results['squares']:,} squares of {args.cell} px "
+               f"({results['crack_squares']:,} with at least {args.min_pixels} crack pixels); sliding window {args.window} px, "
+               f"stride {stride}; U-Net threshold {results['unet']['threshold']:.2f} (from its validation).")
+    return [caption, classifier, methods, photo]
 
 
 if __name__ == "__main__":

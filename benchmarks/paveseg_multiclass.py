@@ -9,8 +9,8 @@ Default compact U-Net with eight softmax outputs, trained from scratch on random
 (cross-entropy with class weights from the training pixels + Dice); ``--downscale`` runs it
 on shrunk images for more context. On the 20 test images,
 per class: IoU and F1 of the arg-max prediction (strict pixels, counts pooled over images),
-ground-truth and predicted area (pixels) and the relative area error. Skips cleanly when
-../shared/data/paveseg is absent.
+ground-truth and predicted area (pixels) and the relative area error, also written to
+docs/benchmarks/paveseg_multiclass.md. Skips cleanly when ../shared/data/paveseg is absent.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 
-from _common import ROOT, dataset_or_skip, hardware  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
@@ -107,6 +107,24 @@ def main() -> None:
     print(f"mean over the {len(defects)} defect classes present in the test images: "
           f"IoU {np.mean([s['iou'] for s in defects]):.3f}, F1 {np.mean([s['f1'] for s in defects]):.3f}, "
           f"|area error| {np.mean([abs(s['area_error']) for s in defects]):.1%}")
+    write_docs("paveseg_multiclass",
+               f"{len(history)} of {args.epochs} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test "
+               "images, arg-max prediction at full resolution, strict pixels pooled.",
+               (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
+               hardware=hardware())
+
+
+def docs_rows(scores: dict) -> list[list[str]]:
+    """The docs page's per-class rows (a class absent from the test masks shows what was predicted)."""
+    rows = []
+    for name, s in scores.items():
+        truth, predicted = s["true_area_px"], s["predicted_area_px"]
+        if not truth:
+            rows.append([name, "0", "-", "-", f"{predicted:,} px predicted, none true" if predicted else "-", "-"])
+        else:
+            rows.append([name, f"{truth:,}", f"{s['iou']:.3f}", f"{s['f1']:.3f}", f"{predicted / truth:.2f}",
+                         f"{s['area_error'] * 100:+.1f} %"])
+    return rows
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Each pool is scored in a fresh process (images generated on the fly, as a lazy pool reads
 them from disk) and its peak resident memory (ru_maxrss) is reported. Scoring streams the
 pool in batches, so the larger pool should need no more memory than the smaller one
-(target: at most 1.2 times).
+(target: at most 1.2 times). The table goes to docs/benchmarks/pool_memory.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import sys
 import time
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from _common import hardware, write_docs  # noqa: E402
 
 
 class GeneratedPool:
@@ -77,6 +79,11 @@ def main() -> None:
               f"{results[-1]['seconds']:.0f} s ({count / results[-1]['seconds']:.1f} images/s)")
     ratio = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
     print(f"peak memory ratio {args.large}/{args.small}: {ratio:.3f} (target <= 1.2)")
+    write_docs("pool_memory",
+               f"Pools of {args.small:,} and {args.large:,} images {args.size}, I = {args.iterations}, each scored in its "
+               f"own process; peak memory ratio {ratio:.3f} (target <= 1.2).",
+               (["pool", "peak resident memory"], [[f"{r['images']:,} images", f"{r['peak_rss_mb']:,.0f} MB"] for r in results]),
+               hardware=hardware())
 
 
 if __name__ == "__main__":
