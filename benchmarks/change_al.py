@@ -64,7 +64,7 @@ def main() -> None:
     print(f"pool: {len(pool)} tiles {args.tile}x{args.tile}, {pool.changed_share():.1%} changed; "
           f"test: {len(test)} tiles (balanced)", flush=True)
     report = simulate_change(pool, test, args.out, args.strategies, args.seeds, progress=lambda m: print(m, flush=True),
-                             initial_per_class=args.initial, batch=args.step, rounds=args.rounds,
+                             initial_per_class=args.initial, query_size=args.step, rounds=args.rounds,
                              train=ChangeTrainConfig(steps=args.steps))
     summary = json.loads((args.out / "report.json").read_text())
     ref = summary["reference_auc"]

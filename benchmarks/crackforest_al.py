@@ -26,7 +26,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal.active.simulate import simulate  # noqa: E402
-from crackal.api import open_dataset  # noqa: E402
+from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.splits import make_split, save_split  # noqa: E402
 
 
@@ -51,10 +51,11 @@ def main() -> None:
     save_split(split, args.out / "split.json")
     report = simulate(
         pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, split_file=args.out / "split.json",
-        tile=args.tile, initial=args.initial, batch=args.step, epochs=args.epochs,
-        samples_per_epoch=args.samples_per_epoch, crop_size=args.tile, batch_size=8, reduction=args.reduction,
-        class_names=names, progress=lambda item: print(item if isinstance(item, str) else
-                                                       f"  round {item.round}: {item.labelled} labelled, F1 {item.metrics['strict']['f1']:.3f}", flush=True),
+        tile=args.tile, initial=args.initial, query_size=args.step, reduction=args.reduction,
+        train={"epochs": args.epochs, "samples_per_epoch": args.samples_per_epoch, "crop_size": args.tile, "batch_size": 8,
+               "class_names": names},
+        on_round=lambda item: print(item if isinstance(item, str) else
+                                    f"  round {item.round}: {item.labelled} labelled, F1 {item.metrics['strict']['f1']:.3f}", flush=True),
     )
     summary = json.loads((args.out / "report.json").read_text())
     print(f"\nhardware: {hardware()}")

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
+from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.splits import make_split, save_split  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
 
-    pairs, _, _ = api.open_dataset(data)
+    pairs, _, _ = open_dataset(data)
     split = make_split([p.name for p in pairs], val=10, test=38, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
     save_split(split, args.out / "split.json")

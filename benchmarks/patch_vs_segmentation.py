@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
-from crackal.api import open_dataset  # noqa: E402
+from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.classify.sliding import sliding_window  # noqa: E402
 from crackal.classify.workflow import load_classifier, train_classifier  # noqa: E402
 from crackal.data.layout import load_pair  # noqa: E402

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
+from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.splits import load_split  # noqa: E402
 from crackal.models.predict import predict_image  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
                   time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]
-    pairs, _, _ = api.open_dataset(data)
+    pairs, _, _ = open_dataset(data)
     test_names = set(load_split(args.out / "split.json")["test"])
     test = SegmentationDataset([p for p in pairs if p.name in test_names], len(names))
     scores = per_class_scores(model, test, names, state["config"]["tile_size"])

@@ -27,7 +27,7 @@ def make_split(names: list[str], val: float = 0.1, test: float = 0.2, seed: int 
     ``val`` and ``test`` are fractions (< 1) or counts (>= 1). Every split is sorted.
 
     >>> make_split([f"{i:03d}" for i in range(10)], val=2, test=3, seed=0)["val"]
-    ['002', '008']
+    ['004', '006']
     """
     total = len(names)
     n_val, n_test = _count(val, total, "val"), _count(test, total, "test")

@@ -9,7 +9,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering ``[0, length)`` with tiles of ``tile`` px overlapping by at least ``overlap``.
 
     >>> tile_starts(1000, 512, 64)
-    [0, 488]
+    [0, 244, 488]
     >>> tile_starts(300, 512, 64)
     [0]
     """

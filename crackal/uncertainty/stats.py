@@ -18,7 +18,7 @@ def entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
     tensor([0.6931, 0.0000])
     """
-    return -torch.special.xlogy(probs, probs).sum(dim)
+    return 0.0 - torch.special.xlogy(probs, probs).sum(dim)  # 0.0 - x: no negative zero for a certain pixel
 
 
 @dataclass
