@@ -13,10 +13,10 @@ import numpy as np
 from crackal import api
 from crackal.data.layout import find_pairs, load_pair
 from crackal.data.splits import load_split
-from crackal.models.detect import detect_image
-from crackal.models.predict import predict_image
 from crackal.inference.two_stage import predict_two_stage
 from crackal.metrics.segmentation import SegmentationEvaluator
+from crackal.models.detect import detect_image
+from crackal.models.predict import predict_image
 from crackal.training.checkpoint import load_model
 from crackal.training.detection import load_detector
 

@@ -24,12 +24,11 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
-
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
-from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
+from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.splits import make_split, save_split  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
 from crackal.training.evaluation import evaluate_model  # noqa: E402

@@ -20,14 +20,14 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from _common import hardware, write_docs  # noqa: E402
+
 from crackal.acquisition.heuristics import pixel_scores  # noqa: E402
 from crackal.data.synth import synth_sample  # noqa: E402
 from crackal.data.transforms import to_tensor  # noqa: E402
-from crackal.models.predict import forward_probabilities  # noqa: E402
 from crackal.models import create_model  # noqa: E402
 from crackal.models.outputs import class_probabilities  # noqa: E402
+from crackal.models.predict import forward_probabilities  # noqa: E402
 from crackal.uncertainty import mc_dropout, stats_from_samples  # noqa: E402
 
 

@@ -16,8 +16,8 @@ import time
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
-
 from _common import hardware, write_docs  # noqa: E402
+
 from crackal.losses import SegmentationLoss  # noqa: E402
 from crackal.models import ARCHS, create_model  # noqa: E402
 

@@ -34,13 +34,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
-from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.classify.sliding import sliding_window  # noqa: E402
 from crackal.classify.workflow import load_classifier, train_classifier  # noqa: E402
-from crackal.data.layout import load_pair  # noqa: E402
+from crackal.data.layout import (
+    load_pair,  # noqa: E402
+    open_dataset,  # noqa: E402
+)
 from crackal.data.splits import load_split, make_split, save_split  # noqa: E402
-from crackal.models.predict import predict_image  # noqa: E402
 from crackal.metrics.classification import roc_auc  # noqa: E402
+from crackal.models.predict import predict_image  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
 
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from crackal import api
-from crackal.data.layout import find_pairs
 from crackal.data.dataset import SegmentationDataset
+from crackal.data.layout import find_pairs
 from crackal.data.splits import load_split, pick
 from crackal.errors import CrackalError
 from crackal.training.evaluation import darkness_baseline

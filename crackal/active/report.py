@@ -11,10 +11,10 @@ import numpy as np
 
 from crackal.active.config import ALConfig
 from crackal.active.scores import LABELS, round_scores
-from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
+from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.training.plots import pyplot
 
 

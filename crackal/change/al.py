@@ -29,12 +29,12 @@ import torch
 
 from crackal.acquisition.score import score_pool
 from crackal.acquisition.select import select_top
+from crackal.change.train import ChangeTrainConfig, build_change_model, predict_change, tensors, train_change_model
 from crackal.data.bitemporal import CHANGED, UNCHANGED, TileSet
 from crackal.errors import CrackalError, check_options, choose
-from crackal.training.config import SavedConfig
 from crackal.metrics.change import PROTOCOL, change_scores
-from crackal.change.train import ChangeTrainConfig, build_change_model, predict_change, tensors, train_change_model
 from crackal.training.checkpoint import atomic_save, atomic_write_json
+from crackal.training.config import SavedConfig
 
 Strategy = Literal["variance", "entropy", "random"]
 Method = Literal["ensemble", "mc_batchnorm"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.metrics.change import PROTOCOL
+from crackal.metrics.curves import curve_area, labels_to_reach
 
 
 def _curves(states: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

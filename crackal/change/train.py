@@ -16,10 +16,10 @@ from torch import nn
 from crackal.data.bitemporal import TileSet
 from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError
-from crackal.training.config import SavedConfig
 from crackal.losses import SegmentationLoss, class_weights, parse_loss
 from crackal.models import create_model
 from crackal.models.outputs import class_probabilities
+from crackal.training.config import SavedConfig
 
 
 @dataclass

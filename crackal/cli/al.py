@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -56,20 +56,20 @@ def print_round(result) -> None:
 def init(
     project: Project,
     images: Annotated[Path, typer.Option(help="Pool images (a folder, or a dataset root with images/ and masks/).")],
-    masks: Annotated[Optional[Path], typer.Option(help="Ground-truth masks of the pool: the run is a simulation.")] = None,
-    heldout_images: Annotated[Optional[Path], typer.Option(help="Held-out images (with --heldout-masks).")] = None,
-    heldout_masks: Annotated[Optional[Path], typer.Option(help="Held-out masks.")] = None,
+    masks: Annotated[Path | None, typer.Option(help="Ground-truth masks of the pool: the run is a simulation.")] = None,
+    heldout_images: Annotated[Path | None, typer.Option(help="Held-out images (with --heldout-masks).")] = None,
+    heldout_masks: Annotated[Path | None, typer.Option(help="Held-out masks.")] = None,
     heldout: Annotated[float, typer.Option(help="With --masks and no held-out folders: share (<1) or count of images held out.")] = 0.2,
     initial: Initial = 10,
     query_size: QuerySize = 10,
     task: Annotated[str, typer.Option(help="segmentation (masks) or detection (RetinaNet boxes; masks or VOC .xml labels).")] = "segmentation",
-    strategy: Annotated[Optional[str], typer.Option(help="Segmentation: bald (default), entropy, variance, margin or random. Detection: disagreement (default) or random.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Segmentation: bald (default), entropy, variance, margin or random. Detection: disagreement (default) or random.")] = None,
     reduction: Reduction = "topk",
     method: Method = "mc_dropout",
     iterations: Iterations = 20,
     selection: Annotated[str, typer.Option(help="top or stochastic (score^(1/T) sampling).")] = "top",
     cold_start: Annotated[str, typer.Option(help="random or coreset (k-center on encoder features).")] = "random",
-    budget: Annotated[Optional[int], typer.Option(help="Stop when this many images are labelled.")] = None,
+    budget: Annotated[int | None, typer.Option(help="Stop when this many images are labelled.")] = None,
     epochs: RoundEpochs = 12,
     crop_size: RoundCrop = 256,
     downscale: Downscale = 1,
@@ -110,7 +110,7 @@ def step(project: Project, quiet: Quiet = False) -> None:
 @app.command("run")
 def run(
     project: Project,
-    rounds: Annotated[Optional[int], typer.Option(help="Stop when the project has this many rounds in total.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Stop when the project has this many rounds in total.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Rounds until the budget, a plateau, low uncertainty or --rounds stops it (simulation)."""
@@ -122,7 +122,7 @@ def run(
 @app.command("resume")
 def resume(
     project: Project,
-    rounds: Annotated[Optional[int], typer.Option(help="Total rounds to reach.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Total rounds to reach.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Finish an interrupted round (training resumes from its last checkpoint), then go on."""
@@ -203,7 +203,7 @@ def status(project: Project) -> None:
 @app.command("report")
 def report(
     project: Project,
-    out: Annotated[Optional[Path], typer.Option(help="Report folder (default PROJECT/report).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default PROJECT/report).")] = None,
 ) -> None:
     """Learning curves, class balance of the selections, cost and time (PNG, JSON, Markdown)."""
     from crackal import api
@@ -220,8 +220,8 @@ def simulate(
     rounds: Annotated[int, typer.Option(help="Training rounds per run.")] = 5,
     seeds: Annotated[int, typer.Option(help="Repetitions with different initial sets.")] = 3,
     heldout: Annotated[float, typer.Option(help="Held-out share (<1) or count.")] = 0.2,
-    split_file: Annotated[Optional[Path], typer.Option(help="split.json: its test images are held out, the rest is the pool.")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="Cut pool images into tiles of this size.")] = None,
+    split_file: Annotated[Path | None, typer.Option(help="split.json: its test images are held out, the rest is the pool.")] = None,
+    tile: Annotated[int | None, typer.Option(help="Cut pool images into tiles of this size.")] = None,
     reduction: Reduction = "topk",
     method: Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble.")] = "mc_dropout",
     iterations: Iterations = 20,

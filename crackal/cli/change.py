@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def al(
     query_size: Annotated[int, typer.Option("--query-size", "--step", help="Tiles labelled per round (--step is the old name).")] = 25,
     tile: Annotated[int, typer.Option(help="Tile size in px (tiles over 3 % changed are changed, under 1 % unchanged).")] = 64,
     heldout: Annotated[float, typer.Option(help="Share (<1) or count of pairs held out for the balanced test set.")] = 0.3,
-    test_per_class: Annotated[Optional[int], typer.Option(help="Changed (and unchanged) test tiles; default: every changed one.")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="Changed (and unchanged) test tiles; default: every changed one.")] = None,
     ensemble_size: Annotated[int, typer.Option(help="Models of an ensemble (M).")] = 5,
     iterations: Annotated[int, typer.Option(help="MC-BatchNorm passes.")] = 5,
     steps: Annotated[int, typer.Option(help="Minimum training steps per model.")] = 100,

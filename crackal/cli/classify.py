@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -44,7 +44,7 @@ def train(
 @app.command("evaluate")
 def evaluate(
     run: Run,
-    data: Annotated[Optional[Path], typer.Argument(help="Patch folder to score (default: the run's own split).")] = None,
+    data: Annotated[Path | None, typer.Argument(help="Patch folder to score (default: the run's own split).")] = None,
     split: Annotated[str, typer.Option(help="train, val or test, when DATA is not given.")] = "test",
 ) -> None:
     """Accuracy, precision, recall, F1 and ROC-AUC of a trained classifier."""
@@ -60,8 +60,8 @@ def predict(
     run: Run,
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images, any size.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("patch_predictions"),
-    window: Annotated[Optional[int], typer.Option(help="Window size in image px (default: the classifier's input size).")] = None,
-    stride: Annotated[Optional[int], typer.Option(help="Step between windows in px (default: half the window).")] = None,
+    window: Annotated[int | None, typer.Option(help="Window size in image px (default: the classifier's input size).")] = None,
+    stride: Annotated[int | None, typer.Option(help="Step between windows in px (default: half the window).")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows classified together.")] = 64,
 ) -> None:
     """Sliding window over images: crack-probability heat maps, overlays, per-window CSVs."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -27,8 +27,8 @@ from crackal.cli.options import (
 
 app = typer.Typer(help="Detect defects as boxes (RetinaNet), the first stage of detect-then-segment.", no_args_is_help=True)
 
-Boxes = Annotated[Optional[Path], typer.Option(help="Box annotations: a COCO .json file or a folder of VOC .xml / YOLO .txt files (default: DATA/annotations.json, annotations/, det_voc/, det_yolo/, else boxes from DATA's masks).")]
-Masks = Annotated[Optional[Path], typer.Option(help="Mask folder (boxes derived from masks; also used for the pixel measures).")]
+Boxes = Annotated[Path | None, typer.Option(help="Box annotations: a COCO .json file or a folder of VOC .xml / YOLO .txt files (default: DATA/annotations.json, annotations/, det_voc/, det_yolo/, else boxes from DATA's masks).")]
+Masks = Annotated[Path | None, typer.Option(help="Mask folder (boxes derived from masks; also used for the pixel measures).")]
 
 
 @app.command("train")
@@ -94,12 +94,12 @@ def print_detection(result: dict) -> None:
 @app.command("evaluate")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="Run folder from 'crackal detect train', or a checkpoint .pt file.")],
-    data: Annotated[Optional[Path], typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
+    data: Annotated[Path | None, typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
     boxes: Boxes = None,
     masks: Masks = None,
     split: Annotated[str, typer.Option(help="Split of the run's dataset when DATA is not given.")] = "test",
-    score_threshold: Annotated[Optional[float], typer.Option(help="Box score threshold of the pixel measures (default: chosen on validation).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="JSON file for the scores.")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="Box score threshold of the pixel measures (default: chosen on validation).")] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON file for the scores.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Score a detector: mAP@0.5 and @0.5:0.95, per-class AP, box precision, segmentation error, data reduction."""
@@ -116,7 +116,7 @@ def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Run folder from 'crackal detect train', or a checkpoint .pt file.")],
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("detections"),
-    score_threshold: Annotated[Optional[float], typer.Option(help="Keep boxes scoring at least this (default: chosen on validation).")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="Keep boxes scoring at least this (default: chosen on validation).")] = None,
     box_format: Annotated[str, typer.Option("--format", help="voc (one .xml per image), yolo (.txt) or coco (boxes.json).")] = "voc",
     quiet: Quiet = False,
 ) -> None:

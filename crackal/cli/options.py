@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,19 +13,19 @@ from crackal.progress import Progress
 console = Console()
 
 Data = Annotated[Path, typer.Argument(help="Dataset folder: images/ + masks/ (or CrackForest's image/ + groundTruth/).")]
-Masks = Annotated[Optional[Path], typer.Option(help="Mask folder, when DATA is the image folder itself.")]
-Classes = Annotated[Optional[str], typer.Option(help="Class names, background first, comma-separated (default: DATA/classes.json or background,crack).")]
+Masks = Annotated[Path | None, typer.Option(help="Mask folder, when DATA is the image folder itself.")]
+Classes = Annotated[str | None, typer.Option(help="Class names, background first, comma-separated (default: DATA/classes.json or background,crack).")]
 SkipInvalid = Annotated[bool, typer.Option(help="Leave out unreadable images and bad masks (listed) instead of stopping.")]
 Binarize = Annotated[bool, typer.Option(help="Binary masks: treat any value >= 128 as crack (JPEG masks).")]
 Checkpoint = Annotated[Path, typer.Argument(help="Run folder from 'crackal train', or a checkpoint .pt file.")]
 Val = Annotated[float, typer.Option(help="Validation share (<1) or count.")]
 Test = Annotated[float, typer.Option(help="Test share (<1) or count.")]
-SplitFile = Annotated[Optional[Path], typer.Option(help="Use this split.json instead of a new seeded split.")]
+SplitFile = Annotated[Path | None, typer.Option(help="Use this split.json instead of a new seeded split.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
-Weights = Annotated[Optional[Path], typer.Option(help="Start from a local weights file.")]
+Weights = Annotated[Path | None, typer.Option(help="Start from a local weights file.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-Threads = Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch.")]
-TimeLimit = Annotated[Optional[float], typer.Option(help="Stop after this many minutes (best checkpoint kept).")]
+Threads = Annotated[int | None, typer.Option(help="CPU threads for PyTorch.")]
+TimeLimit = Annotated[float | None, typer.Option(help="Stop after this many minutes (best checkpoint kept).")]
 Downscale = Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-epoch lines (for scripts).")]
@@ -38,7 +38,7 @@ RoundEpochs = Annotated[int, typer.Option(help="Training epochs per round.")]
 RoundCrop = Annotated[int, typer.Option(help="Training crop size of each round.")]
 CostPerImage = Annotated[float, typer.Option(help="Labelling cost per image ($), for reports.")]
 SecondsPerImage = Annotated[float, typer.Option(help="Labelling time per image (s), for reports.")]
-Settings = Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE, repeatable: any project setting (query_size=20) or round training option (train.loss=focal, train.balance=prf).")]
+Settings = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable: any project setting (query_size=20) or round training option (train.loss=focal, train.balance=prf).")]
 
 
 def progress_for(quiet: bool) -> Progress:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -59,15 +59,15 @@ def train(
     epochs: Annotated[int, typer.Option()] = 40,
     batch_size: Annotated[int, typer.Option()] = 4,
     crop_size: Annotated[int, typer.Option(help="Random training crop (multiple of 32).")] = 320,
-    samples_per_epoch: Annotated[Optional[int], typer.Option(help="Crops per epoch (default: one per training image).")] = None,
+    samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch (default: one per training image).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 2e-3,
-    ema_decay: Annotated[Optional[float], typer.Option(help="Keep an exponential moving average of the weights (e.g. 0.995).")] = None,
+    ema_decay: Annotated[float | None, typer.Option(help="Keep an exponential moving average of the weights (e.g. 0.995).")] = None,
     loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, adaptive (CE weighted by the batch's predicted class ratio), e.g. ce+dice.")] = "ce+dice",
     class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
     balance: Annotated[str, typer.Option(help="Rare defect pixels: none, undersample (drop background-only crops) or prf (precision-recall flow).")] = "none",
     positive_share: Annotated[float, typer.Option(help="prf: starting share of crops that hold defect pixels.")] = 0.5,
     background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
-    balance_interval: Annotated[Optional[int], typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
+    balance_interval: Annotated[int | None, typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
     monitor_train: Annotated[int, typer.Option(help="prf: measure precision/recall on the validation images plus this many training images (a larger, steadier monitor).")] = 0,
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
@@ -78,7 +78,7 @@ def train(
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
-    encoder_weights: Annotated[Optional[Path], typer.Option(help="Start the encoder (smp architectures) from a local state dict, e.g. ImageNet ResNet weights saved beforehand.")] = None,
+    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder (smp architectures) from a local state dict, e.g. ImageNet ResNet weights saved beforehand.")] = None,
     device: Device = "auto",
     threads: Threads = None,
     time_limit: TimeLimit = None,
@@ -119,15 +119,15 @@ def print_metrics(result: dict) -> None:
 
 def evaluate(
     checkpoint: Checkpoint,
-    data: Annotated[Optional[Path], typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
+    data: Annotated[Path | None, typer.Argument(help="Dataset to score (default: the run's own test split).")] = None,
     masks: Masks = None,
     split: Annotated[str, typer.Option(help="Split of the run's dataset when DATA is not given: train, val or test.")] = "test",
     tolerance: Annotated[list[int], typer.Option(help="Distance tolerances in px (repeatable); 0 (strict) is always included.")] = [0, 2, 5],  # noqa: B006
     tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="JSON file for the scores.")] = None,
-    two_stage: Annotated[Optional[Path], typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON file for the scores.")] = None,
+    two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
-    box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
+    box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
     binarize: Binarize = False,
     quiet: Quiet = False,
@@ -147,14 +147,14 @@ def predict(
     checkpoint: Checkpoint,
     inputs: Annotated[Path, typer.Argument(help="An image or a folder of images, any size.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
-    gsd: Annotated[Optional[float], typer.Option(help="Ground sampling distance in metres per pixel (areas in m^2).")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Crack probability threshold (default: chosen on validation).")] = None,
-    tile_size: Annotated[Optional[int], typer.Option(help="Images larger than this are tiled (default: the run's).")] = None,
+    gsd: Annotated[float | None, typer.Option(help="Ground sampling distance in metres per pixel (areas in m^2).")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Crack probability threshold (default: chosen on validation).")] = None,
+    tile_size: Annotated[int | None, typer.Option(help="Images larger than this are tiled (default: the run's).")] = None,
     overlap: Annotated[int, typer.Option(help="Tile overlap in px.")] = 64,
     tta: Annotated[bool, typer.Option(help="Average predictions over the 4 flips.")] = False,
-    two_stage: Annotated[Optional[Path], typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
+    two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
-    box_threshold: Annotated[Optional[float], typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
+    box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     skip_invalid: SkipInvalid = False,
     quiet: Quiet = False,
 ) -> None:

@@ -107,11 +107,11 @@ class TileSet:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, index) -> "TileSet":
+    def subset(self, index) -> TileSet:
         index = np.asarray(index, dtype=np.int64)
         return TileSet(self.images[index], self.masks[index], self.labels[index], [self.names[i] for i in index])
 
-    def labelled(self) -> "TileSet":
+    def labelled(self) -> TileSet:
         """Only the tiles with a label (changed or unchanged)."""
         return self.subset(np.flatnonzero(self.labels != IGNORED))
 

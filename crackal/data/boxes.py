@@ -44,7 +44,7 @@ class ImageBoxes:
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def above(self, threshold: float) -> "ImageBoxes":
+    def above(self, threshold: float) -> ImageBoxes:
         """The boxes whose score reaches ``threshold`` (all of them for ground truth)."""
         if self.scores is None:
             return self

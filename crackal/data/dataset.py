@@ -13,7 +13,6 @@ from crackal.data.layout import Pair, load_pair
 from crackal.data.transforms import to_tensor
 
 
-
 class SegmentationDataset(Dataset):
     """Reads pairs from disk on access (optionally keeping them in memory).
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crackal.data.io import write_png
+from crackal.data.io import mask_png, write_png
 from crackal.data.layout import Pair, load_pair
-from crackal.data.io import mask_png
 
 
 def write_tiles(pairs: list[Pair], out: str | Path, tile: int, num_classes: int, binarize: bool = False) -> list[Pair]:

@@ -71,9 +71,9 @@ def create_detector(
     ['boxes', 'labels', 'scores']
     """
     from torchvision.models.detection import RetinaNet
-    from torchvision.models.detection.retinanet import RetinaNetHead
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.models.detection.retinanet import RetinaNetHead
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
     if backbone not in BACKBONES:

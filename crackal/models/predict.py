@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from crackal.data.transforms import to_tensor
-from crackal.models.tiling import TileBlender, tile_boxes
 from crackal.models.outputs import class_probabilities
+from crackal.models.tiling import TileBlender, tile_boxes
 
 DEFAULT_TILE = 512
 FLIPS = ((), (-1,), (-2,), (-2, -1))

@@ -10,8 +10,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
-from crackal.models.predict import DEFAULT_TILE, predict_image
 from crackal.metrics.segmentation import SegmentationEvaluator
+from crackal.models.predict import DEFAULT_TILE, predict_image
 
 
 def evaluate_model(

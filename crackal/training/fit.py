@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from crackal.errors import CrackalError
+from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import SavedConfig
 from crackal.training.plots import plot_history
-from crackal.progress import Progress
 
 
 @dataclass

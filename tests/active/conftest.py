@@ -1,8 +1,7 @@
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-
-from dataclasses import fields
 
 from crackal.active.config import ALConfig
 from crackal.active.project import create_project

@@ -4,8 +4,8 @@ import numpy as np
 
 from crackal.active.config import ALConfig
 from crackal.active.report import summarise, write_report
-from crackal.metrics.curves import curve_area, labels_to_reach
 from crackal.active.stopping import plateaued, stop_reason
+from crackal.metrics.curves import curve_area, labels_to_reach
 
 
 def rnd(labelled, f1, loss=1.0, state="done", unc=0.1):

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from crackal.data.bitemporal import (
-    CHANGED, IGNORED, UNCHANGED, balanced_subset, cut_tiles, find_bitemporal, load_bitemporal, tile_labels,
+    CHANGED,
+    IGNORED,
+    UNCHANGED,
+    balanced_subset,
+    cut_tiles,
+    find_bitemporal,
+    load_bitemporal,
+    tile_labels,
     write_bitemporal,
 )
 from crackal.errors import CrackalError

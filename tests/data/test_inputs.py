@@ -166,7 +166,7 @@ def test_pixel_limit_from_the_environment_warning_range_included(tmp_path, monke
             read_image(tmp_path / "w.png")
         with pytest.raises(CrackalError, match=r"e\.png: image of 20x20 = 400 pixels"):
             read_raw_mask(tmp_path / "e.png")
-    assert Image.MAX_IMAGE_PIXELS == saved  # Pillow's own setting is left as it was
+    assert saved == Image.MAX_IMAGE_PIXELS  # Pillow's own setting is left as it was
     monkeypatch.setenv("CRACKAL_MAX_PIXELS", "400")
     assert read_image(tmp_path / "e.png").shape == (20, 20, 3)
     monkeypatch.setenv("CRACKAL_MAX_PIXELS", "lots")

@@ -2,9 +2,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from crackal.models.predict import predict_image
 from crackal.inference.two_stage import grow_boxes, merge_overlapping, predict_two_stage
 from crackal.models import create_model
+from crackal.models.predict import predict_image
 
 
 class FixedDetector(nn.Module):

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from crackal.models.predict import predict_image
-from crackal.models.tiling import TileBlender, blend_window, tile_boxes, tile_starts
 from crackal.models import create_model
+from crackal.models.predict import predict_image
 from crackal.models.segmenter import Segmenter
+from crackal.models.tiling import TileBlender, blend_window, tile_boxes, tile_starts
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(1000, 512, 64), (513, 512, 64), (2000, 256, 32), (300, 512, 0)])

@@ -5,11 +5,11 @@ import torch
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import find_pairs
+from crackal.errors import CrackalError
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
 from crackal.training.fit import warmup_cosine
 from crackal.training.trainer import train
-from crackal.errors import CrackalError
 
 TINY = dict(base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
 
