@@ -20,10 +20,15 @@ T = TypeVar("T")
 class Progress:
     """Where progress goes: ``enabled=False`` is quiet; ``stream`` defaults to standard error."""
 
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None, interval: float = 10.0) -> None:
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, interval: float = 10.0, detail: bool = True) -> None:
         self.enabled = enabled
         self.stream = stream
         self.interval = interval
+        self.detail = detail  # inner loops (a training epoch's batches) and per-epoch lines too
+
+    def brief(self) -> Progress:
+        """The same output without the inner detail: a job inside a larger one (a round's training)."""
+        return Progress(self.enabled, self.stream, self.interval, detail=False)
 
     @classmethod
     def of(cls, value: bool | Progress | None) -> Progress:
@@ -38,9 +43,9 @@ class Progress:
     def interactive(self) -> bool:
         return self.enabled and self._out.isatty()
 
-    def line(self, text: str) -> None:
-        """One line of news (an epoch's scores, a finished round)."""
-        if not self.enabled:
+    def line(self, text: str, detail: bool = False) -> None:
+        """One line of news (a finished round; with ``detail``, an epoch's scores)."""
+        if not self.enabled or (detail and not self.detail):
             return
         if self.interactive:
             from tqdm.auto import tqdm
@@ -49,11 +54,13 @@ class Progress:
         else:
             print(text, file=self._out, flush=True)
 
-    def bar(self, items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
-        """``items``, reporting how far the loop got (count, rate, time left)."""
+    def bar(self, items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
+            detail: bool = False) -> Iterator[T]:
+        """``items``, reporting how far the loop got (count, rate, time left); a ``detail`` bar
+        (an inner loop) only when this progress shows detail."""
         if total is None:
             total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
-        if not self.enabled:
+        if not self.enabled or (detail and not self.detail):
             yield from items
         elif self.interactive:
             from tqdm.auto import tqdm

@@ -48,11 +48,11 @@ class DetectionRounds:
                            progress: Progress) -> tuple[Path, dict, dict]:
         """Train the round's detector(s) (resuming a killed run) and score the held-out set."""
         train_set = DetectionDataset(box_samples(store.labelled(), config.class_names, truth=False))
-        result = train_detector(train_set, None, config.round_config(round_), run_dir, resume=True, progress=progress)
+        result = train_detector(train_set, None, config.round_config(round_), run_dir, resume=True, progress=progress.brief())
         if config.method == "ensemble":
             for member in range(1, config.ensemble_size):
                 train_detector(train_set, None, config.round_config(round_, member), run_dir / f"member{member}",
-                               resume=True, progress=progress)
+                               resume=True, progress=progress.brief())
         model, _ = load_detector(result.best_checkpoint)
         heldout = DetectionDataset(box_samples(store.heldout(), config.class_names, truth=True))
         scores = evaluate_detector(model, heldout, config.class_names, progress=progress)

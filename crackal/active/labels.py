@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.config import ALConfig
+from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.active.tasks import TASKS
 from crackal.data.io import MASK_SUFFIXES, mask_png, read_image, read_raw_mask, to_class_mask, write_png
@@ -18,12 +19,24 @@ from crackal.data.layout import MASK_NAME_SUFFIXES
 from crackal.errors import CrackalError
 
 
-def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num_classes: int) -> tuple[int, Path, float]:
-    """Save a class mask under ``labels/`` atomically; returns (image id, path, defect share)."""
-    path = store.root / "labels" / f"{record.name}.png"
-    tmp = path.with_name(path.stem + ".tmp.png")
-    write_png(tmp, mask_png(mask, num_classes))
+def new_label_path(store: ProjectStore, record: ImageRecord, suffix: str) -> Path:
+    """Where an image's next label goes: ``labels/NAME.png``, then ``NAME.v2.png`` ... (a recorded
+    label file is never overwritten; a file left by an unfinished import is)."""
+    version = store.label_versions(record.id) + 1
+    return store.root / "labels" / (f"{record.name}{suffix}" if version == 1 else f"{record.name}.v{version}{suffix}")
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a kill never leaves half a file under the final name."""
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num_classes: int) -> tuple[int, Path, float]:
+    """Save a class mask as the image's next label file; returns (image id, path, defect share)."""
+    path = new_label_path(store, record, ".png")
+    _atomic(path, lambda tmp: write_png(tmp, mask_png(mask, num_classes)))
     valid = mask != 255
     return record.id, path, float((mask[valid] > 0).mean()) if valid.any() else 0.0
 
@@ -44,11 +57,8 @@ def _copy_box_label(store: ProjectStore, record: ImageRecord, source: Path, clas
     from crackal.data.boxes import read_voc
 
     boxes = read_voc(source, class_names)
-    path = store.root / "labels" / f"{record.name}.xml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.xml")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, path)
+    path = new_label_path(store, record, ".xml")
+    _atomic(path, lambda tmp: shutil.copyfile(source, tmp))
     return record.id, path, float(len(boxes) > 0)
 
 
@@ -57,7 +67,7 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     queued = store.queue()
     labels = []
     class_names = ALConfig.from_dict(store.settings()).class_names
-    for record, round_, _ in queued:
+    for record, _, _ in queued:
         if record.truth_path is None:
             raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
         if record.truth_path.suffix.lower() == ".xml":
@@ -69,15 +79,22 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     return len(labels)
 
 
-def export_queue(store: ProjectStore, out: str | Path, config: ALConfig) -> Path:
+def export_queue(store: ProjectStore, out: str | Path, config: ALConfig, force: bool = False) -> Path:
     """Write the queued images to ``out/images/``, the latest model's pre-annotations to
     ``out/masks/`` (class masks; empty before the first round) or ``out/boxes/`` (VOC boxes,
     detection), and ``out/queue.csv``. A labeller corrects them and the folder is imported back.
+    A folder that already holds an exported queue is written over only with ``force`` (it may
+    hold corrected labels not imported yet).
     """
     queued = store.queue()
     if not queued:
         raise CrackalError("the labelling queue is empty; run 'crackal al step' to select images")
     task = TASKS[config.task]
+    existing = [p for p in (Path(out) / task.label_folder).glob("*") if p.is_file()] if (Path(out) / task.label_folder).is_dir() else []
+    if (existing or (Path(out) / "queue.csv").exists()) and not force:
+        raise CrackalError(f"{out} already holds an exported queue ({len(existing)} label files, which may be corrected "
+                           "labels not imported yet): import them first ('crackal al import'), export into a new folder, "
+                           "or pass --force (force=True) to write over them")
     finished = [r for r in store.rounds() if r["checkpoint"]]
     prelabels = task.prelabels(finished[-1]["checkpoint"], {r.name: read_image(r.path) for r, _, _ in queued}) if finished else {}
     out = Path(out)
@@ -95,41 +112,56 @@ def export_queue(store: ProjectStore, out: str | Path, config: ALConfig) -> Path
     return out
 
 
-def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, labeller: str = "person", binarize: bool = False) -> int:
-    """Import masks, or VOC ``.xml`` box files (detection), named after project images (from
-    ``folder/masks/``, ``folder/boxes/`` or ``folder``).
-
-    Every file is checked before anything is written: an unknown name, a mask whose size
-    differs from its image, unexpected values or an unknown box class raise ``CrackalError``
-    and change nothing.
-    """
-    from crackal.data.boxes import read_voc
-
-    folder = Path(folder)
+def _label_files(folder: Path) -> list[Path]:
     labels_dir = next((folder / n for n in ("masks", "boxes") if (folder / n).is_dir()), folder)
     if not labels_dir.is_dir():
         raise CrackalError(f"label folder not found: {folder}")
-    files = sorted(p for p in labels_dir.iterdir() if p.suffix.lower() in (*MASK_SUFFIXES, ".xml"))
+    files = sorted(p for p in labels_dir.iterdir() if p.suffix.lower() in (*MASK_SUFFIXES, ".xml") and not p.name.startswith("."))
     if not files:
         raise CrackalError(f"no mask or .xml box files in {labels_dir}; masks are PNGs named like their images")
-    class_names = ALConfig.from_dict(store.settings()).class_names
-    checked = []
-    for path in files:
-        name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)
-        record = store.by_name(name) or store.by_name(path.stem)
-        if record is None:
-            raise CrackalError(f"{path.name}: no image called {name!r} in this project; check the file name (nothing imported)")
-        if record.role != "pool":
-            raise CrackalError(f"{path.name}: {name} belongs to the held-out set, whose labels are fixed (nothing imported)")
-        if path.suffix.lower() == ".xml":
-            read_voc(path, class_names)
-            checked.append((record, path))
-        else:
-            checked.append((record, _checked_mask(record, path, num_classes, binarize)))
-    queued_round = {record.id: round_ for record, round_, _ in store.queue()}
-    current = store.current_round()
-    round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
-    labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path) else _write_label(store, record, label, num_classes)
-              for record, label in checked]
-    store.record_labels(labels, by=labeller, round_=round_)
-    return len(labels)
+    return files
+
+
+def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, labeller: str = "person", binarize: bool = False,
+                  overwrite: bool = False) -> int:
+    """Import masks, or VOC ``.xml`` box files (detection), named after project images (from
+    ``folder/masks/``, ``folder/boxes/`` or ``folder``); returns how many.
+
+    Every file is checked before anything is written: an unknown name, two files for one image,
+    a mask whose size differs from its image, unexpected values or an unknown box class raise
+    ``CrackalError`` and change nothing. Images that already have a label are re-labelled only
+    with ``overwrite`` (the earlier labels stay in the history). The new files are written
+    first, then recorded in one transaction: a kill leaves the project as before or imported.
+    """
+    from crackal.data.boxes import read_voc
+
+    with project_lock(store.root, f"crackal al import ({labeller})"):
+        class_names = ALConfig.from_dict(store.settings()).class_names
+        checked: dict[int, tuple[ImageRecord, Path, np.ndarray | Path]] = {}
+        for path in _label_files(Path(folder)):
+            name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)
+            record = store.by_name(name) or store.by_name(path.stem)
+            if record is None:
+                raise CrackalError(f"{path.name}: no image called {name!r} in this project; check the file name (nothing imported)")
+            if record.role != "pool":
+                raise CrackalError(f"{path.name}: {name} belongs to the held-out set, whose labels are fixed (nothing imported)")
+            if record.id in checked:
+                raise CrackalError(f"{checked[record.id][1].name} and {path.name} are both labels of {record.name}; "
+                                   "keep one (nothing imported)")
+            if path.suffix.lower() == ".xml":
+                read_voc(path, class_names)  # checked now, copied below
+                checked[record.id] = (record, path, path)
+            else:
+                checked[record.id] = (record, path, _checked_mask(record, path, num_classes, binarize))
+        relabelled = [record for record, _, _ in checked.values() if record.labelled]
+        if relabelled and not overwrite:
+            shown = ", ".join(f"{r.name} (by {r.labelled_by}, {r.labelled_at})" for r in relabelled[:5])
+            raise CrackalError(f"{len(relabelled)} of these images already have labels: {shown}; pass --overwrite "
+                               "(overwrite=True) to replace them (the earlier labels stay in the history). Nothing imported")
+        queued_round = {record.id: round_ for record, round_, _ in store.queue()}
+        current = store.current_round()
+        round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
+        labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path)
+                  else _write_label(store, record, label, num_classes) for record, _, label in checked.values()]
+        store.record_labels(labels, by=labeller, round_=round_)
+        return len(labels)

@@ -17,6 +17,7 @@ import numpy as np
 from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
+from crackal.active.lock import project_lock
 from crackal.active.project import open_project
 from crackal.active.stopping import stop_reason
 from crackal.active.store import ProjectStore
@@ -80,27 +81,37 @@ def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labell
 def run_round(root: str | Path, progress: bool | Progress = False) -> RoundResult:
     """One round, or the rest of an interrupted one: label the queue (simulation), train,
     evaluate on the held-out set, score the pool, queue the next batch."""
-    store, config = open_project(root)
     progress = Progress.of(progress)
-    try:
-        _label_queue(store, config)
-        last = store.current_round()
-        round_ = last["round"] if last and last["state"] != "done" else (last["round"] + 1 if last else 1)
-        labelled = store.labelled()
-        if not labelled:
-            raise CrackalError("no labelled image yet; label the queue first ('crackal al export-queue' / 'import')")
-        store.start_round(round_, len(labelled))
-        if store.current_round()["state"] == "training":
-            _train_and_evaluate(store, config, round_, progress)
-        selected, uncertainty = _score_and_select(store, config, round_, len(labelled), progress)
-        return RoundResult(round_, len(labelled), store.current_round()["metrics"], selected, uncertainty)
-    finally:
-        store.close()
+    with project_lock(root, "crackal al step"):
+        store, config = open_project(root)
+        try:
+            return _run_round(store, config, progress)
+        finally:
+            store.close()
+
+
+def _run_round(store: ProjectStore, config: ALConfig, progress: Progress) -> RoundResult:
+    _label_queue(store, config)
+    last = store.current_round()
+    round_ = last["round"] if last and last["state"] != "done" else (last["round"] + 1 if last else 1)
+    labelled = store.labelled()
+    if not labelled:
+        raise CrackalError("no labelled image yet; label the queue first ('crackal al export-queue' / 'import')")
+    store.start_round(round_, len(labelled))
+    if store.current_round()["state"] == "training":
+        _train_and_evaluate(store, config, round_, progress)
+    selected, uncertainty = _score_and_select(store, config, round_, len(labelled), progress)
+    return RoundResult(round_, len(labelled), store.current_round()["metrics"], selected, uncertainty)
 
 
 def run_loop(root: str | Path, rounds: int | None = None, progress: bool | Progress = False, on_round=None) -> str:
     """Run rounds until a stopping criterion, or until the project has ``rounds`` finished
     rounds in total (so a killed run started again does only what is left); returns why it stopped."""
+    with project_lock(root, "crackal al run"):
+        return _run_loop(root, rounds, progress, on_round)
+
+
+def _run_loop(root: str | Path, rounds: int | None, progress: bool | Progress, on_round) -> str:
     while True:
         store, config = open_project(root)
         try:

@@ -3,6 +3,8 @@ images to label (random, or a coreset of encoder features)."""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import torch
 
 from crackal.acquisition.select import kcenter_greedy, select_random
 from crackal.active.config import ALConfig
+from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.data.io import list_images, read_image
 from crackal.data.layout import open_dataset, resolve_class_names
@@ -82,7 +85,29 @@ def create_project(root: str | Path, pool: list[Row], heldout: list[Row], config
     if config.simulation and any(truth is None for _, _, truth in pool):
         missing = next(name for name, _, truth in pool if truth is None)
         raise CrackalError(f"simulation needs a ground-truth mask for every pool image; {missing} has none")
-    store = ProjectStore(root, create=True)
+    names = Counter(name for name, _, _ in pool + heldout)
+    if twice := [n for n, count in names.items() if count > 1]:
+        paths = [str(p) for n, p, _ in pool + heldout if n == twice[0]]
+        raise CrackalError(f"{len(twice)} image name(s) appear twice in the pool and held-out set, e.g. {twice[0]!r}: "
+                           f"{', '.join(paths)}; images are known by name, so rename or remove the extra copies")
+    root = Path(root)
+    with project_lock(root, "crackal al init"):
+        if (root / ProjectStore.DB_NAME).exists():
+            raise CrackalError(f"{root} already holds a project; use another folder or 'crackal al status'")
+        partial = ".project.db.partial"  # renamed into place when complete: a killed init leaves no half project
+        for leftover in root.glob(partial + "*"):
+            leftover.unlink()
+        store = ProjectStore(root, create=True, db_name=partial)
+        try:
+            _register(store, pool, heldout, config)
+        finally:
+            store.close()
+        os.replace(root / partial, root / ProjectStore.DB_NAME)
+    return ProjectStore(root)
+
+
+def _register(store: ProjectStore, pool: list[Row], heldout: list[Row], config: ALConfig) -> None:
+    """Settings, images and the first queue of a new project."""
     store.update_settings(config.to_dict())
     store.add_images([(n, p, "pool", t) for n, p, t in pool] + [(n, p, "heldout", m) for n, p, m in heldout])
     candidates = store.unlabelled()
@@ -93,7 +118,6 @@ def create_project(root: str | Path, pool: list[Row], heldout: list[Row], config
     else:
         chosen = select_random(len(candidates), k, config.seed)
     store.enqueue(0, [candidates[i].id for i in chosen], [None] * len(chosen))
-    return store
 
 
 @torch.inference_mode()

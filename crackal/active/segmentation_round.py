@@ -53,11 +53,11 @@ class SegmentationRounds:
         """Train the round's model(s) (resuming a killed run) and score the held-out set."""
         tcfg = config.round_config(round_)
         train_set = _dataset(store.labelled(), len(config.class_names), truth=False)
-        result = train(train_set, None, tcfg, run_dir, resume=True, progress=progress)
+        result = train(train_set, None, tcfg, run_dir, resume=True, progress=progress.brief())
         if config.method == "ensemble":
             for member in range(1, config.ensemble_size):
                 train(train_set, None, config.round_config(round_, member), run_dir / f"member{member}", resume=True,
-                      progress=progress)
+                      progress=progress.brief())
         model, ckpt = load_model(result.best_checkpoint)
         heldout = _dataset(store.heldout(), len(config.class_names), truth=True)
         loss_fn = SegmentationLoss(tcfg.loss, torch.tensor(ckpt["class_weights"]))

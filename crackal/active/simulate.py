@@ -21,7 +21,7 @@ from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import Pair
 from crackal.data.splits import load_split, make_split
 from crackal.data.tiles import write_tiles
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, check_options
 from crackal.progress import Progress
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
@@ -47,7 +47,8 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
         return json.loads(done.read_text())["f1"]
     num_classes = len(config.class_names)
     tcfg = config.round_config(0)
-    result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True, progress=progress)
+    result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True,
+                   progress=Progress.of(progress).brief())
     model, _ = load_model(result.best_checkpoint)
     scores, _ = evaluate_model(model, SegmentationDataset(heldout, num_classes), config.class_names, (0,), tcfg.tile_size)
     f1 = headline(scores)["f1"]
@@ -103,6 +104,7 @@ def simulate(
     out = Path(out)
     if not strategies:
         raise CrackalError("give at least one strategy")
+    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}"), (rounds >= 1, "rounds", f"must be at least 1, got {rounds}")])
     train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
     base = ALConfig(**{"simulation": True, "patience": None, **options, "train": train_options})  # every run gets all its rounds
     for strategy in strategies:

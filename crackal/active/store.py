@@ -1,14 +1,17 @@
 """The project store: one SQLite database (``project.db``) plus files under the project folder.
 
 ```
-PROJECT/project.db      images, labels (when, by whom), rounds, scores, the labelling queue
-PROJECT/labels/         masks of labelled images (0/255 or class indices), written atomically
+PROJECT/project.db      images, labels (every version: when, by whom), rounds, scores, the queue
+PROJECT/labels/         label files (masks 0/255 or class indices, or VOC boxes): NAME.png, then
+                        NAME.v2.png ... for re-labels; a file is never overwritten once recorded
 PROJECT/rounds/NNN/     each round's training run (config, checkpoints, metrics)
 ```
 
-Every change is one SQLite transaction and every file is written to a temporary name and
-renamed, so a project killed at any moment reopens consistent: no label and no finished
-round is lost.
+Every change is one SQLite transaction and every file is written under a new name before the
+transaction that records it, so a project killed at any moment reopens consistent: no label
+and no finished round is lost, and a file no row names is an unfinished write (ignored).
+Paths inside the project are stored relative to it, paths outside it absolute, so a project
+can be moved or copied and used from any folder.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from crackal.errors import CrackalError
 
+SCHEMA_VERSION = 2  # 1: label columns in images, paths relative to the folder where 'al init' ran
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -30,13 +34,18 @@ CREATE TABLE IF NOT EXISTS images (
     name TEXT NOT NULL UNIQUE,
     path TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('pool', 'heldout')),
-    truth_path TEXT,
-    label_path TEXT,
-    labelled_round INTEGER,
-    labelled_at TEXT,
-    labelled_by TEXT,
+    truth_path TEXT
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    path TEXT NOT NULL UNIQUE,
+    round INTEGER NOT NULL,
+    labelled_at TEXT NOT NULL,
+    labelled_by TEXT NOT NULL,
     defect_share REAL
 );
+CREATE INDEX IF NOT EXISTS labels_of_image ON labels (image_id, id);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY,
     state TEXT NOT NULL,
@@ -61,6 +70,12 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (round, image_id)
 );
 """
+# An image with its current (latest) label, if any.
+IMAGES_WITH_LABELS = """
+SELECT images.*, labels.path AS label_path, labels.round AS labelled_round, labels.labelled_at, labels.labelled_by,
+       labels.defect_share
+FROM images LEFT JOIN labels ON labels.id = (SELECT MAX(id) FROM labels WHERE labels.image_id = images.id)
+"""
 
 
 def now() -> str:
@@ -78,6 +93,7 @@ class ImageRecord:
     labelled_round: int | None
     labelled_by: str | None
     defect_share: float | None
+    labelled_at: str | None = None
 
     @property
     def labelled(self) -> bool:
@@ -87,23 +103,68 @@ class ImageRecord:
 class ProjectStore:
     """Access to a project's database; every write method is one transaction."""
 
-    def __init__(self, root: str | Path, create: bool = False) -> None:
+    DB_NAME = "project.db"
+
+    def __init__(self, root: str | Path, create: bool = False, db_name: str = DB_NAME) -> None:
         self.root = Path(root)
-        self.db_path = self.root / "project.db"
+        self.db_path = self.root / db_name
         if not create and not self.db_path.is_file():
             raise CrackalError(f"no crackal project in {self.root} (no project.db); create one with 'crackal al init'")
         if create:
             if self.db_path.exists():
                 raise CrackalError(f"{self.root} already holds a project; use another folder or 'crackal al status'")
             self.root.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.db_path, isolation_level=None)  # explicit transactions below
+        self.conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=30)  # explicit transactions below
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._migrate()
         (self.root / "labels").mkdir(exist_ok=True)
         (self.root / "rounds").mkdir(exist_ok=True)
+
+    def _migrate(self) -> None:
+        """Bring a new or an older database to ``SCHEMA_VERSION`` in one transaction."""
+        with self.transaction() as tx:
+            old_columns = {row["name"] for row in tx.execute("PRAGMA table_info(images)")}
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+            if "label_path" in old_columns:  # version 1: move the labels out of images, paths relative to the project
+                self._migrate_version_1(tx)
+            tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_version_1(self, tx: sqlite3.Connection) -> None:
+        rows = tx.execute("SELECT id, path, truth_path, label_path, labelled_round, labelled_at, labelled_by, defect_share "
+                          "FROM images").fetchall()
+        for row in rows:
+            tx.execute("UPDATE images SET path = ?, truth_path = ? WHERE id = ?",
+                       (self._stored(_found(row["path"], self.root)),
+                        self._stored(_found(row["truth_path"], self.root)) if row["truth_path"] else None, row["id"]))
+            if row["label_path"]:
+                tx.execute("INSERT INTO labels (image_id, path, round, labelled_at, labelled_by, defect_share) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (row["id"], self._stored(_inside(row["label_path"], self.root, "labels")),
+                            row["labelled_round"] or 0, row["labelled_at"] or now(), row["labelled_by"] or "person",
+                            row["defect_share"]))
+        for column in ("label_path", "labelled_round", "labelled_at", "labelled_by", "defect_share"):
+            tx.execute(f"ALTER TABLE images DROP COLUMN {column}")
+        for row in tx.execute("SELECT round, checkpoint FROM rounds WHERE checkpoint IS NOT NULL").fetchall():
+            tx.execute("UPDATE rounds SET checkpoint = ? WHERE round = ?",
+                       (self._stored(_inside(row["checkpoint"], self.root, "rounds")), row["round"]))
+
+    # paths -------------------------------------------------------------------------------
+
+    def _stored(self, path: str | Path) -> str:
+        """How a path is kept: relative to the project when inside it, absolute otherwise."""
+        absolute = Path(path).absolute()
+        root = self.root.absolute()
+        return str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
+
+    def resolve(self, stored: str | None) -> Path | None:
+        """A stored path as a usable one (relative paths are inside the project)."""
+        return None if stored is None else self.root / stored
 
     def close(self) -> None:
         self.conn.close()
@@ -141,19 +202,18 @@ class ProjectStore:
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT INTO images (name, path, role, truth_path) VALUES (?, ?, ?, ?)",
-                [(n, str(p), role, str(t) if t else None) for n, p, role, t in rows],
+                [(n, self._stored(p), role, self._stored(t) if t else None) for n, p, role, t in rows],
             )
 
     def _record(self, row: sqlite3.Row) -> ImageRecord:
         return ImageRecord(
-            row["id"], row["name"], Path(row["path"]), row["role"],
-            Path(row["truth_path"]) if row["truth_path"] else None,
-            Path(row["label_path"]) if row["label_path"] else None,
-            row["labelled_round"], row["labelled_by"], row["defect_share"],
+            row["id"], row["name"], self.root / row["path"], row["role"], self.resolve(row["truth_path"]),
+            self.resolve(row["label_path"]), row["labelled_round"], row["labelled_by"], row["defect_share"], row["labelled_at"],
         )
 
     def images(self, where: str = "1", params: tuple = ()) -> list[ImageRecord]:
-        return [self._record(r) for r in self.conn.execute(f"SELECT * FROM images WHERE {where} ORDER BY id", params)]
+        query = f"SELECT * FROM ({IMAGES_WITH_LABELS}) WHERE {where} ORDER BY id"
+        return [self._record(r) for r in self.conn.execute(query, params)]
 
     def labelled(self) -> list[ImageRecord]:
         return self.images("role = 'pool' AND label_path IS NOT NULL")
@@ -169,13 +229,22 @@ class ProjectStore:
         found = self.images("name = ?", (name,))
         return found[0] if found else None
 
+    def label_history(self, image_id: int) -> list[dict]:
+        """Every label of an image, oldest first (path, round, when, by whom, defect share)."""
+        rows = self.conn.execute("SELECT * FROM labels WHERE image_id = ? ORDER BY id", (image_id,)).fetchall()
+        return [{**dict(row), "path": self.resolve(row["path"])} for row in rows]
+
+    def label_versions(self, image_id: int) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM labels WHERE image_id = ?", (image_id,)).fetchone()[0]
+
     def record_labels(self, labels: list[tuple[int, Path, float]], by: str, round_: int) -> None:
-        """Mark ``(image id, label path, defect share)`` as labelled and take them off the queue."""
+        """Record ``(image id, label file, defect share)`` as each image's new label (earlier ones
+        stay in the history) and take the images off the queue, in one transaction."""
         stamp = now()
         with self.transaction() as tx:
             tx.executemany(
-                "UPDATE images SET label_path = ?, defect_share = ?, labelled_round = ?, labelled_at = ?, labelled_by = ? WHERE id = ?",
-                [(str(path), share, round_, stamp, by, image_id) for image_id, path, share in labels],
+                "INSERT INTO labels (image_id, path, round, labelled_at, labelled_by, defect_share) VALUES (?, ?, ?, ?, ?, ?)",
+                [(image_id, self._stored(path), round_, stamp, by, share) for image_id, path, share in labels],
             )
             tx.executemany("DELETE FROM queue WHERE image_id = ?", [(image_id,) for image_id, _, _ in labels])
 
@@ -201,6 +270,7 @@ class ProjectStore:
             item = dict(row)
             for key in ("metrics", "class_weights"):
                 item[key] = json.loads(item[key]) if item[key] else None
+            item["checkpoint"] = self.resolve(item["checkpoint"])
             out.append(item)
         return out
 
@@ -219,6 +289,8 @@ class ProjectStore:
         for key in ("metrics", "class_weights"):
             if key in values and values[key] is not None:
                 values[key] = json.dumps(values[key])
+        if values.get("checkpoint") is not None:
+            values["checkpoint"] = self._stored(values["checkpoint"])
         columns = ", ".join(f"{k} = ?" for k in values)
         with self.transaction() as tx:
             tx.execute(f"UPDATE rounds SET {columns} WHERE round = ?", (*values.values(), round_))
@@ -236,3 +308,19 @@ class ProjectStore:
                 "UPDATE rounds SET state = 'done', pool_uncertainty = ?, finished_at = ? WHERE round = ?",
                 (pool_uncertainty, now(), round_),
             )
+
+
+def _found(stored: str, root: Path) -> Path:
+    """A version-1 path outside the project: relative to the folder where 'al init' ran, which
+    is unknown; the current folder is the best guess, else the project's parent."""
+    path = Path(stored)
+    if path.is_absolute() or path.exists():
+        return path.absolute()
+    return root.absolute().parent / path if (root.absolute().parent / path).exists() else path.absolute()
+
+
+def _inside(stored: str, root: Path, folder: str) -> Path:
+    """A version-1 path inside the project (``.../labels/x.png``, ``.../rounds/001/...``): its part
+    from ``folder`` on, under the project's root."""
+    parts = Path(stored).parts
+    return root.joinpath(*parts[len(parts) - 1 - parts[::-1].index(folder):]) if folder in parts else Path(stored)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from crackal.active.config import ALConfig
 from crackal.active.labels import export_queue, import_labels
+from crackal.active.lock import project_lock
 from crackal.active.loop import RoundResult, run_loop, run_round
 from crackal.active.project import create_project, find_project_images, open_project
 from crackal.active.report import project_history, write_report
@@ -65,20 +66,23 @@ def al_run(project: str | Path, rounds: int | None = None, progress: bool | Prog
     return run_loop(project, rounds, progress, on_round)
 
 
-def al_export_queue(project: str | Path, out: str | Path) -> Path:
-    """The images waiting for labels, with the latest model's pre-annotations, in ``out``."""
+def al_export_queue(project: str | Path, out: str | Path, force: bool = False) -> Path:
+    """The images waiting for labels, with the latest model's pre-annotations, in ``out``
+    (a folder holding an earlier export is written over only with ``force``)."""
     store, config = open_project(project)
     try:
-        return export_queue(store, out, config)
+        return export_queue(store, out, config, force)
     finally:
         store.close()
 
 
-def al_import(project: str | Path, folder: str | Path, labeller: str = "person", binarize: bool = False) -> int:
-    """Import a labeller's masks (or VOC boxes) from ``folder``; all are checked before any is stored."""
+def al_import(project: str | Path, folder: str | Path, labeller: str = "person", binarize: bool = False,
+              overwrite: bool = False) -> int:
+    """Import a labeller's masks (or VOC boxes) from ``folder``; all are checked before any is
+    stored, and images already labelled are re-labelled only with ``overwrite``."""
     store, config = open_project(project)
     try:
-        return import_labels(store, folder, len(config.class_names), labeller, binarize)
+        return import_labels(store, folder, len(config.class_names), labeller, binarize, overwrite)
     finally:
         store.close()
 
@@ -86,14 +90,18 @@ def al_import(project: str | Path, folder: str | Path, labeller: str = "person",
 def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfig:
     """The project's settings; with ``settings`` (``KEY=VALUE``, e.g. ``train.epochs=30``)
     change them first (checked like a new project's; the next round uses them)."""
-    store, config = open_project(project)
-    try:
-        if settings:
+    if not settings:
+        store, config = open_project(project)
+        store.close()
+        return config
+    with project_lock(project, "crackal al config --set"):
+        store, config = open_project(project)
+        try:
             config = config.with_settings(settings)
             store.replace_settings(config.to_dict())
-        return config
-    finally:
-        store.close()
+            return config
+        finally:
+            store.close()
 
 
 def al_status(project: str | Path) -> dict:

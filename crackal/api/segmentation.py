@@ -17,7 +17,7 @@ from crackal.training.checkpoint import load_model, resolve_checkpoint, save_sco
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
-from crackal.training.runs import check_run_folder, load_run_data, run_dir_of, save_run_data
+from crackal.training.runs import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training.trainer import train as run_training
 
 
@@ -65,6 +65,7 @@ def train(
     if resume:
         saved = load_run_data(out)
         config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        check_resume_matches(out, config, options, data, saved["root"])
         data, masks, binarize, skip_invalid = saved["root"], saved["masks"], saved["binarize"], saved["skip_invalid"]
         split_file = out / "split.json"
         classes = config.class_names

@@ -11,7 +11,7 @@ import numpy as np
 from crackal.change.al import ChangeALConfig, ModelCache, parse_run, reference_scores, run_change_al
 from crackal.change.report import write_change_report
 from crackal.data.bitemporal import TileSet
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, check_options
 from crackal.training.checkpoint import atomic_write_json
 
 
@@ -22,6 +22,7 @@ def simulate_change(pool: TileSet, test: TileSet, out: str | Path, runs: list[st
     out = Path(out)
     if not runs:
         raise CrackalError("give at least one --strategy (e.g. variance:ensemble, entropy:mc_batchnorm, random)")
+    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}")])
     configs = [ChangeALConfig(**{**options, **parse_run(spec)}) for spec in runs]  # validates before any work
     cache = ModelCache(out / "models")
     states: dict[str, list[dict]] = {}

@@ -150,12 +150,13 @@ def config(project: Project, settings: Settings = None) -> None:
 def export_queue(
     project: Project,
     out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (pre-annotations) and queue.csv.")],
+    force: Annotated[bool, typer.Option(help="Write over a folder that holds an earlier export (its corrected labels are lost).")] = False,
 ) -> None:
     """Write the images to label, with the current model's prediction as a pre-annotation
     (masks, or VOC boxes for a detection project)."""
     from crackal import api
 
-    folder = api.al_export_queue(project, out)
+    folder = api.al_export_queue(project, out, force)
     queued = api.al_status(project)["queued"]
     console.print(f"{queued} images to label in {folder}/images; correct the pre-annotations next to them, "
                   f"then: crackal al import {project} {folder}")
@@ -167,11 +168,12 @@ def import_(
     folder: Annotated[Path, typer.Argument(help="Folder of masks or VOC .xml boxes (or with a masks/ or boxes/ sub-folder) named like the images.")],
     labeller: Annotated[str, typer.Option(help="Who labelled them (stored with each label).")] = "person",
     binarize: Annotated[bool, typer.Option(help="Binary masks: any value >= 128 is crack.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Re-label images that already have a label (the earlier labels stay in the history).")] = False,
 ) -> None:
     """Import masks (or VOC boxes) from the labeller; all are checked before any is stored."""
     from crackal import api
 
-    count = api.al_import(project, folder, labeller, binarize)
+    count = api.al_import(project, folder, labeller, binarize, overwrite)
     console.print(f"imported {count} labels; {api.al_status(project)['queued']} still queued")
 
 

@@ -9,15 +9,16 @@ from typing import TypeVar
 
 import numpy as np
 
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, OptionError
 
 SPLITS = ("train", "val", "test")
 T = TypeVar("T")
 
 
 def _count(size: float, total: int, what: str) -> int:
-    if size < 0:
-        raise CrackalError(f"--{what} must be >= 0, got {size}")
+    """A share (< 1) or a whole count (>= 1) of ``total`` images."""
+    if size < 0 or (size >= 1 and size != int(size)):
+        raise OptionError(what, f"is a share below 1 or a whole number of images, got {size}")
     return int(round(size * total)) if size < 1 else int(size)
 
 

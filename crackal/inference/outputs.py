@@ -98,7 +98,7 @@ def predict_folder(
     model, state = load_model(checkpoint)
     config = TrainConfig.from_dict(state["config"])
     threshold = state.get("threshold", 0.5) if threshold is None else threshold
-    tile_size = tile_size or config.tile_size
+    tile_size = config.tile_size if tile_size is None else tile_size
     check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
     check_tiling(tile_size, overlap)
     if two_stage:

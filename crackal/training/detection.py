@@ -73,7 +73,7 @@ class DetectionRunner:
                             drop_last=len(self.train_set) > self.config.batch_size, collate_fn=collate_detection)
         self.model.train()
         losses = []
-        for batch in progress.bar(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batches"):
+        for batch in progress.bar(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batches", detail=True):
             images = [image.to(self.device) for image in batch["image"]]
             targets = [{k: v.to(self.device) for k, v in t.items()} for t in batch["target"]]
             loss = sum(self.model(images, targets).values())  # float32: bf16 box coordinates are 4-8 px coarse at 1000 px

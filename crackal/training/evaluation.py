@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.metrics.segmentation import SegmentationEvaluator
+from crackal.progress import Progress
 from crackal.models.predict import DEFAULT_TILE, predict_image
 
 
@@ -23,7 +23,7 @@ def evaluate_model(
     tta: bool = False,
     loss_fn: nn.Module | None = None,
     fixed_threshold: float | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     predict_fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[dict, float | None]:
     """Every metric of ``SegmentationEvaluator`` and, with ``loss_fn``, the mean loss per image.
@@ -32,7 +32,7 @@ def evaluate_model(
     """
     evaluator = SegmentationEvaluator(class_names, tolerances, fixed_threshold=fixed_threshold)
     losses = []
-    for index in tqdm(range(len(dataset)), desc="evaluating", disable=not progress, leave=False):
+    for index in Progress.of(progress).bar(range(len(dataset)), desc="evaluating", unit="images"):
         image, mask = dataset.load(index)
         probs = predict_fn(image) if predict_fn else predict_image(model, image, tile_size=tile_size, tta=tta)
         evaluator.update(probs, mask)

@@ -125,7 +125,10 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     epochs = config.epochs  # type: ignore[attr-defined]
     time_limit = config.time_limit_min  # type: ignore[attr-defined]
     started = time.perf_counter() - elapsed
-    for epoch in range(start_epoch, epochs):
+    epochs_left = range(start_epoch, epochs)
+    if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
+        epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
+    for epoch in epochs_left:
         seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
         torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
         record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
@@ -147,7 +150,7 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
                    f"best_{runner.score_name}": best, "threshold": threshold, **runner.metrics_extras()}
         atomic_write_json(metrics, run_dir / "metrics.json")
         shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
-        progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)")
+        progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
         if out_of_time:
             progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
             break

@@ -25,6 +25,20 @@ def check_run_folder(out: Path, resume: bool, command: str) -> None:
         raise CrackalError(f"{out} already holds a run; resume it (resume=True, --resume) or choose another output folder")
 
 
+def check_resume_matches(out: Path, config, options: dict, data: str | Path | None, saved_root: str) -> None:
+    """A resumed run goes on as it was saved: new data or options that differ from the saved
+    ones are refused (values equal to the defaults are what a command line passes anyway)."""
+    if data is not None and Path(data).resolve() != Path(saved_root).resolve():
+        raise CrackalError(f"{out} was trained on {saved_root}, not {data}; --resume continues a run as it was: "
+                           "start a new run (another output folder) for other data")
+    defaults = type(config)()
+    changed = [k for k, v in options.items() if hasattr(config, k) and v != getattr(config, k) and v != getattr(defaults, k)]
+    if changed:
+        shown = ", ".join(f"{k}={options[k]!r} (saved {getattr(config, k)!r})" for k in changed)
+        raise CrackalError(f"--resume continues {out} with its saved options; these differ: {shown}. "
+                           "Start a new run (another output folder) to change them")
+
+
 def _absolute(path: str | Path | None) -> str | None:
     return str(Path(path).resolve()) if path else None
 

@@ -71,7 +71,7 @@ class SegmentationRunner:
         self.model.train()
         losses = []
         desc = f"epoch {epoch + 1}/{self.config.epochs}"
-        for step, batch in enumerate(progress.bar(loader, desc=desc, unit="batches"), start=epoch * self.steps_per_epoch + 1):
+        for step, batch in enumerate(progress.bar(loader, desc=desc, unit="batches", detail=True), start=epoch * self.steps_per_epoch + 1):
             losses.append(self._step(batch["image"].to(self.device), batch["mask"].to(self.device)))
             if self.balancer is not None and step % self.balance_interval == 0:
                 self.balancer.update(*monitor_precision_recall(self.model, self.monitor, self.config.tile_size), step=step)
