@@ -62,16 +62,47 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
         (["train", "{data}", "--out", "{tmp}/r", "--encoder-weights", "{tmp}/none.pt"], "need an smp architecture"),
         (["train", "{data}", "--downscale", "3"], "--downscale must be one of"),
         (["train", "{data}", "--val", "2", "--test", "2"], "no training image"),
+        (["train", "{data}", "--val", "1.5"], "--val is a share below 1 or a whole number of images, got 1.5"),
+        (["train", "{data}", "--depth", "9"], "--depth must be between 1 and 6 poolings, got 9"),
+        (["train", "{data}", "--base-channels", "0"], "--base-channels must be at least 1, got 0"),
+        (["train", "{data}", "--time-limit", "0"], "--time-limit must be positive"),
+        (["evaluate", "{run}", "--tolerance", "-5"], "--tolerance are distances in px and must be >= 0"),
+        (["predict", "{run}", "{data}/images", "--tile-size", "-5"], "--tile-size must be at least 32 px, got -5"),
+        (["predict", "{run}", "{data}/images", "--tile-size", "0"], "--tile-size must be at least 32 px, got 0"),
+        (["predict", "{run}", "{data}/images", "--tile-size", "64"], "--overlap must be less than the tile size (64 px), got 64"),
+        (["simulate", "{data}", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["change", "al", "{tmp}/pairs", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["al", "init", "{tmp}/p", "--images", "{data}", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["train", "{run}/../data", "--out", "{run}", "--resume", "--epochs", "7"], "these differ: epochs=7 (saved 1)"),
+        (["train", "{tmp}/other", "--out", "{run}", "--resume"], "--resume continues a run as it was"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, tiny_dataset, capsys):
-    argv = [a.format(tmp=tmp_path, data=tiny_dataset) for a in argv]
+def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, tiny_dataset, trained_run, capsys):
+    from crackal import change_synth, synth
+
+    if "{tmp}/pairs" in argv:
+        change_synth(tmp_path / "pairs", count=4, size=64)
+    if "{tmp}/other" in argv:
+        synth(tmp_path / "other", count=4, size=64)
+    argv = [a.format(tmp=tmp_path, data=tiny_dataset, run=trained_run) for a in argv]
     if "--out" not in argv and argv[0] == "train":
         argv += ["--out", str(tmp_path / "run")]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert err.startswith("error:")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A one-epoch run on a tiny dataset (the folder it was trained from is DATA of each test: same content)."""
+    from tests.conftest import make_dataset
+
+    root = tmp_path_factory.mktemp("trained")
+    data = make_dataset(root / "data")
+    assert main(["train", str(data), "--out", str(root / "run"), "--val", "1", "--test", "1", "--epochs", "1", "--quiet",
+                 "--base-channels", "4", "--depth", "2", "--crop-size", "32", "--device", "cpu"]) == 0
+    return root / "run"
 
 
 def test_bad_mask_error_through_the_cli(tiny_dataset, tmp_path, capsys):

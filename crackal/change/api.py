@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crackal.change.simulate import simulate_change
+from crackal.change.simulate import run_configs, simulate_change
 from crackal.change.train import ChangeTrainConfig
 from crackal.data.bitemporal import TileSet, balanced_subset, cut_tiles, find_bitemporal, load_bitemporal
 from crackal.data.splits import make_split
@@ -39,6 +39,7 @@ def simulate(data: str | Path, out: str | Path, runs: list[str] | tuple[str, ...
              train: ChangeTrainConfig | dict | None = None, **options) -> Path:
     """Change-detection AL with the ground truth as labeller on the pairs of ``data``;
     ``options`` are ``ChangeALConfig`` fields (``initial_per_class``, ``query_size``, ``rounds`` ...)."""
-    pool, test = pool_and_test(data, tile, heldout, 0, test_per_class)
     train = ChangeTrainConfig(**train) if isinstance(train, dict) else (train or ChangeTrainConfig())
+    run_configs(list(runs), seeds, train=train, **options)  # bad options fail before the pairs are read
+    pool, test = pool_and_test(data, tile, heldout, 0, test_per_class)
     return simulate_change(pool, test, out, list(runs), seeds, progress=progress, train=train, **options)

@@ -15,15 +15,20 @@ from crackal.errors import CrackalError, check_options
 from crackal.training.checkpoint import atomic_write_json
 
 
+def run_configs(runs: list[str], seeds: int, **options) -> list[ChangeALConfig]:
+    """The config of each run spec, checked (with the seed count) before any work."""
+    if not runs:
+        raise CrackalError("give at least one --strategy (e.g. variance:ensemble, entropy:mc_batchnorm, random)")
+    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}")])
+    return [ChangeALConfig(**{**options, **parse_run(spec)}) for spec in runs]
+
+
 def simulate_change(pool: TileSet, test: TileSet, out: str | Path, runs: list[str], seeds: int = 3,
                     reference: bool = True, progress=None, **options) -> Path:
     """Every run (``"variance:ensemble"``, ``"entropy:mc_batchnorm"``, ``"random"`` ...) for
     every seed; finished rounds are kept, so calling it again continues. Returns the report."""
     out = Path(out)
-    if not runs:
-        raise CrackalError("give at least one --strategy (e.g. variance:ensemble, entropy:mc_batchnorm, random)")
-    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}")])
-    configs = [ChangeALConfig(**{**options, **parse_run(spec)}) for spec in runs]  # validates before any work
+    configs = run_configs(runs, seeds, **options)
     cache = ModelCache(out / "models")
     states: dict[str, list[dict]] = {}
     references = []

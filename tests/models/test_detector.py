@@ -35,6 +35,7 @@ def test_detector_training_loss_falls_and_cli_round_trip(synth_data, tmp_path):
     result = api.detect_train(synth_data, run, val=2, test=2, epochs=4, batch_size=2, lr=5e-4, min_pixels=5, progress=False,
                               device="cpu", threads=2)
     losses = [h["train_loss"] for h in result.history]
+    print("detector losses", [round(x, 4) for x in losses])
     assert losses[-1] < 0.8 * losses[0]
     assert "val_map_50" in result.history[0] and (run / "checkpoints" / "best.pt").is_file()
     assert main(["detect", "evaluate", str(run), "--split", "val"]) == 0

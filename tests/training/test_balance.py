@@ -166,6 +166,7 @@ def test_every_imbalance_option_trains(synthetic_dataset, tmp_path, options):
     plain_ce = SegmentationLoss("ce")
     before = evaluate_model(untrained, val_set, config.class_names, loss_fn=plain_ce)[1]
     after = evaluate_model(trained, val_set, config.class_names, loss_fn=plain_ce)[1]
+    print(options, "plain CE before", round(before, 4), "after", round(after, 4))
     assert np.isfinite(after) and after < before
 
 

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,6 +24,7 @@ def test_run_folder_and_falling_loss(synthetic_dataset, tmp_path):
     train_set, val_set = datasets(synthetic_dataset)
     result = train(train_set, val_set, TrainConfig(epochs=6, **TINY), tmp_path / "run", progress=False)
     losses = [h["train_loss"] for h in result.history]
+    print("train losses", [round(x, 4) for x in losses])
     assert losses[-1] < losses[0]
     for name in ("config.json", "metrics.json", "training_curves.png", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (tmp_path / "run" / name).is_file(), name
@@ -112,3 +114,10 @@ def test_a_downscaled_run_reloads_as_it_was_trained(synthetic_dataset, tmp_path)
     model, state = load_model(tmp_path / "run")
     assert state["config"]["downscale"] == 2 and model.downscale == 2
     assert model(torch.zeros(1, 3, 40, 56)).shape == (1, 1, 40, 56)
+
+
+def test_fewer_images_than_the_batch_still_train(tiny_dataset, tmp_path):
+    pairs = find_pairs(tiny_dataset)[:2]
+    config = TrainConfig(epochs=2, **{**TINY, "batch_size": 8, "crop_size": 32})
+    result = train(SegmentationDataset(pairs, 2), None, config, tmp_path / "run", progress=False)
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)  # a batch of 2, not an empty epoch

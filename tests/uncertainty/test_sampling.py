@@ -60,15 +60,19 @@ def test_head_only_and_full_paths_agree_in_distribution():
     with torch.no_grad():
         model.classifier.weight *= 20  # an untrained head barely reacts to dropout
     x = torch.randn(1, 3, 32, 32)
+    # 2000 draws each: the variance estimates are within about 3 % of the truth, so their ratio is
+    # within 0.15 of 1 at three standard errors (300 draws left it a hair inside a 0.1 bound)
     torch.manual_seed(1)
-    head = mc_dropout(model, x, iterations=300, path="head")
+    head = mc_dropout(model, x, iterations=2000, path="head")
     torch.manual_seed(2)  # independent draws
-    full = mc_dropout(model, x, iterations=300, path="full")
+    full = mc_dropout(model, x, iterations=2000, path="full")
     variance_head = head.mean_sq - head.mean**2
     variance_full = full.mean_sq - full.mean**2
+    print("variance", float(variance_head.mean()), "mean gap", float((head.mean - full.mean).abs().mean()),
+          "variance ratio", float(variance_head.mean() / variance_full.mean()))
     assert variance_head.mean() > 1e-3
     assert (head.mean - full.mean).abs().mean() < 0.02
-    assert (variance_head.mean() / variance_full.mean() - 1).abs() < 0.1
+    assert (variance_head.mean() / variance_full.mean() - 1).abs() < 0.15
 
 
 def test_dropout_in_the_trunk_needs_the_full_path():
