@@ -1,21 +1,33 @@
-"""Augmentation pipelines (albumentations) and the image normalisation the models expect."""
+"""Augmentation pipelines (albumentations) and the image normalisation the models expect.
+
+albumentations is imported when a pipeline is built (it takes about 2 s): prediction, pool
+scoring and the project commands do without it.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import numpy as np
+import torch
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+if TYPE_CHECKING:
+    import albumentations
 
 MEAN, STD = 0.5, 0.25
 
 
-def augment_transform() -> A.Compose:
+def _albumentations():
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # it calls the network on import otherwise
+    import albumentations
+
+    return albumentations
+
+
+def augment_transform() -> albumentations.Compose:
     """Flips, rot90 and brightness/contrast (crops of a square size keep their shape)."""
+    A = _albumentations()
     return A.Compose(
         [
             A.HorizontalFlip(),
@@ -26,8 +38,11 @@ def augment_transform() -> A.Compose:
     )
 
 
-def train_transform(crop_size: int) -> A.Compose:
+def train_transform(crop_size: int) -> albumentations.Compose:
     """Random crop (padding images smaller than the crop), then ``augment_transform``."""
+    import cv2
+
+    A = _albumentations()
     return A.Compose(
         [
             A.PadIfNeeded(min_height=crop_size, min_width=crop_size, border_mode=cv2.BORDER_REFLECT_101),
