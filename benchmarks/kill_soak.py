@@ -6,8 +6,9 @@ time: in turn at a random moment, during training, just after the queue's labels
 while it scores the pool, and just after a round finished. After every kill the project is
 checked: the database passes SQLite's integrity check, no label is lost or duplicated, every
 label the database names is a readable file, no finished round is lost, and the queue holds
-only unlabelled pool images. Finally the project is run to the end and its selections (which images were labelled in which round) are compared with a
-project run without interruption from the same seed: they must be identical.
+only unlabelled pool images. Finally the project is run to the end and its selections (which
+images were labelled in which round) are compared with a project run without interruption
+from the same seed: they must be identical.
 
     python benchmarks/kill_soak.py --kills 20          # about 4 minutes on 2 CPU cores
 """
