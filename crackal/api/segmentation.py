@@ -140,30 +140,4 @@ def evaluate(
     return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
 
 
-def predict(
-    checkpoint: str | Path,
-    inputs: str | Path,
-    out: str | Path,
-    *,
-    gsd: float | None = None,
-    threshold: float | None = None,
-    tile_size: int | None = None,
-    overlap: int = 64,
-    tta: bool = False,
-    skip_invalid: bool = False,
-    progress: bool | Progress = True,
-    two_stage: str | Path | None = None,
-    box_margin: int = 16,
-    box_threshold: float | None = None,
-) -> list[dict]:
-    """Predict a folder or a single image; writes ``masks/``, ``probabilities/``, ``overlays/``
-    and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given).
-
-    The crack threshold defaults to the one chosen on the validation split during training.
-    With ``two_stage`` (a run of ``crackal detect train``) the detector runs first and the model
-    segments only its boxes, grown by ``box_margin`` px (boxes scoring below ``box_threshold``,
-    default the detector's validation choice, are dropped); the rest is background.
-    """
-    return predict_folder(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size, overlap=overlap,
-                          tta=tta, skip_invalid=skip_invalid, progress=progress, two_stage=two_stage,
-                          box_margin=box_margin, box_threshold=box_threshold)
+predict = predict_folder  # crackal predict: see crackal.inference.outputs

@@ -92,7 +92,17 @@ def predict_folder(
     box_margin: int = 16,
     box_threshold: float | None = None,
 ) -> list[dict]:
-    """Predict an image or a folder into ``out`` (see the module docstring); one record per image."""
+    """Predict a folder or a single image; writes ``masks/``, ``probabilities/``, ``overlays/``
+    and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given);
+    returns one record per image.
+
+    The crack threshold defaults to the one chosen on the validation split during training.
+    Images larger than ``tile_size`` (default: the run's) are cut into tiles overlapping by
+    ``overlap`` px. With ``two_stage`` (a run of ``crackal detect train``) the detector runs
+    first and the model segments only its boxes, grown by ``box_margin`` px (boxes scoring below
+    ``box_threshold``, default the detector's validation choice, are dropped); the rest is
+    background.
+    """
     files, out = image_files(inputs), Path(out)
     check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
     model, state = load_model(checkpoint)

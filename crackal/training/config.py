@@ -38,13 +38,43 @@ class SavedConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
+class TrainingRun(SavedConfig):
+    """The options every training config has (its dataclass fields), and their checks."""
+
+    class_names: list[str]
+    epochs: int
+    batch_size: int
+    lr: float
+    val_interval: int
+    seed: int
+    device: str
+    threads: int | None
+    time_limit_min: float | None
+
+    def run_checks(self) -> list[tuple[bool, str, str]]:
+        check_device(self.device)
+        return [
+            (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
+            (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
+            (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
+            (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
+            (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
+            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+        ]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 def check_device(device: str) -> None:
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         raise OptionError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
 
 @dataclass
-class TrainConfig(SavedConfig):
+class TrainConfig(TrainingRun):
     """Model, data and optimisation options of one training run.
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
@@ -100,12 +130,8 @@ class TrainConfig(SavedConfig):
         terms = parse_loss(self.loss)
         check_options([
             (self.arch != "siamese_unet", "arch", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
-            (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
-            (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
-            (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
             (self.crop_size >= 32 and self.crop_size % 32 == 0, "crop_size", f"must be a multiple of 32 (>= 32), got {self.crop_size}"),
             (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch", f"must be at least 1, got {self.samples_per_epoch}"),
-            (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
             (self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"),
             (self.tile_size >= 32, "tile_size", f"must be at least 32 px, got {self.tile_size}"),
@@ -117,16 +143,9 @@ class TrainConfig(SavedConfig):
             (self.monitor_train >= 0, "monitor_train", f"must be 0 or more training images, got {self.monitor_train}"),
             (self.balance != "prf" or any(t in FLOW_TERMS for t in terms), "balance",
              f"prf steers the defect weight of ce, focal or dice, but the loss {self.loss} has none of them"),
-            (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
             (self.class_colors is None or len(self.class_colors) == len(self.class_names), "class_colors", "needs one colour per class"),
-            (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
-            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+            *self.run_checks(),
         ])
-        check_device(self.device)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     def model_kwargs(self) -> dict:
         """Arguments of ``create_model`` that rebuild this run's network."""
@@ -143,7 +162,7 @@ class TrainConfig(SavedConfig):
 
 
 @dataclass
-class DetectionConfig(SavedConfig):
+class DetectionConfig(TrainingRun):
     """Model and optimisation options of one detector run (see ``create_detector``)."""
 
     backbone: str = "resnet18"
@@ -167,23 +186,12 @@ class DetectionConfig(SavedConfig):
     def __post_init__(self) -> None:
         choose(BACKBONES, self.backbone, "backbone")
         check_options([
-            (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
             (self.image_size == 0 or self.image_size >= 64, "image_size", f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
             (0 <= self.head_dropout < 1, "head_dropout", f"must be in [0, 1), got {self.head_dropout}"),
-            (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
-            (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
             (self.merge_distance >= 0, "merge_distance", f"must be >= 0 px, got {self.merge_distance}"),
             (self.min_pixels >= 1, "min_pixels", f"must be at least 1 px, got {self.min_pixels}"),
-            (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
-            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+            *self.run_checks(),
         ])
-        check_device(self.device)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     def model_kwargs(self) -> dict:
         return {"backbone": self.backbone, "num_classes": len(self.class_names), "image_size": self.image_size,
