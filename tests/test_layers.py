@@ -14,7 +14,7 @@ PACKAGE = Path(crackal.__file__).parent
 
 # (layer, rank within the layer): a module may import (layer, rank) pairs lower than its own.
 RANKS = {
-    "errors": (0, 0), "progress": (0, 1),
+    "errors": (0, 0), "progress": (0, 1), "options": (0, 1),
     "data": (1, 0),
     "models": (2, 0), "losses": (2, 1), "metrics": (2, 1), "uncertainty": (2, 2), "acquisition": (2, 3), "training": (2, 4),
     "inference": (3, 0), "classify": (3, 1), "change": (3, 1), "active": (3, 2),
@@ -66,3 +66,26 @@ def test_the_layer_check_sees_a_violation(tmp_path):
     bad.write_text("def f():\n    from crackal.api import train\n")
     assert imports_of(bad) == [(2, "crackal.api")]
     assert RANKS[unit_of("crackal.api")] > RANKS[unit_of("crackal.data.io")]
+
+
+def test_every_option_table_has_exactly_the_names_the_configs_check():
+    from crackal import options
+    from crackal.acquisition.heuristics import HEURISTICS
+    from crackal.acquisition.reduce import REDUCTIONS
+    from crackal.losses import LOSS_TERMS
+    from crackal.models.factory import _SMP_CLASSES
+
+    assert tuple(HEURISTICS) + ("random",) == options.STRATEGIES
+    assert tuple(REDUCTIONS) == options.REDUCTION_NAMES
+    assert tuple(LOSS_TERMS) == options.LOSS_TERM_NAMES and set(options.FLOW_TERMS) <= set(LOSS_TERMS)
+    assert set(_SMP_CLASSES) | {"unet", "siamese_unet"} == set(options.ARCHS)
+
+
+def test_configs_and_projects_open_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import crackal.active.store, crackal.active.config, crackal.training.config, crackal.cli, crackal.api; "
+            "crackal.api.al_status, crackal.api.al_config; "  # what 'crackal al status / config' load
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('crackal'))")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,15 +8,12 @@ scores where higher means "label this".
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import torch
 
 from crackal.errors import choose
+from crackal.options import STRATEGIES, Strategy  # noqa: F401  (re-exported: the heuristics below, and random)
 from crackal.uncertainty.stats import SampleStats, entropy
-
-Strategy = Literal["bald", "entropy", "variance", "margin", "random"]
-STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the pixel heuristics below, and random sampling
 
 
 def bald(stats: SampleStats) -> torch.Tensor:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 
 from crackal.errors import choose
+from crackal.options import DEFAULT_REDUCTION, Reduction
 
-Reduction = Literal["mean", "max", "topk", "crack_region"]
-DEFAULT_REDUCTION: Reduction = "topk"
 Reducer = Callable[[torch.Tensor, torch.Tensor | None, float, float], torch.Tensor]
 
 

@@ -12,11 +12,9 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
-from crackal.acquisition.heuristics import STRATEGIES
-from crackal.acquisition.reduce import DEFAULT_REDUCTION, REDUCTIONS
 from crackal.errors import OptionError, check_options, choose
+from crackal.options import DEFAULT_REDUCTION, METHODS, REDUCTION_NAMES, STRATEGIES
 from crackal.training.config import DetectionConfig, SavedConfig, TrainConfig
-from crackal.uncertainty.sampling import METHODS
 
 Task = Literal["segmentation", "detection"]
 TASKS: tuple[str, ...] = get_args(Task)
@@ -79,7 +77,7 @@ class ALConfig(SavedConfig):
         self.strategy = self.strategy or DEFAULT_STRATEGY[self.task]
         detection = self.task == "detection"
         choose(DETECTION_STRATEGIES if detection else STRATEGIES, self.strategy, "strategy")
-        choose(REDUCTIONS, self.reduction, "reduction")
+        choose(REDUCTION_NAMES, self.reduction, "reduction")
         choose(METHODS, self.method, "method")
         choose(SELECTIONS, self.selection, "selection")
         choose(COLD_STARTS, self.cold_start, "cold_start")

@@ -18,7 +18,7 @@ from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
 from crackal.active.lock import project_lock
-from crackal.active.project import open_project
+from crackal.active.store import open_project
 from crackal.active.stopping import stop_reason
 from crackal.active.store import ProjectStore
 from crackal.active.tasks import TASKS

@@ -130,9 +130,3 @@ def pooled_features(model, images) -> np.ndarray:
         f = model.features(x)
         rows.append(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)[0].numpy())
     return np.stack(rows)
-
-
-def open_project(root: str | Path) -> tuple[ProjectStore, ALConfig]:
-    """The project's store and its settings (older projects' settings migrated)."""
-    store = ProjectStore(root)
-    return store, ALConfig.from_dict(store.settings())

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crackal.active.config import ALConfig
 from crackal.errors import CrackalError
 
 SCHEMA_VERSION = 2  # 1: label columns in images, paths relative to the folder where 'al init' ran
@@ -324,3 +325,9 @@ def _inside(stored: str, root: Path, folder: str) -> Path:
     from ``folder`` on, under the project's root."""
     parts = Path(stored).parts
     return root.joinpath(*parts[len(parts) - 1 - parts[::-1].index(folder):]) if folder in parts else Path(stored)
+
+
+def open_project(root: str | Path) -> tuple[ProjectStore, ALConfig]:
+    """The project's store and its settings (older projects' settings migrated)."""
+    store = ProjectStore(root)
+    return store, ALConfig.from_dict(store.settings())

@@ -5,15 +5,35 @@
 ``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``.
 """
 
-from crackal.api.active import al_config, al_export_queue, al_import, al_init, al_report, al_run, al_status, al_step, simulate
-from crackal.api.detection import detect_evaluate, detect_predict, detect_train
-from crackal.api.segmentation import evaluate, predict, synth, train
-from crackal.change.api import pool_and_test as change_tiles
-from crackal.change.api import simulate as change_simulate
-from crackal.change.api import synth_pairs as change_synth
-from crackal.classify.workflow import evaluate_classifier as classify_evaluate
-from crackal.classify.workflow import predict_sliding as classify_predict
-from crackal.classify.workflow import train_classifier as classify_train
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    **dict.fromkeys(("al_config", "al_export_queue", "al_import", "al_init", "al_report", "al_run", "al_status", "al_step",
+                     "simulate"), ("crackal.api.active", None)),
+    **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
+    **dict.fromkeys(("evaluate", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
+    "change_tiles": ("crackal.change.api", "pool_and_test"),
+    "change_simulate": ("crackal.change.api", "simulate"),
+    "change_synth": ("crackal.change.api", "synth_pairs"),
+    "classify_evaluate": ("crackal.classify.workflow", "evaluate_classifier"),
+    "classify_predict": ("crackal.classify.workflow", "predict_sliding"),
+    "classify_train": ("crackal.classify.workflow", "train_classifier"),
+}
+
+
+def __getattr__(name: str):
+    """Each function is imported on first use (the project commands do without torch)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'crackal.api' has no attribute {name!r}")
+    module, attribute = _WHERE[name]
+    return getattr(importlib.import_module(module), attribute or name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "al_config",

@@ -4,22 +4,24 @@
 >>> crackal.al_init("project", "pool/", heldout_images="held/images", heldout_masks="held/masks")  # doctest: +SKIP
 >>> crackal.al_step("project")        # train, score the pool, queue the next images  # doctest: +SKIP
 >>> crackal.al_export_queue("project", "queue/")  # doctest: +SKIP
+
+Training, scoring and reading images load on first use: ``al_status`` and ``al_config`` answer
+without importing torch.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crackal.active.config import ALConfig
-from crackal.active.labels import export_queue, import_labels
 from crackal.active.lock import project_lock
-from crackal.active.loop import RoundResult, run_loop, run_round
-from crackal.active.project import create_project, find_project_images, open_project
-from crackal.active.report import project_history, write_report
-from crackal.active.simulate import simulate as simulate_pairs
-from crackal.data.layout import open_dataset
+from crackal.active.store import open_project
 from crackal.progress import Progress
 from crackal.training.config import DetectionConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from crackal.active.loop import RoundResult
 
 
 def al_init(
@@ -42,6 +44,8 @@ def al_init(
     ``strategy`` ...), ``train`` the round's training options (``TrainConfig`` fields, or
     ``DetectionConfig`` fields with ``task="detection"``). Returns a summary of the project.
     """
+    from crackal.active.project import create_project, find_project_images
+
     config = ALConfig(**options, train=_train_options(train))  # bad options fail before any image is read
     found = find_project_images(images, masks, heldout_images, heldout_masks, heldout, classes, config.seed)
     config = ALConfig.from_dict({**config.to_dict(), "simulation": found.simulation,
@@ -58,17 +62,23 @@ def _train_options(train: TrainConfig | DetectionConfig | dict | None) -> dict:
 def al_step(project: str | Path, progress: bool | Progress = True) -> RoundResult:
     """One round (or the rest of an interrupted one): in a simulation label the queue from the
     ground truth; train; evaluate on the held-out set; score the pool; queue the next images."""
+    from crackal.active.loop import run_round
+
     return run_round(project, progress)
 
 
 def al_run(project: str | Path, rounds: int | None = None, progress: bool | Progress = True, on_round=None) -> str:
     """Rounds until the budget, a plateau, low uncertainty or ``rounds`` in total; returns why it stopped."""
+    from crackal.active.loop import run_loop
+
     return run_loop(project, rounds, progress, on_round)
 
 
 def al_export_queue(project: str | Path, out: str | Path, force: bool = False) -> Path:
     """The images waiting for labels, with the latest model's pre-annotations, in ``out``
     (a folder holding an earlier export is written over only with ``force``)."""
+    from crackal.active.labels import export_queue
+
     store, config = open_project(project)
     try:
         return export_queue(store, out, config, force)
@@ -80,6 +90,8 @@ def al_import(project: str | Path, folder: str | Path, labeller: str = "person",
               overwrite: bool = False) -> int:
     """Import a labeller's masks (or VOC boxes) from ``folder``; all are checked before any is
     stored, and images already labelled are re-labelled only with ``overwrite``."""
+    from crackal.active.labels import import_labels
+
     store, config = open_project(project)
     try:
         return import_labels(store, folder, len(config.class_names), labeller, binarize, overwrite)
@@ -116,6 +128,8 @@ def al_status(project: str | Path) -> dict:
 
 def al_report(project: str | Path, out: str | Path | None = None) -> Path:
     """Learning curves, class balance of the selections, cost and time (PNG, JSON, Markdown)."""
+    from crackal.active.report import project_history, write_report
+
     project = Path(project)
     store, config = open_project(project)
     store.close()
@@ -145,6 +159,9 @@ def simulate(
 
     ``options`` are ``ALConfig`` fields, ``train`` the round's training options.
     """
+    from crackal.active.simulate import simulate as simulate_pairs
+    from crackal.data.layout import open_dataset
+
     pairs, names, _ = open_dataset(data, masks, classes)
     return simulate_pairs(pairs, out, list(strategies), seeds, rounds, heldout, split_file, tile, reference, progress,
                           on_round, {**_train_options(train), "class_names": names}, **options)

@@ -8,7 +8,6 @@ All take raw logits ``(N, C, H, W)`` (``C = 1`` for a binary sigmoid model) and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -16,12 +15,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from crackal.data.io import IGNORE_INDEX
-from crackal.errors import OptionError, choose
+from crackal.errors import choose
 from crackal.models.outputs import class_logits
-
-Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
-WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
-FLOW_TERMS = ("ce", "focal", "dice")  # the terms the precision-recall flow steers (not "adaptive")
+from crackal.options import WEIGHTINGS, Weighting, parse_loss
 
 
 def class_weights(pixel_counts, method: Weighting = "inverse", max_weight: float = 50.0) -> torch.Tensor:
@@ -128,19 +124,6 @@ LOSS_TERMS: dict[str, LossTerm] = {
     "focal": lambda loss, logits, target: focal_loss(logits, target, loss.weights(), loss.gamma),
     "adaptive": lambda loss, logits, target: adaptive_cross_entropy(logits, target),
 }
-
-
-def parse_loss(spec: str) -> tuple[str, ...]:
-    """``"ce+dice"`` -> ``("ce", "dice")``, rejecting unknown terms.
-
-    >>> parse_loss("CE + dice")
-    ('ce', 'dice')
-    """
-    terms = tuple(t.strip() for t in spec.lower().split("+") if t.strip())
-    unknown = [t for t in terms if t not in LOSS_TERMS]
-    if not terms or unknown:
-        raise OptionError("loss", f"{spec!r} is not a sum of {', '.join(LOSS_TERMS)} (combine them with '+', e.g. ce+dice)")
-    return terms
 
 
 class SegmentationLoss(nn.Module):

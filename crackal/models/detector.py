@@ -15,17 +15,15 @@ to ``N`` (boxes come back in the original pixel coordinates either way).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
 
 import torch  # noqa: F401  (used by the docstring example)
 from torch import nn
 
 from crackal.data.transforms import MEAN, STD
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, choose
 from crackal.models.factory import load_weights
+from crackal.options import BACKBONES, Backbone
 
-Backbone = Literal["resnet18", "resnet34", "resnet50"]
-BACKBONES: tuple[str, ...] = get_args(Backbone)
 ANCHOR_RATIOS = (0.5, 1.0, 2.0)  # height / width: 1:2, 1:1 and 2:1 boxes, as in the RetinaNet paper
 ANCHOR_SIZES = (32, 64, 128, 256, 512)  # one per pyramid level P3..P7, times 2^0, 2^(1/3), 2^(2/3)
 
@@ -76,8 +74,7 @@ def create_detector(
     from torchvision.models.detection.retinanet import RetinaNetHead
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-    if backbone not in BACKBONES:
-        raise CrackalError(f"unknown detector backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    choose(BACKBONES, backbone, "backbone")
     if num_classes < 2:
         raise CrackalError(f"num_classes must be at least 2 (background and one defect), got {num_classes}")
     if image_size < 0 or not 0 <= head_dropout < 1:

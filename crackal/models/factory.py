@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-from crackal.errors import CrackalError, check_options, choose
+from crackal.errors import CrackalError
 from crackal.models.segmenter import Segmenter
 from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.models.unet import UNetTrunk
-
-Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
-ARCHS: tuple[str, ...] = get_args(Arch)
-DOWNSCALES = (1, 2, 4, 8)
-MAX_DEPTH = 6  # poolings of the compact U-Net: 16 x 2^6 = 1024 channels at the bottom
-
-
-def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: float = 0.2, base_channels: int = 16,
-                        depth: int = 4, downscale: int = 1, **_) -> None:
-    """An ``OptionError`` for the first argument of ``create_model`` that cannot build a model."""
-    choose(ARCHS, arch, "arch")
-    choose(DOWNSCALES, downscale, "downscale")
-    check_options([
-        (num_classes >= 2, "num_classes", f"must be at least 2 (background and crack), got {num_classes}"),
-        (0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}"),
-        (base_channels >= 1, "base_channels", f"must be at least 1, got {base_channels}"),
-        (1 <= depth <= MAX_DEPTH, "depth", f"must be between 1 and {MAX_DEPTH} poolings, got {depth}"),
-    ])
-
+from crackal.options import Arch, check_model_options
 
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}

@@ -7,11 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from crackal.errors import OptionError, check_options, choose
-from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
-from crackal.models import check_model_options
-from crackal.models.detector import BACKBONES
-
-BALANCES = ("none", "undersample", "prf")
+from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_model_options, parse_loss
 
 
 class SavedConfig:

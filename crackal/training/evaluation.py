@@ -10,8 +10,8 @@ from torch import nn
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.metrics.segmentation import SegmentationEvaluator
-from crackal.progress import Progress
 from crackal.models.predict import DEFAULT_TILE, predict_image
+from crackal.progress import Progress
 
 
 def evaluate_model(

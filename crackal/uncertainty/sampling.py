@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from crackal.errors import CrackalError, choose
 from crackal.models.outputs import class_probabilities
 from crackal.models.segmenter import Segmenter
+from crackal.options import METHODS, Method
 from crackal.uncertainty.stats import SampleStats, StatsAccumulator
 
 McPath = Literal["auto", "head", "full"]
@@ -170,10 +171,6 @@ def ensemble(models: Sequence[nn.Module], batch: torch.Tensor) -> SampleStats:
         with _autocast(x):
             acc.add(class_probabilities(model(x)))
     return acc.result()
-
-
-Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
-METHODS: tuple[str, ...] = get_args(Method)
 
 
 def sample(method: Method, models: nn.Module | Sequence[nn.Module], batch: torch.Tensor, iterations: int = 20,

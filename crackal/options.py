@@ -1,0 +1,60 @@
+"""The names of every option kind, and their defaults, without importing torch.
+
+The configs check options against these names when they are built, so that opening a project
+or validating a command's options stays fast. The code each name selects lives in one table
+beside it (``HEURISTICS`` in ``acquisition.heuristics``, ``REDUCTIONS`` in
+``acquisition.reduce``, ``LOSS_TERMS`` in ``losses``, the samplers of ``uncertainty.sampling``,
+the architectures of ``models.factory``); a test checks that each table has exactly these names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from crackal.errors import OptionError, check_options, choose
+
+Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
+ARCHS: tuple[str, ...] = get_args(Arch)
+DOWNSCALES = (1, 2, 4, 8)
+MAX_DEPTH = 6  # poolings of the compact U-Net: 16 x 2^6 = 1024 channels at the bottom
+Backbone = Literal["resnet18", "resnet34", "resnet50"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
+
+Strategy = Literal["bald", "entropy", "variance", "margin", "random"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the pixel heuristics, and random sampling
+Reduction = Literal["mean", "max", "topk", "crack_region"]
+REDUCTION_NAMES: tuple[str, ...] = get_args(Reduction)
+DEFAULT_REDUCTION: Reduction = "topk"
+Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+LOSS_TERM_NAMES = ("ce", "dice", "focal", "adaptive")
+FLOW_TERMS = ("ce", "focal", "dice")  # the terms the precision-recall flow steers (not "adaptive")
+BALANCES = ("none", "undersample", "prf")
+
+
+def parse_loss(spec: str) -> tuple[str, ...]:
+    """``"ce+dice"`` -> ``("ce", "dice")``, rejecting unknown terms.
+
+    >>> parse_loss("CE + dice")
+    ('ce', 'dice')
+    """
+    terms = tuple(t.strip() for t in spec.lower().split("+") if t.strip())
+    if not terms or any(t not in LOSS_TERM_NAMES for t in terms):
+        raise OptionError("loss", f"{spec!r} is not a sum of {', '.join(LOSS_TERM_NAMES)} (combine them with '+', e.g. ce+dice)")
+    return terms
+
+
+def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: float = 0.2, base_channels: int = 16,
+                        depth: int = 4, downscale: int = 1, **_) -> None:
+    """An ``OptionError`` for the first argument of ``create_model`` that cannot build a model."""
+    choose(ARCHS, arch, "arch")
+    choose(DOWNSCALES, downscale, "downscale")
+    check_options([
+        (num_classes >= 2, "num_classes", f"must be at least 2 (background and crack), got {num_classes}"),
+        (0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}"),
+        (base_channels >= 1, "base_channels", f"must be at least 1, got {base_channels}"),
+        (1 <= depth <= MAX_DEPTH, "depth", f"must be between 1 and {MAX_DEPTH} poolings, got {depth}"),
+    ])
