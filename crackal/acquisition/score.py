@@ -6,7 +6,8 @@ Memory is bounded by one batch of moments whatever the size of the pool.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,6 +21,13 @@ from crackal.progress import Progress
 from crackal.uncertainty.sampling import METHODS, Method, sample
 
 TRIM_EVERY = 4  # batches
+
+
+class SizedImages(Protocol):
+    """A sized iterable of ``(H, W, 3) uint8`` images: a list, an array, a lazy reader."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[np.ndarray]: ...
 
 
 def _trim_heap() -> None:
@@ -46,7 +54,7 @@ def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Te
 
 def score_pool(
     models: nn.Module | Sequence[nn.Module],
-    images: Sequence[np.ndarray] | Sized,
+    images: SizedImages,
     heuristic: str = "bald",
     reduction: Reduction = DEFAULT_REDUCTION,
     method: Method = "mc_dropout",

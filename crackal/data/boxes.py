@@ -109,7 +109,9 @@ def read_voc(path: str | Path, class_names: list[str]) -> ImageBoxes:
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
-        objects = [(o.findtext("name", "").strip(), [float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
+        # a missing <bndbox> or coordinate raises AttributeError / TypeError here, reported below
+        objects = [(o.findtext("name", "").strip(),
+                    [float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])  # type: ignore[union-attr, arg-type]
                    for o in root.iter("object")]
     except (ET.ParseError, AttributeError, TypeError, ValueError, OSError) as exc:
         raise CrackalError(f"cannot read VOC boxes from {path} ({exc}); expected <object><name/><bndbox>xmin..ymax</bndbox>") from None

@@ -155,11 +155,13 @@ class SegmentationLoss(nn.Module):
     True
     """
 
+    class_weights: torch.Tensor  # a buffer, empty when unweighted
+
     def __init__(self, terms: str = "ce+dice", class_weights: torch.Tensor | None = None, gamma: float = 2.0) -> None:
         super().__init__()
         self.terms = parse_loss(terms)
-        self.gamma = gamma
-        self.recall_weight = 1.0
+        self.gamma: float = gamma
+        self.recall_weight: float = 1.0
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def set_class_weights(self, weights: torch.Tensor) -> None:

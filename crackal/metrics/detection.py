@@ -104,6 +104,7 @@ class DetectionEvaluator:
     def best_threshold(self) -> float:
         def balance(threshold: float) -> float:
             s = self.pixel_measures(threshold)
+            assert s is not None  # only called with masked images
             recall = 1 - s["segmentation_error"]
             return 2 * s["box_precision"] * recall / max(1e-9, s["box_precision"] + recall)
 

@@ -15,7 +15,7 @@ to ``N`` (boxes come back in the original pixel coordinates either way).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch  # noqa: F401  (used by the docstring example)
 from torch import nn
@@ -23,6 +23,9 @@ from torch import nn
 from crackal.data.transforms import MEAN, STD
 from crackal.errors import CrackalError
 from crackal.models.factory import load_weights
+
+if TYPE_CHECKING:
+    from torchvision.models.detection import RetinaNet
 
 Backbone = Literal["resnet18", "resnet34", "resnet50"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
@@ -103,6 +106,6 @@ def create_detector(
     return model
 
 
-def head_dropout_layers(model: nn.Module) -> list[nn.Dropout]:
+def head_dropout_layers(model: RetinaNet) -> list[nn.Dropout]:
     """The dropout layers of the two heads (empty when built with ``head_dropout=0``)."""
     return [m for m in model.head.modules() if isinstance(m, nn.Dropout)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 from crackal.errors import OptionError, check_options, choose
 from crackal.losses import FLOW_TERMS, WEIGHTINGS, parse_loss
@@ -16,6 +17,8 @@ BALANCES = ("none", "undersample", "prf")
 
 class SavedConfig:
     """JSON round trip of a config dataclass (unknown keys in a saved file are ignored)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses are dataclasses
 
     def to_dict(self) -> dict:
         return asdict(self)

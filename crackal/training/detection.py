@@ -86,6 +86,8 @@ class DetectionRunner:
         return {"train_loss": float(np.mean(losses)), "lr": self.scheduler.get_last_lr()[0]}
 
     def validate(self) -> dict:
+        """mAP at IoU 0.5 and 0.5:0.95 and the pixel measures on the validation images."""
+        assert self.val_set is not None  # fit validates only a runner with validation
         scores = evaluate_detector(self.model, self.val_set, self.config.class_names)
         return {"val_map_50": scores["map_50"], "val_map": scores["map"], "val_threshold": scores["score_threshold"],
                 **{f"val_{k}": scores[k] for k in ("box_precision", "segmentation_error", "data_reduction") if k in scores}}

@@ -5,6 +5,7 @@ bf16 autocast on a GPU. The epoch loop itself (resume, validation, checkpoints) 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -13,8 +14,9 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
-from crackal.losses import SegmentationLoss, class_weights
+from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
+from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.progress import Progress
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
 from crackal.training.config import TrainConfig
@@ -41,7 +43,7 @@ class SegmentationRunner:
         model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
         self.model = model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
         self.pixel_counts = train_set.class_pixel_counts()
-        self.class_weights = class_weights(self.pixel_counts, config.class_weighting)
+        self.class_weights = class_weights(self.pixel_counts, cast(Weighting, config.class_weighting))  # checked by TrainConfig
         self.loss_fn = SegmentationLoss(config.loss, self.class_weights).to(device)
         self.samples = config.samples_per_epoch or len(train_set)
         self.batch_size = min(config.batch_size, self.samples)  # a tiny dataset still makes a step per epoch
@@ -88,7 +90,7 @@ class SegmentationRunner:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             loss = self.loss_fn(self.model(images), masks)
             if self.config.tile_filter:
-                loss = loss + self.model.filter_loss(images, masks)
+                loss = loss + cast(TileFilterSegmenter, self.model).filter_loss(images, masks)  # built with tile_filter
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -99,6 +101,7 @@ class SegmentationRunner:
 
     def validate(self) -> dict:
         """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
+        assert self.val_set is not None  # fit validates only a runner with validation
         result, loss = evaluate_model(self.best_model(), self.val_set, self.config.class_names, (0,), self.config.tile_size,
                                       loss_fn=self.loss_fn)
         return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
