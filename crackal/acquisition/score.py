@@ -5,6 +5,7 @@ Memory is bounded by one batch of moments whatever the size of the pool.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
@@ -33,10 +34,8 @@ class SizedImages(Protocol):
 def _trim_heap() -> None:
     """Give freed heap memory back to the OS (glibc). Without it, glibc's adaptive mmap
     threshold lets a long scoring loop's resident memory creep up with the pool size."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Tensor]:

@@ -57,7 +57,7 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     queued = store.queue()
     labels = []
     class_names = ALConfig.from_dict(store.settings()).class_names
-    for record, round_, _ in queued:
+    for record, _round, _ in queued:
         if record.truth_path is None:
             raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
         if record.truth_path.suffix.lower() == ".xml":
@@ -129,7 +129,8 @@ def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, lab
     queued_round = {record.id: round_ for record, round_, _ in store.queue()}
     current = store.current_round()
     round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
-    labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path) else _write_label(store, record, label, num_classes)
+    labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path)
+              else _write_label(store, record, label, num_classes)
               for record, label in checked]
     store.record_labels(labels, by=labeller, round_=round_)
     return len(labels)

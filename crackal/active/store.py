@@ -64,11 +64,14 @@ CREATE TABLE IF NOT EXISTS scores (
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
 class ImageRecord:
+    """One image of a project: its role (``pool`` or ``heldout``), ground truth and label, if any."""
+
     id: int
     name: str
     path: Path
@@ -81,6 +84,7 @@ class ImageRecord:
 
     @property
     def labelled(self) -> bool:
+        """Whether the image has a label."""
         return self.label_path is not None
 
 
@@ -106,6 +110,7 @@ class ProjectStore:
         (self.root / "rounds").mkdir(exist_ok=True)
 
     def close(self) -> None:
+        """Close the database connection."""
         self.conn.close()
 
     @contextmanager
@@ -122,9 +127,11 @@ class ProjectStore:
     # settings --------------------------------------------------------------------------
 
     def settings(self) -> dict:
+        """All settings, JSON values decoded."""
         return {row["key"]: json.loads(row["value"]) for row in self.conn.execute("SELECT key, value FROM settings")}
 
     def update_settings(self, values: dict) -> None:
+        """Add or overwrite the settings in ``values`` (the others are kept)."""
         with self.transaction() as tx:
             tx.executemany("INSERT OR REPLACE INTO settings VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
 
@@ -153,9 +160,11 @@ class ProjectStore:
         )
 
     def images(self, where: str = "1", params: tuple = ()) -> list[ImageRecord]:
+        """The images matching the SQL condition ``where`` (``params`` fill its ``?``), by id."""
         return [self._record(r) for r in self.conn.execute(f"SELECT * FROM images WHERE {where} ORDER BY id", params)]
 
     def labelled(self) -> list[ImageRecord]:
+        """Pool images that have a label."""
         return self.images("role = 'pool' AND label_path IS NOT NULL")
 
     def unlabelled(self) -> list[ImageRecord]:
@@ -163,9 +172,11 @@ class ProjectStore:
         return self.images("role = 'pool' AND label_path IS NULL AND id NOT IN (SELECT image_id FROM queue)")
 
     def heldout(self) -> list[ImageRecord]:
+        """The held-out images."""
         return self.images("role = 'heldout'")
 
     def by_name(self, name: str) -> ImageRecord | None:
+        """The image called ``name``, or None."""
         found = self.images("name = ?", (name,))
         return found[0] if found else None
 
@@ -182,11 +193,13 @@ class ProjectStore:
     # queue -------------------------------------------------------------------------------
 
     def queue(self) -> list[tuple[ImageRecord, int, float | None]]:
+        """The queue in rank order: ``(record, round, score)`` (score None where none was given)."""
         rows = self.conn.execute("SELECT image_id, round, score FROM queue ORDER BY rank").fetchall()
         records = {r.id: r for r in self.images("id IN (SELECT image_id FROM queue)")}
         return [(records[row["image_id"]], row["round"], row["score"]) for row in rows]
 
     def enqueue(self, round_: int, image_ids: list[int], scores: list[float | None]) -> None:
+        """Queue ``image_ids`` for labelling in round ``round_``, ranked in that order, with their scores."""
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT INTO queue (image_id, round, rank, score) VALUES (?, ?, ?, ?)",
@@ -196,6 +209,7 @@ class ProjectStore:
     # rounds ------------------------------------------------------------------------------
 
     def rounds(self) -> list[dict]:
+        """Every round's row in order, ``metrics`` and ``class_weights`` decoded from JSON."""
         out = []
         for row in self.conn.execute("SELECT * FROM rounds ORDER BY round"):
             item = dict(row)
@@ -205,10 +219,12 @@ class ProjectStore:
         return out
 
     def current_round(self) -> dict | None:
+        """The last round's row, or None before the first round."""
         rounds = self.rounds()
         return rounds[-1] if rounds else None
 
     def start_round(self, round_: int, labelled: int) -> None:
+        """Record that round ``round_`` starts training on ``labelled`` images (kept if it exists)."""
         with self.transaction() as tx:
             tx.execute(
                 "INSERT OR IGNORE INTO rounds (round, state, labelled, started_at) VALUES (?, 'training', ?, ?)",
@@ -216,6 +232,7 @@ class ProjectStore:
             )
 
     def update_round(self, round_: int, **values) -> None:
+        """Set columns of a round's row (``metrics`` and ``class_weights`` are stored as JSON)."""
         for key in ("metrics", "class_weights"):
             if key in values and values[key] is not None:
                 values[key] = json.dumps(values[key])

@@ -189,6 +189,8 @@ def read_yolo(path: str | Path, size: tuple[int, int], num_classes: int) -> Imag
 
 
 def write_yolo(path: str | Path, boxes: ImageBoxes, size: tuple[int, int]) -> None:
+    """Write ``boxes`` as a YOLO text file for an image of ``size`` ``(height, width)``: one line
+    ``class cx cy w h`` per box, normalised to ``[0, 1]``, class = label - 1."""
     height, width = size
     lines = []
     for (x0, y0, x1, y1), label in zip(boxes.boxes.astype(np.float64), boxes.labels):

@@ -48,6 +48,7 @@ class Pair:
 
     @property
     def name(self) -> str:
+        """The image's file stem."""
         return self.image.stem
 
 

@@ -165,12 +165,15 @@ class SegmentationLoss(nn.Module):
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def set_class_weights(self, weights: torch.Tensor) -> None:
+        """Replace the class weights (moved to the loss's device)."""
         self.class_weights = weights.to(self.class_weights.device)
 
     def weights(self) -> torch.Tensor | None:
+        """The class weights, or None when the loss is unweighted."""
         return self.class_weights if self.class_weights.numel() else None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Sum of the terms for logits ``(N, C, H, W)`` and class indices ``(N, H, W)``: a float32 scalar."""
         total = logits.new_zeros((), dtype=torch.float32)
         for term in self.terms:
             total = total + LOSS_TERMS[term](self, logits, target)

@@ -15,6 +15,7 @@ FLIPS = ((), (-1,), (-2,), (-2, -1))
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter."""
     return next(model.parameters()).device
 
 

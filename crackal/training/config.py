@@ -21,10 +21,12 @@ class SavedConfig:
     __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses are dataclasses
 
     def to_dict(self) -> dict:
+        """The config as a dict of JSON values."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict):
+        """A config from a saved dict (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -38,10 +40,12 @@ class SavedConfig:
         return cls(**options)
 
     def save(self, path: str | Path) -> None:
+        """Write the config to ``path`` as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
 def check_device(device: str) -> None:
+    """An ``OptionError`` unless ``device`` is ``auto``, ``cpu`` or ``cuda[:N]``."""
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         raise OptionError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
@@ -107,7 +111,8 @@ class TrainConfig(SavedConfig):
             (self.val_interval >= 1, "val_interval", f"must be at least 1 epoch, got {self.val_interval}"),
             (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
             (self.crop_size >= 32 and self.crop_size % 32 == 0, "crop_size", f"must be a multiple of 32 (>= 32), got {self.crop_size}"),
-            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch", f"must be at least 1, got {self.samples_per_epoch}"),
+            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch",
+             f"must be at least 1, got {self.samples_per_epoch}"),
             (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
             (self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"),
@@ -115,7 +120,8 @@ class TrainConfig(SavedConfig):
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay}"),
             (0 <= self.positive_share <= 1, "positive_share", f"must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, "background_keep", f"must be in (0, 1], got {self.background_keep}"),
-            (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter", f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
+            (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter",
+             f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "balance_interval", "must be at least 1 step"),
             (self.monitor_train >= 0, "monitor_train", f"must be 0 or more training images, got {self.monitor_train}"),
             (self.balance != "prf" or any(t in FLOW_TERMS for t in terms), "balance",
@@ -129,6 +135,7 @@ class TrainConfig(SavedConfig):
 
     @property
     def num_classes(self) -> int:
+        """Number of classes, background included."""
         return len(self.class_names)
 
     def model_kwargs(self) -> dict:
@@ -171,7 +178,8 @@ class DetectionConfig(SavedConfig):
         choose(BACKBONES, self.backbone, "backbone")
         check_options([
             (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
-            (self.image_size == 0 or self.image_size >= 64, "image_size", f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
+            (self.image_size == 0 or self.image_size >= 64, "image_size",
+             f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
             (0 <= self.head_dropout < 1, "head_dropout", f"must be in [0, 1), got {self.head_dropout}"),
             (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
@@ -186,8 +194,10 @@ class DetectionConfig(SavedConfig):
 
     @property
     def num_classes(self) -> int:
+        """Number of classes, background included."""
         return len(self.class_names)
 
     def model_kwargs(self) -> dict:
+        """Arguments of ``create_detector`` that rebuild this run's network."""
         return {"backbone": self.backbone, "num_classes": len(self.class_names), "image_size": self.image_size,
                 "head_dropout": self.head_dropout}

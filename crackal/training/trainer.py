@@ -64,9 +64,11 @@ class SegmentationRunner:
             self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
     def best_model(self) -> torch.nn.Module:
+        """The model validated and saved as the best: the EMA of the weights when enabled."""
         return self.ema.module if self.ema is not None else self.model
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
+        """One epoch of crops (flow updates included); its ``train_loss``, ``lr`` and flow state."""
         self.crops.set_seed(seed)
         sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
         loader = DataLoader(self.crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
@@ -107,14 +109,17 @@ class SegmentationRunner:
         return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
 
     def checkpoint_extras(self) -> dict:
+        """The class weights and class pixel counts of the training set."""
         return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist()}
 
     def state_dict(self) -> dict:
+        """Model, EMA, optimiser, scheduler and flow state, for resuming."""
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balance": self.balancer.state_dict() if self.balancer else None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state from a last checkpoint."""
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
@@ -125,9 +130,11 @@ class SegmentationRunner:
             self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
     def metrics_extras(self) -> dict:
+        """The flow's log, when balancing with ``prf``."""
         return {"balance": self.balancer.log} if self.balancer else {}
 
     def finish(self, run_dir: Path) -> None:
+        """Plot the flow to ``balance.png``, when balancing with ``prf``."""
         if self.balancer is not None:
             plot_balance(self.balancer.log, run_dir / "balance.png")
 

@@ -70,6 +70,8 @@ def group_instances(samples: Sequence[ImageBoxes], iou_threshold: float = 0.5) -
 
 
 def instance_certainty(instance: list[tuple[int, np.ndarray, int, float]], num_samples: int, num_classes: int) -> dict[str, float]:
+    """``occurrence``, ``semantic`` and ``spatial`` certainty of one instance (see the module
+    docstring) and their product, ``certainty``."""
     occurrence = len(instance) / num_samples
     mean_dist = np.zeros(num_classes)
     for _, _, label, score in instance:

@@ -25,6 +25,7 @@ McPath = Literal["auto", "head", "full"]
 
 
 def dropout_layers(module: nn.Module) -> list[nn.Module]:
+    """The dropout layers of ``module`` that drop something (``p > 0``)."""
     return [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
 
 
@@ -116,6 +117,7 @@ def head_samples(model: Segmenter, features: torch.Tensor, samples: int, size: t
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of ``model``."""
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 

@@ -67,6 +67,7 @@ class StatsAccumulator:
         self.count += probs.shape[1]
 
     def result(self) -> SampleStats:
+        """The moments so far (sums divided by the number of samples)."""
         if not self.count:
             raise ValueError("no samples were added")
         n = self.count
