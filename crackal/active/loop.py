@@ -27,8 +27,8 @@ from crackal.progress import Progress
 
 @dataclass
 class RoundResult:
-    """What a round did: its number, the labelled images it trained on, its held-out metrics, the
-    names queued for labelling and the mean acquisition score of the pool (None for ``random``)."""
+    """What a round did: its number, how many labelled images it trained on, its held-out metrics,
+    the names queued for labelling and the pool's mean acquisition score (None for ``random``)."""
 
     round: int
     labelled: int

@@ -160,7 +160,7 @@ class ProjectStore:
         )
 
     def images(self, where: str = "1", params: tuple = ()) -> list[ImageRecord]:
-        """The images matching the SQL condition ``where`` (``params`` fill its ``?``), by id."""
+        """The images matching the SQL condition ``where`` (``params`` fill its ``?``), ordered by id."""
         return [self._record(r) for r in self.conn.execute(f"SELECT * FROM images WHERE {where} ORDER BY id", params)]
 
     def labelled(self) -> list[ImageRecord]:

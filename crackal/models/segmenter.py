@@ -63,6 +63,6 @@ class Segmenter(nn.Module):
         return x, (h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, out_channels, H, W)`` for a normalised batch ``(N, 3, H, W)`` of any size."""
+        """Logits ``(N, out_channels, H, W)`` for a normalised batch ``(N, C_in, H, W)`` of any size."""
         x, (h, w) = self.pad(x)
         return self.head(self.features(x))[..., :h, :w]

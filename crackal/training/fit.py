@@ -58,7 +58,7 @@ class EpochRunner(Protocol):
         """Scores on the validation set, named ``val_*`` (``score_name`` among them)."""
 
     def best_model(self) -> nn.Module:
-        """The model whose weights the checkpoints save."""
+        """The model that is validated and saved as the best."""
 
     def checkpoint_extras(self) -> dict:
         """Entries saved in both checkpoints (e.g. class weights)."""

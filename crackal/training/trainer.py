@@ -68,7 +68,7 @@ class SegmentationRunner:
         return self.ema.module if self.ema is not None else self.model
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
-        """One epoch of crops (flow updates included); its ``train_loss``, ``lr`` and flow state."""
+        """One epoch of crops (the flow updates under ``prf``); its ``train_loss``, ``lr`` and flow state."""
         self.crops.set_seed(seed)
         sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
         loader = DataLoader(self.crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
