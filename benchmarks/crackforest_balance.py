@@ -107,7 +107,8 @@ def main() -> None:
                   f"F1@2px {r['f1_tol2']:.3f} |P-R| {r['gap']:.3f} ODS-F1 {r['ods_f1']:.3f}", flush=True)
 
     print(f"\nhardware: {hardware()}")
-    print(f"{args.epochs} epochs x one crop of {args.crop_size} per training image, test = 38 images, threshold 0.5, mean +- std over seeds")
+    print(f"{args.epochs} epochs x one crop of {args.crop_size} per training image, test = 38 images, "
+          "threshold 0.5, mean +- std over seeds")
     keys = ("precision", "recall", "f1", "f1_tol2", "gap", "ods_f1")
     print("| method | seeds | " + " | ".join(keys).replace("gap", "abs(P-R)") + " |")
     print("| --- | --- |" + " --- |" * len(keys))

@@ -62,7 +62,7 @@ def main() -> None:
             "seconds_per_image": scores["seconds_per_image"],
         }
     summary = {
-        "dataset": "CrackForest, 118 labelled images 480x320, split 70/10/38 (seed %d)" % args.seed,
+        "dataset": f"CrackForest, 118 labelled images 480x320, split 70/10/38 (seed {args.seed:d})",
         "hardware": hardware(),
         "training_seconds": train_seconds,
         "epochs": len(json.loads((args.out / "metrics.json").read_text())["history"]),

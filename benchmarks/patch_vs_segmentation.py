@@ -130,7 +130,8 @@ def main() -> None:
         unet_scores.append(cell_values(probs[1], args.cell, np.max))
     truth, sw_scores, unet_scores = np.concatenate(truth), np.concatenate(sw_scores), np.concatenate(unet_scores)
     results = {
-        "hardware": hardware(), "images": len(test), "grid": f"{args.cell}x{args.cell} px squares, crack when >= {args.min_pixels} crack px",
+        "hardware": hardware(), "images": len(test),
+        "grid": f"{args.cell}x{args.cell} px squares, crack when >= {args.min_pixels} crack px",
         "squares": int(truth.size), "crack_squares": int(truth.sum()), "classifier_held_out": held_out,
         "sliding_window": {"window": args.window, "stride": args.stride, "windows_per_image": windows / len(test),
                            "seconds_per_image": round(float(np.mean(sw_seconds)), 3),
@@ -143,7 +144,8 @@ def main() -> None:
     results["full_size_photo"] = {
         "size": f"{photo[1]}x{photo[0]}", "seconds_per_window": per_window,
         **{f"stride{s}_windows": int(np.prod([(n - args.window) // s + 1 for n in photo])) for s in (args.stride, 1)},
-        **{f"stride{s}_seconds_estimated": round(per_window * np.prod([(n - args.window) // s + 1 for n in photo]), 1) for s in (args.stride, 1)},
+        **{f"stride{s}_seconds_estimated": round(per_window * np.prod([(n - args.window) // s + 1 for n in photo]), 1)
+           for s in (args.stride, 1)},
         "unet_seconds_estimated": round(float(np.mean(unet_seconds)) * np.prod(photo) / (480 * 320), 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,8 @@ def main() -> None:
               f"{r['best_f1']:8.3f} {r['auc']:6.3f} {r['false_alarm_rate']:12.3f}")
     big = results["full_size_photo"]
     print(f"a {big['size']} photo, from the measured speeds: sliding window {big[f'stride{args.stride}_seconds_estimated']:.0f} s "
-          f"at stride {args.stride}, {big['stride1_seconds_estimated'] / 3600:.1f} h at stride 1; U-Net {big['unet_seconds_estimated']:.0f} s")
+          f"at stride {args.stride}, {big['stride1_seconds_estimated'] / 3600:.1f} h at stride 1; "
+          f"U-Net {big['unet_seconds_estimated']:.0f} s")
     print(f"results: {args.out / 'results.json'}")
     write_docs("patch_vs_segmentation", *docs_parts(results, args), hardware=results["hardware"])
 

@@ -74,7 +74,8 @@ def main() -> None:
 
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs, crop_size=args.crop_size,
-                  batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance, balance_interval=args.balance_interval,
+                  batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance,
+                  balance_interval=args.balance_interval,
                   val_interval=args.val_interval, downscale=args.downscale, tile_size=args.tile_size,
                   time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
     model, state = load_model(args.out)

@@ -66,7 +66,8 @@ def run_demo(
     simulate(
         pairs, simulation, ["bald", "random"], seeds=seeds, rounds=rounds, heldout=0.2, progress=progress,
         on_round=lambda item: progress.line(item if isinstance(item, str) else
-                                            f"  round {item.round}: {item.labelled} labelled, held-out F1 {item.metrics['strict']['f1']:.3f}"),
+                                            f"  round {item.round}: {item.labelled} labelled, "
+                                            f"held-out F1 {item.metrics['strict']['f1']:.3f}"),
         initial=8, query_size=8, iterations=20,
         train={"epochs": epochs, "samples_per_epoch": 32, "crop_size": size, "batch_size": 8, "base_channels": 8},
     )

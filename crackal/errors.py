@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class CrackalError(Exception):
@@ -34,7 +35,15 @@ class OptionError(CrackalError):
         return f"{flag} {self.problem}"
 
 
-def choose(table: Mapping[str, T] | Iterable[str], name: str, option: str) -> T:
+@overload
+def choose(table: Mapping[K, T], name: K, option: str) -> T: ...
+
+
+@overload
+def choose(table: Iterable[K], name: K, option: str) -> K: ...
+
+
+def choose(table: Mapping[K, T] | Iterable[K], name: K, option: str) -> Any:
     """The entry of ``table`` called ``name``, or an ``OptionError`` listing the choices.
 
     ``table`` maps names to what they select (callables, classes); a plain list of names
@@ -50,7 +59,7 @@ def choose(table: Mapping[str, T] | Iterable[str], name: str, option: str) -> T:
     names = table if isinstance(table, Mapping) else {n: n for n in table}
     if name not in names:
         raise OptionError(option, f"must be one of {', '.join(map(str, names))}; got {name!r}")
-    return names[name]  # type: ignore[return-value]
+    return names[name]
 
 
 def check_options(checks: Iterable[tuple[bool, str, str]]) -> None:

@@ -41,6 +41,7 @@ class Progress:
 
     @property
     def interactive(self) -> bool:
+        """Whether progress shows as bars: enabled and writing to a terminal."""
         return self.enabled and self._out.isatty()
 
     def line(self, text: str, detail: bool = False) -> None:
@@ -71,10 +72,8 @@ class Progress:
 
     def _plain(self, items: Iterable[T], total: int | None, desc: str, unit: str) -> Iterator[T]:
         started = last = time.perf_counter()
-        done = 0
-        for item in items:
+        for done, item in enumerate(items, start=1):
             yield item
-            done += 1
             now = time.perf_counter()
             if now - last >= self.interval or done == total:
                 last = now

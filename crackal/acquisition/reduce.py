@@ -51,5 +51,5 @@ def reduce_scores(
     >>> reduce_scores(torch.tensor([[[0.0, 1.0], [0.0, 3.0]]]), "topk", top_fraction=0.5)
     tensor([2.])
     """
-    reducer = choose(REDUCTIONS, reduction, "reduction")
+    reducer: Reducer = choose(REDUCTIONS, reduction, "reduction")
     return reducer(scores.flatten(1).float(), defect_probability, top_fraction, region_threshold)

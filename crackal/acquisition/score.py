@@ -5,8 +5,10 @@ Memory is bounded by one batch of moments whatever the size of the pool.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,13 +24,18 @@ from crackal.uncertainty.sampling import METHODS, Method, sample
 TRIM_EVERY = 4  # batches
 
 
+class SizedImages(Protocol):
+    """A sized iterable of ``(H, W, 3) uint8`` images: a list, an array, a lazy reader."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+
 def _trim_heap() -> None:
     """Give freed heap memory back to the OS (glibc). Without it, glibc's adaptive mmap
     threshold lets a long scoring loop's resident memory creep up with the pool size."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Tensor]:
@@ -46,7 +53,7 @@ def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Te
 
 def score_pool(
     models: nn.Module | Sequence[nn.Module],
-    images: Sequence[np.ndarray] | Sized,
+    images: SizedImages,
     heuristic: str = "bald",
     reduction: Reduction = DEFAULT_REDUCTION,
     method: Method = "mc_dropout",

@@ -41,6 +41,7 @@ def select_stochastic(scores: np.ndarray, k: int, temperature: float = 1.0, seed
 
 
 def select_random(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` distinct indices of ``range(n)`` in random order (all ``n`` when ``k > n``), seeded."""
     _check(n, k)
     return np.random.default_rng(seed).permutation(n)[: min(k, n)]
 

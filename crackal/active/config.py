@@ -84,7 +84,8 @@ class ALConfig(SavedConfig):
         check_options([
             (isinstance(self.train, DetectionConfig) == detection, "train",
              f"must be a {'DetectionConfig' if detection else 'TrainConfig'} for a {self.task} project"),
-            (not detection or self.method != "mc_batchnorm", "method", "mc_batchnorm needs BatchNorm; a detector (GroupNorm) takes mc_dropout or ensemble"),
+            (not detection or self.method != "mc_batchnorm", "method",
+             "mc_batchnorm needs BatchNorm; a detector (GroupNorm) takes mc_dropout or ensemble"),
             (not detection or self.cold_start == "random", "cold_start", "must be random for a detector"),
             (self.query_size >= 1, "query_size", f"(images per round) must be at least 1, got {self.query_size}"),
             (self.initial >= 1, "initial", f"must be at least 1, got {self.initial}"),
@@ -100,6 +101,7 @@ class ALConfig(SavedConfig):
 
     @property
     def class_names(self) -> list[str]:
+        """The class names of the round's training recipe, background first."""
         return self.train.class_names  # type: ignore[union-attr]
 
     def round_config(self, round_: int, member: int = 0) -> TrainConfig | DetectionConfig:
@@ -108,6 +110,7 @@ class ALConfig(SavedConfig):
 
     @classmethod
     def from_dict(cls, data: dict) -> ALConfig:
+        """A config from saved settings (older flat settings migrated, unknown keys ignored)."""
         data = migrate_flat_settings(data)
         known = {f.name for f in fields(cls)}
         options = {k: v for k, v in data.items() if k in known}

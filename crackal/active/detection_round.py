@@ -32,6 +32,7 @@ def read_label_boxes(path: Path, class_names: list[str]) -> tuple[ImageBoxes, Pa
 
 
 def box_samples(records: list[ImageRecord], class_names: list[str], truth: bool) -> list[BoxSample]:
+    """One ``BoxSample`` per record, with the boxes of its ground truth (``truth``) or of its label."""
     samples = []
     for record in records:
         boxes, mask = read_label_boxes(record.truth_path if truth else record.label_path, class_names)

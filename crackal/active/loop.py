@@ -18,9 +18,8 @@ from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
 from crackal.active.lock import project_lock
-from crackal.active.store import open_project
 from crackal.active.stopping import stop_reason
-from crackal.active.store import ProjectStore
+from crackal.active.store import ProjectStore, open_project
 from crackal.active.tasks import TASKS
 from crackal.errors import CrackalError
 from crackal.progress import Progress
@@ -28,6 +27,9 @@ from crackal.progress import Progress
 
 @dataclass
 class RoundResult:
+    """What a round did: its number, how many labelled images it trained on, its held-out metrics,
+    the names queued for labelling and the pool's mean acquisition score (None for ``random``)."""
+
     round: int
     labelled: int
     metrics: dict

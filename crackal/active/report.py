@@ -124,6 +124,8 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
 
 
 def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> list[Path]:
+    """``learning_curves.png`` (held-out score, precision, recall: mean +- std over seeds) and
+    ``class_balance.png`` (defect share of each selected batch) in ``out``; returns their paths."""
     plt = pyplot()
     paths = [out / "learning_curves.png", out / "class_balance.png"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -135,7 +137,8 @@ def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> 
             ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
     if summary.get("reference_f1"):
         axes[0].axhline(summary["reference_f1"], color="k", lw=0.8, label="whole pool labelled")
-        axes[0].axhline(summary["target_fraction"] * summary["reference_f1"], color="k", lw=0.8, ls=":", label=f"{summary['target_fraction']:.0%} of it")
+        axes[0].axhline(summary["target_fraction"] * summary["reference_f1"], color="k", lw=0.8, ls=":",
+                        label=f"{summary['target_fraction']:.0%} of it")
     labels = LABELS[next(iter(histories.values()))[0].get("task", "segmentation")]
     for ax, key in zip(axes, ("score", "precision", "recall")):
         ax.set_xlabel("labelled images")
@@ -148,7 +151,8 @@ def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for (strategy, entry), color in zip(summary["strategies"].items(), plt.cm.tab10.colors):
         for ax, key in zip(axes, ("batch_defect_pixels", "batch_defect_images")):
-            ax.plot(range(len(entry[key])), entry[key], "--" if strategy == "random" else "-", color=color, marker="o", ms=3, label=strategy)
+            ax.plot(range(len(entry[key])), entry[key], "--" if strategy == "random" else "-", color=color, marker="o", ms=3,
+                    label=strategy)
     axes[0].set_title("share of defect pixels in each selected batch", fontsize=9)
     axes[1].set_title("share of selected images holding a defect", fontsize=9)
     for ax in axes:
@@ -174,7 +178,8 @@ def _class_share_table(summary: dict) -> list[str]:
     return lines + [""]
 
 
-def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1: float | None = None, title: str = "Active learning") -> Path:
+def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1: float | None = None,
+                 title: str = "Active learning") -> Path:
     """``report.json``, ``learning_curves.png``, ``class_balance.png`` and ``report.md`` in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +197,8 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         "",
         "![learning curves](learning_curves.png)",
         "",
-        f"| strategy | seeds | final labelled | final {score} | {score} area | labels to target | share of pool | vs random | cost saved | hours saved |",
+        f"| strategy | seeds | final labelled | final {score} | {score} area | labels to target | share of pool | vs random "
+        "| cost saved | hours saved |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, e in summary["strategies"].items():

@@ -80,11 +80,14 @@ FROM images LEFT JOIN labels ON labels.id = (SELECT MAX(id) FROM labels WHERE la
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
 class ImageRecord:
+    """One image of a project, with its current label (if any)."""
+
     id: int
     name: str
     path: Path
@@ -98,6 +101,7 @@ class ImageRecord:
 
     @property
     def labelled(self) -> bool:
+        """Whether the image has a label."""
         return self.label_path is not None
 
 
@@ -168,6 +172,7 @@ class ProjectStore:
         return None if stored is None else self.root / stored
 
     def close(self) -> None:
+        """Close the database connection."""
         self.conn.close()
 
     @contextmanager
@@ -184,9 +189,11 @@ class ProjectStore:
     # settings --------------------------------------------------------------------------
 
     def settings(self) -> dict:
+        """The stored settings, as saved (see ``ALConfig.from_dict`` for the config)."""
         return {row["key"]: json.loads(row["value"]) for row in self.conn.execute("SELECT key, value FROM settings")}
 
     def update_settings(self, values: dict) -> None:
+        """Store or replace these settings."""
         with self.transaction() as tx:
             tx.executemany("INSERT OR REPLACE INTO settings VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
 
@@ -213,10 +220,12 @@ class ProjectStore:
         )
 
     def images(self, where: str = "1", params: tuple = ()) -> list[ImageRecord]:
+        """Images matching an SQL condition on the images and their current labels, by id."""
         query = f"SELECT * FROM ({IMAGES_WITH_LABELS}) WHERE {where} ORDER BY id"
         return [self._record(r) for r in self.conn.execute(query, params)]
 
     def labelled(self) -> list[ImageRecord]:
+        """Pool images with a label."""
         return self.images("role = 'pool' AND label_path IS NOT NULL")
 
     def unlabelled(self) -> list[ImageRecord]:
@@ -224,9 +233,11 @@ class ProjectStore:
         return self.images("role = 'pool' AND label_path IS NULL AND id NOT IN (SELECT image_id FROM queue)")
 
     def heldout(self) -> list[ImageRecord]:
+        """The held-out images (ground truth fixed)."""
         return self.images("role = 'heldout'")
 
     def by_name(self, name: str) -> ImageRecord | None:
+        """The image called ``name``, or None."""
         found = self.images("name = ?", (name,))
         return found[0] if found else None
 
@@ -236,6 +247,7 @@ class ProjectStore:
         return [{**dict(row), "path": self.resolve(row["path"])} for row in rows]
 
     def label_versions(self, image_id: int) -> int:
+        """How many labels an image has had."""
         return self.conn.execute("SELECT COUNT(*) FROM labels WHERE image_id = ?", (image_id,)).fetchone()[0]
 
     def record_labels(self, labels: list[tuple[int, Path, float]], by: str, round_: int) -> None:
@@ -252,11 +264,13 @@ class ProjectStore:
     # queue -------------------------------------------------------------------------------
 
     def queue(self) -> list[tuple[ImageRecord, int, float | None]]:
+        """The images waiting for labels: (record, round that queued it, acquisition score), in order."""
         rows = self.conn.execute("SELECT image_id, round, score FROM queue ORDER BY rank").fetchall()
         records = {r.id: r for r in self.images("id IN (SELECT image_id FROM queue)")}
         return [(records[row["image_id"]], row["round"], row["score"]) for row in rows]
 
     def enqueue(self, round_: int, image_ids: list[int], scores: list[float | None]) -> None:
+        """Queue images for labelling, in this order."""
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT INTO queue (image_id, round, rank, score) VALUES (?, ?, ?, ?)",
@@ -266,6 +280,7 @@ class ProjectStore:
     # rounds ------------------------------------------------------------------------------
 
     def rounds(self) -> list[dict]:
+        """Every round: state, labelled count, checkpoint (a path), metrics, class weights, pool uncertainty."""
         out = []
         for row in self.conn.execute("SELECT * FROM rounds ORDER BY round"):
             item = dict(row)
@@ -276,10 +291,12 @@ class ProjectStore:
         return out
 
     def current_round(self) -> dict | None:
+        """The last round, or None before the first."""
         rounds = self.rounds()
         return rounds[-1] if rounds else None
 
     def start_round(self, round_: int, labelled: int) -> None:
+        """Record a round as training (nothing if it exists: an interrupted round goes on)."""
         with self.transaction() as tx:
             tx.execute(
                 "INSERT OR IGNORE INTO rounds (round, state, labelled, started_at) VALUES (?, 'training', ?, ?)",
@@ -287,6 +304,7 @@ class ProjectStore:
             )
 
     def update_round(self, round_: int, **values) -> None:
+        """Set columns of a round (metrics and class weights as JSON, the checkpoint as a stored path)."""
         for key in ("metrics", "class_weights"):
             if key in values and values[key] is not None:
                 values[key] = json.dumps(values[key])

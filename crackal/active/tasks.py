@@ -16,6 +16,8 @@ from crackal.progress import Progress
 
 
 class RoundTask(Protocol):
+    """What the loop needs from a task (segmentation or detection) to run its rounds."""
+
     label_folder: str  # where an exported queue keeps the pre-annotations to correct: masks/ or boxes/
 
     def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,

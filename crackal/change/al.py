@@ -78,6 +78,7 @@ class ChangeALConfig(SavedConfig):
 
     @property
     def members(self) -> int:
+        """Models trained per round: ``ensemble_size`` for an ensemble strategy, otherwise 1."""
         return self.ensemble_size if self.strategy != "random" and self.method == "ensemble" else 1
 
 
@@ -109,6 +110,8 @@ class ModelCache:
         self.folder = Path(folder)
 
     def get(self, tiles: TileSet, indices: list[int], config: ChangeTrainConfig, seed: int) -> torch.nn.Module:
+        """The model trained on ``tiles.subset(indices)`` with ``config`` and ``seed``: loaded when
+        cached, otherwise trained and saved; in eval mode."""
         key = hashlib.sha1(json.dumps([sorted(indices), config.to_dict(), seed]).encode()).hexdigest()[:16]
         path = self.folder / f"{key}.pt"
         if path.is_file():

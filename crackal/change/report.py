@@ -37,6 +37,8 @@ def summarise_change(runs: dict[str, list[dict]], reference_auc: float | None) -
 
 
 def plot_change(summary: dict, path: Path) -> None:
+    """Plot pixel ROC-AUC (mean +- std over seeds) and the share of changed tiles labelled,
+    against labelled tiles, for each strategy, to ``path``."""
     from crackal.training.plots import pyplot
 
     plt = pyplot()

@@ -48,6 +48,7 @@ class ChangeTrainConfig(SavedConfig):
 
 
 def build_change_model(config: ChangeTrainConfig) -> nn.Module:
+    """A new Siamese U-Net (2 classes, no dropout) of ``config``'s width and depth."""
     return create_model("siamese_unet", 2, base_channels=config.base_channels, depth=config.depth, dropout=0.0)
 
 

@@ -88,7 +88,8 @@ def find_patches(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
     if (root / "labels.csv").is_file():
         items, names = _from_csv(root)
     else:
-        folders = sorted((d for d in root.iterdir() if d.is_dir() and list_images(d)), key=lambda d: (d.name.lower() not in NEGATIVE_NAMES, d.name))
+        folders = sorted((d for d in root.iterdir() if d.is_dir() and list_images(d)),
+                         key=lambda d: (d.name.lower() not in NEGATIVE_NAMES, d.name))
         if len(folders) < 2:
             raise CrackalError(f"{root} needs labels.csv (path,label) or one sub-folder of patches per class (e.g. Negative/, Positive/)")
         names = [d.name for d in folders]

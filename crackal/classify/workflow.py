@@ -46,11 +46,13 @@ class ClassifyConfig(SavedConfig):
 
     def __post_init__(self) -> None:
         if self.size < 2 ** len(self.widths):
-            raise CrackalError(f"--size {self.size} is too small for {len(self.widths)} pooling blocks; use at least {2 ** len(self.widths)}")
+            raise CrackalError(f"--size {self.size} is too small for {len(self.widths)} pooling blocks; "
+                               f"use at least {2 ** len(self.widths)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise CrackalError("--epochs and --batch-size must be at least 1 and --lr positive")
 
     def build(self) -> nn.Module:
+        """A new ``PatchClassifier`` for these classes and block widths."""
         return PatchClassifier(len(self.class_names), tuple(self.widths))
 
 

@@ -44,6 +44,7 @@ def _settings(settings: list[str] | None, task: str = "segmentation") -> tuple[d
 
 
 def print_round(result) -> None:
+    """Print one line about a finished round: the held-out score and the number of images selected."""
     m = result.metrics
     if m and m.get("task") == "detection":
         shown = f"held-out mAP@0.5 {m['map_50']:.3f}"

@@ -76,6 +76,7 @@ def train(
 
 
 def print_detection(result: dict) -> None:
+    """Print detection scores as a table: mAP, AP per class, the pixel measures when there are masks."""
     table = Table(title=f"{result['images']} images, split {result.get('split', '?')}")
     table.add_column("metric (protocol)")
     table.add_column("value")

@@ -107,6 +107,7 @@ def train(
 
 
 def print_metrics(result: dict) -> None:
+    """Print a segmentation evaluation as a table: class, metric (protocol), value."""
     from crackal.metrics.segmentation import summary_rows
 
     table = Table(title=f"{result['images']} images, split {result.get('split', '?')}" + (", flip TTA" if result.get("tta") else ""))

@@ -33,6 +33,7 @@ class BitemporalPair:
 
     @property
     def name(self) -> str:
+        """The pair's name: the stem of its before image."""
         return self.a.stem
 
 
@@ -53,7 +54,8 @@ def find_bitemporal(root: str | Path) -> list[BitemporalPair]:
     for name in before:
         missing = [folder for folder, index in (("B", after), (masks_dir.name, masks)) if name not in index]
         if missing:
-            raise CrackalError(f"{name}: in A/ but not in {' or '.join(m + '/' for m in missing)} of {root}; every pair needs all three files")
+            raise CrackalError(f"{name}: in A/ but not in {' or '.join(m + '/' for m in missing)} of {root}; "
+                               "every pair needs all three files")
     extra = sorted(set(after) - set(before))
     if extra:
         raise CrackalError(f"{extra[0]}: in B/ but not in A/ of {root}; every pair needs all three files")
@@ -108,6 +110,7 @@ class TileSet:
         return len(self.names)
 
     def subset(self, index) -> TileSet:
+        """The tiles at the positions ``index``, in that order."""
         index = np.asarray(index, dtype=np.int64)
         return TileSet(self.images[index], self.masks[index], self.labels[index], [self.names[i] for i in index])
 
@@ -116,6 +119,7 @@ class TileSet:
         return self.subset(np.flatnonzero(self.labels != IGNORED))
 
     def changed_share(self) -> float:
+        """The share of changed tiles among the labelled ones (NaN when none is labelled)."""
         known = self.labels[self.labels != IGNORED]
         return float((known == CHANGED).mean()) if len(known) else float("nan")
 

@@ -109,7 +109,9 @@ def read_voc(path: str | Path, class_names: list[str]) -> ImageBoxes:
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
-        objects = [(o.findtext("name", "").strip(), [float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
+        # a missing <bndbox> or coordinate raises AttributeError / TypeError here, reported below
+        objects = [(o.findtext("name", "").strip(),
+                    [float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])  # type: ignore[union-attr, arg-type]
                    for o in root.iter("object")]
     except (ET.ParseError, AttributeError, TypeError, ValueError, OSError) as exc:
         raise CrackalError(f"cannot read VOC boxes from {path} ({exc}); expected <object><name/><bndbox>xmin..ymax</bndbox>") from None
@@ -187,6 +189,8 @@ def read_yolo(path: str | Path, size: tuple[int, int], num_classes: int) -> Imag
 
 
 def write_yolo(path: str | Path, boxes: ImageBoxes, size: tuple[int, int]) -> None:
+    """Write ``boxes`` as a YOLO text file for an image of ``size`` ``(height, width)``: one line
+    ``class cx cy w h`` per box, normalised to ``[0, 1]``, class = label - 1."""
     height, width = size
     lines = []
     for (x0, y0, x1, y1), label in zip(boxes.boxes.astype(np.float64), boxes.labels):

@@ -34,6 +34,7 @@ class BoxSample:
 
     @property
     def name(self) -> str:
+        """The image's file stem."""
         return self.image.stem
 
 
@@ -102,7 +103,7 @@ def find_box_samples(
                 "pass --boxes FILE_OR_DIR"
             )
         samples = []
-        for name, pair in sorted(mask_pairs.items()):
+        for _name, pair in sorted(mask_pairs.items()):
             mask = load_pair(pair, len(class_names), binarize)[1]
             samples.append(BoxSample(pair.image, boxes_from_mask(mask, len(class_names), merge_distance, min_pixels), pair.mask))
         return samples
@@ -142,9 +143,11 @@ class DetectionDataset(Dataset):
         return len(self.samples)
 
     def set_seed(self, seed: int) -> None:
+        """The seed of the random flips (with the index, it fixes each sample's flips)."""
         self.seed = seed
 
     def load(self, index: int) -> np.ndarray:
+        """The sample's image, ``(H, W, 3) uint8`` (read once, then kept)."""
         if index not in self._cache:
             self._cache[index] = read_image(self.samples[index].image)
         return self._cache[index]

@@ -14,11 +14,15 @@ import re
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from crackal.errors import CrackalError
+
+if TYPE_CHECKING:
+    from PIL import ImageFile, TiffImagePlugin
 
 IGNORE_INDEX = 255  # mask value of pixels that count neither in the loss nor in the metrics
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -149,7 +153,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
                     continue
                 fp.seek(0)
                 try:
-                    return tuple(factory(fp, str(path)).size)
+                    return cast("tuple[int, int]", tuple(factory(fp, str(path)).size))
                 except Exception:  # noqa: BLE001 - not this format
                     continue
     except Exception:  # noqa: BLE001 - the size is only for the message
@@ -235,9 +239,9 @@ def _high_bit_colour(img: Image.Image) -> bool:
         return False
     try:
         if img.format == "PNG":
-            return any(";16" in str(tile.args) for tile in img.tile)
+            return any(";16" in str(tile.args) for tile in cast("ImageFile.ImageFile", img).tile)
         if img.format == "TIFF":
-            bits = img.tag_v2.get(258, (8,))
+            bits = cast("TiffImagePlugin.TiffImageFile", img).tag_v2.get(258, (8,))
             return max(bits if isinstance(bits, tuple) else (bits,)) > 8
     except Exception:  # noqa: BLE001 - fall back to Pillow's own decoding
         return False
@@ -358,7 +362,7 @@ def stretch_to_uint8(array: np.ndarray) -> np.ndarray:
         return array.astype(np.uint8) * 255
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"unsupported sample type {array.dtype}")
-    work = np.float32 if array.dtype.itemsize <= 2 or array.dtype == np.float32 else np.float64
+    work: type[np.floating] = np.float32 if array.dtype.itemsize <= 2 or array.dtype == np.float32 else np.float64
     values = array.astype(work) if array.dtype.kind == "f" and array.dtype.itemsize < 4 else array
     finite = np.isfinite(values) if values.dtype.kind == "f" else None
     sample = values[finite] if finite is not None and not finite.all() else values.reshape(-1)

@@ -19,6 +19,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class Pair:
 
     @property
     def name(self) -> str:
+        """The image's file stem."""
         return self.image.stem
 
 
@@ -173,7 +175,7 @@ def _read_classes_json(root: str | Path) -> list[dict] | None:
             f"{path} must list at least two classes, background first: names, or "
             '{"name": "crack", "color": [255, 0, 0]} objects'
         )
-    return parsed
+    return cast("list[dict]", parsed)  # no None: checked above
 
 
 def read_class_names(root: str | Path) -> list[str] | None:

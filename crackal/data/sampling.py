@@ -48,6 +48,7 @@ class CropSampler:
         self.set_seed(seed)
 
     def set_seed(self, seed: int) -> None:
+        """Restart the random draws of crop windows from ``seed``."""
         self.rng = np.random.default_rng(seed)
 
     def _uniform(self, height: int, width: int) -> tuple[int, int]:
@@ -104,6 +105,7 @@ class CropDataset(Dataset):
         self.augment = augment_transform()
 
     def set_seed(self, seed: int) -> None:
+        """Seed the crop windows and the augmentation (an epoch can be replayed exactly)."""
         self.sampler.set_seed(seed)
         self.augment.set_random_seed(seed)
 

@@ -46,10 +46,12 @@ def make_split(names: list[str], val: float = 0.1, test: float = 0.2, seed: int 
 
 
 def save_split(split: dict[str, list[str]], path: str | Path) -> None:
+    """Write a split (``{"train": [...], "val": [...], "test": [...]}``) as JSON."""
     Path(path).write_text(json.dumps(split, indent=1))
 
 
 def load_split(path: str | Path) -> dict[str, list[str]]:
+    """A split written by ``save_split``; a ``CrackalError`` when the file is missing or is not one."""
     path = Path(path)
     if not path.is_file():
         raise CrackalError(f"split file not found: {path}")

@@ -1,0 +1,2 @@
+"""Using trained models on images: prediction outputs, overlays and maps, defect measurements,
+detect-then-segment."""

@@ -24,7 +24,8 @@ def overlay(image: np.ndarray, class_mask: np.ndarray, alpha: float = 0.6, color
         if index == 0 or index == 255:
             continue
         where = class_mask == index
-        out[where] = (1 - alpha) * out[where] + alpha * (class_color(int(index)) if colors is None else np.asarray(colors[index], np.float32))
+        out[where] = (1 - alpha) * out[where] + alpha * (class_color(int(index)) if colors is None
+                                                          else np.asarray(colors[index], np.float32))
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -47,6 +48,7 @@ def draw_boxes(image: np.ndarray, boxes, colors=None, width: int = 2) -> np.ndar
     for (x0, y0, x1, y1), label in zip(boxes.boxes.round().astype(int), boxes.labels):
         color = class_color(int(label)) if colors is None else np.asarray(colors[label], np.float32)
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(img_width, x1), min(height, y1)
-        for top, bottom, left, right in ((y0, y0 + width, x0, x1), (y1 - width, y1, x0, x1), (y0, y1, x0, x0 + width), (y0, y1, x1 - width, x1)):
+        for top, bottom, left, right in ((y0, y0 + width, x0, x1), (y1 - width, y1, x0, x1),
+                                         (y0, y1, x0, x0 + width), (y0, y1, x1 - width, x1)):
             out[max(0, top):max(0, bottom), max(0, left):max(0, right)] = color.astype(np.uint8)
     return out

@@ -138,20 +138,25 @@ class SegmentationLoss(nn.Module):
     True
     """
 
+    class_weights: torch.Tensor  # a buffer, empty when unweighted
+
     def __init__(self, terms: str = "ce+dice", class_weights: torch.Tensor | None = None, gamma: float = 2.0) -> None:
         super().__init__()
         self.terms = parse_loss(terms)
-        self.gamma = gamma
-        self.recall_weight = 1.0
+        self.gamma: float = gamma
+        self.recall_weight: float = 1.0
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def set_class_weights(self, weights: torch.Tensor) -> None:
+        """Replace the class weights (moved to the loss's device)."""
         self.class_weights = weights.to(self.class_weights.device)
 
     def weights(self) -> torch.Tensor | None:
+        """The class weights, or None when the loss is unweighted."""
         return self.class_weights if self.class_weights.numel() else None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Sum of the terms for logits ``(N, C, H, W)`` and class indices ``(N, H, W)``: a float32 scalar."""
         total = logits.new_zeros((), dtype=torch.float32)
         for term in self.terms:
             total = total + LOSS_TERMS[term](self, logits, target)

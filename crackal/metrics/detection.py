@@ -86,6 +86,7 @@ class DetectionEvaluator:
         self._masked: list[tuple[ImageBoxes, np.ndarray]] = []
 
     def update(self, prediction: ImageBoxes, truth: ImageBoxes, mask: np.ndarray | None = None) -> None:
+        """Add one image: predicted and true boxes and, for the pixel measures, its class mask."""
         for metric in (self.map, self.map_50):
             metric.update([_as_dict(prediction)], [_as_dict(truth)])
         self.images += 1
@@ -93,6 +94,7 @@ class DetectionEvaluator:
             self._masked.append((prediction, mask))
 
     def pixel_measures(self, score_threshold: float) -> dict[str, float] | None:
+        """The pixel measures over the images with masks at ``score_threshold``; None without masks."""
         if not self._masked:
             return None
         total: dict[str, int] = {}
@@ -102,14 +104,18 @@ class DetectionEvaluator:
         return pixel_scores(total)
 
     def best_threshold(self) -> float:
+        """The score threshold of ``THRESHOLDS`` that maximises the harmonic mean of box precision and
+        pixel recall; 0.5 without masks."""
         def balance(threshold: float) -> float:
             s = self.pixel_measures(threshold)
+            assert s is not None  # only called with masked images
             recall = 1 - s["segmentation_error"]
             return 2 * s["box_precision"] * recall / max(1e-9, s["box_precision"] + recall)
 
         return float(max(self.THRESHOLDS, key=balance)) if self._masked else 0.5
 
     def compute(self, score_threshold: float = 0.5) -> dict:
+        """mAP, mAP@0.5, AP per class and, for images with masks, the pixel measures at ``score_threshold``."""
         scores, scores_50 = self.map.compute(), self.map_50.compute()
         per_class = {}
         ap, ap_50 = scores["map_per_class"].reshape(-1).tolist(), scores_50["map_per_class"].reshape(-1).tolist()

@@ -15,6 +15,7 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def as_image_boxes(detection: dict[str, torch.Tensor]) -> ImageBoxes:
+    """A torchvision detection (``boxes``, ``labels``, ``scores`` tensors) as ``ImageBoxes``."""
     return ImageBoxes(detection["boxes"].float().cpu().numpy(), detection["labels"].cpu().numpy(),
                       detection["scores"].float().cpu().numpy())
 
@@ -30,4 +31,5 @@ def detect_images(model: nn.Module, images: list[torch.Tensor]) -> list[ImageBox
 
 
 def detect_image(model: nn.Module, image: np.ndarray) -> ImageBoxes:
+    """Detections for one ``(H, W, 3) uint8`` image."""
     return detect_images(model, [image_tensor(image)])[0]

@@ -15,6 +15,7 @@ to ``N`` (boxes come back in the original pixel coordinates either way).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch  # noqa: F401  (used by the docstring example)
 from torch import nn
@@ -23,6 +24,9 @@ from crackal.data.transforms import MEAN, STD
 from crackal.errors import CrackalError, choose
 from crackal.models.factory import load_weights
 from crackal.options import BACKBONES, Backbone
+
+if TYPE_CHECKING:
+    from torchvision.models.detection import RetinaNet
 
 ANCHOR_RATIOS = (0.5, 1.0, 2.0)  # height / width: 1:2, 1:1 and 2:1 boxes, as in the RetinaNet paper
 ANCHOR_SIZES = (32, 64, 128, 256, 512)  # one per pyramid level P3..P7, times 2^0, 2^(1/3), 2^(2/3)
@@ -100,6 +104,6 @@ def create_detector(
     return model
 
 
-def head_dropout_layers(model: nn.Module) -> list[nn.Dropout]:
+def head_dropout_layers(model: RetinaNet) -> list[nn.Dropout]:
     """The dropout layers of the two heads (empty when built with ``head_dropout=0``)."""
     return [m for m in model.head.modules() if isinstance(m, nn.Dropout)]

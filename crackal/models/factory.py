@@ -30,8 +30,8 @@ class _SmpTrunk(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.encoder = model.encoder
-        self.decoder = model.decoder
+        self.encoder = model.get_submodule("encoder")
+        self.decoder = model.get_submodule("decoder")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -108,11 +108,11 @@ def create_model(
         if encoder_weights is not None:
             raise CrackalError(f"encoder weights need an smp architecture (e.g. --arch smp_unet), not {arch}")
         trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
-        model = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
+        model: nn.Module = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
     else:
         model = _smp_model(arch, encoder, out_channels, dropout, downscale)
         if encoder_weights is not None:
-            load_weights(model.trunk.encoder, encoder_weights, strict=False)
+            load_weights(model.trunk.get_submodule("encoder"), encoder_weights, strict=False)
     if tile_filter:
         model = TileFilterSegmenter(model, tile_filter)
     if weights is not None:

@@ -25,4 +25,5 @@ class PatchClassifier(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` for patches ``(N, 3, h, w)``."""
         return self.classifier(self.features(x).mean(dim=(2, 3)))

@@ -15,6 +15,7 @@ FLIPS = ((), (-1,), (-2,), (-2, -1))
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter."""
     return next(model.parameters()).device
 
 
@@ -26,13 +27,14 @@ def forward_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = Fal
     if device.type == "cpu":
         batch = batch.contiguous(memory_format=torch.channels_last)
     flips = FLIPS if tta else FLIPS[:1]
-    total = None
+    total: torch.Tensor | None = None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for dims in flips:
             x = batch.flip(dims) if dims else batch
             probs = class_probabilities(model(x))
             probs = probs.flip(dims) if dims else probs
             total = probs if total is None else total + probs
+    assert total is not None  # flips is never empty
     return (total / len(flips)).float()
 
 
@@ -65,4 +67,5 @@ def predict_image(
             blender = TileBlender(probs.shape[1], height, width)
         for box, p in zip(chunk, probs):
             blender.add(p, box, overlap)
+    assert blender is not None  # more than one box: the loop ran
     return blender.result()

@@ -42,6 +42,7 @@ class Segmenter(nn.Module):
 
     @property
     def out_channels(self) -> int:
+        """Channels of the logits: 1 for a binary task (sigmoid), else the number of classes."""
         return self.classifier.out_channels
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,5 +63,6 @@ class Segmenter(nn.Module):
         return x, (h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, out_channels, H, W)`` for a normalised batch ``(N, C_in, H, W)`` of any size."""
         x, (h, w) = self.pad(x)
         return self.head(self.features(x))[..., :h, :w]

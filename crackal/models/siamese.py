@@ -50,6 +50,8 @@ class SiameseUNetTrunk(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, base_channels, H, W)`` of two images stacked on channels,
+        ``(N, 2 * in_channels, H, W)`` (before, then after)."""
         a, b = x[:, : self.in_channels], x[:, self.in_channels :]
         if b.shape[1] != self.in_channels:
             raise ValueError(f"a Siamese model takes two stacked images, (N, {2 * self.in_channels}, H, W); got {tuple(x.shape)}")

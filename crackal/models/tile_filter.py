@@ -20,6 +20,13 @@ SUPPRESSED = 30.0  # logit margin that makes a rejected square background
 
 
 class TileFilterSegmenter(nn.Module):
+    """A segmenter with a crack / no-crack filter: a ``PatchClassifier`` scores every
+    ``cell x cell`` square, and in eval mode the defect logits of the squares whose crack
+    probability is below ``threshold`` are pushed below background.
+
+    In training mode ``forward`` returns the segmenter's logits as they are; the classifier
+    learns from ``filter_loss``."""
+
     def __init__(self, segmenter: nn.Module, cell: int = 64, threshold: float = 0.5) -> None:
         super().__init__()
         self.segmenter, self.cell, self.threshold = segmenter, cell, threshold
@@ -50,6 +57,7 @@ class TileFilterSegmenter(nn.Module):
         return F.cross_entropy(self.classifier(self.cells(x)[0].contiguous()), self.square_labels(mask))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, C, H, W)``; in eval mode, squares the classifier rejects are background."""
         logits = self.segmenter(x)
         if self.training:
             return logits

@@ -57,10 +57,13 @@ class TileBlender:
         self.weight = np.zeros((height, width), np.float32)
 
     def add(self, values: np.ndarray, box: tuple[int, int, int, int], overlap: int) -> None:
+        """Add a tile's outputs ``(C, h, w)`` at ``box`` ``(top, left, bottom, right)``, weighted by
+        ``blend_window``."""
         top, left, bottom, right = box
         w = blend_window(bottom - top, right - left, overlap)
         self.sum[:, top:bottom, left:right] += values * w
         self.weight[top:bottom, left:right] += w
 
     def result(self) -> np.ndarray:
+        """The blended map ``(C, H, W)``: at each pixel, the weighted mean of the tiles covering it."""
         return self.sum / np.maximum(self.weight, 1e-8)

@@ -42,6 +42,8 @@ class UNetTrunk(nn.Module):
         self.out_channels = base_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, base_channels, H, W)`` of ``(N, in_channels, H, W)``, H and W divisible by
+        ``2 ** depth``."""
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))

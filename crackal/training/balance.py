@@ -81,9 +81,11 @@ class PRFBalancer:
         loss_fn.recall_weight = self.weight_scale
 
     def state_dict(self) -> dict:
+        """The flow's state and log, for resuming."""
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a state saved by ``state_dict``."""
         for key, value in state.items():
             setattr(self, key, tuple(value) if key.endswith("_bounds") else value)
 

@@ -23,6 +23,7 @@ def atomic_save(obj, path: str | Path) -> None:
 
 
 def atomic_write_json(data, path: str | Path) -> None:
+    """Write ``data`` as JSON to a temporary file, then rename it over ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -51,6 +52,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    """The dict of a crackal checkpoint (a file, or a run folder's best), loaded on the CPU."""
     path = resolve_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 from crackal.errors import OptionError, check_options, choose
 from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_model_options, parse_loss
@@ -13,11 +14,15 @@ from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_m
 class SavedConfig:
     """JSON round trip of a config dataclass (unknown keys in a saved file are ignored)."""
 
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses are dataclasses
+
     def to_dict(self) -> dict:
+        """The config as a dict of JSON values."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict):
+        """A config from a saved dict (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -31,6 +36,7 @@ class SavedConfig:
         return cls(**options)
 
     def save(self, path: str | Path) -> None:
+        """Write the config to ``path`` as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
@@ -48,6 +54,7 @@ class TrainingRun(SavedConfig):
     time_limit_min: float | None
 
     def run_checks(self) -> list[tuple[bool, str, str]]:
+        """``(ok, option, problem)`` checks of these options (the device is checked at once)."""
         check_device(self.device)
         return [
             (len(self.class_names) >= 2, "class_names", "needs at least two classes (background first)"),
@@ -61,10 +68,12 @@ class TrainingRun(SavedConfig):
 
     @property
     def num_classes(self) -> int:
+        """Number of classes, background included."""
         return len(self.class_names)
 
 
 def check_device(device: str) -> None:
+    """An ``OptionError`` unless ``device`` is ``auto``, ``cpu`` or ``cuda[:N]``."""
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         raise OptionError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
@@ -127,14 +136,16 @@ class TrainConfig(TrainingRun):
         check_options([
             (self.arch != "siamese_unet", "arch", "siamese_unet takes image pairs: train it with 'crackal change al' (crackal.change)"),
             (self.crop_size >= 32 and self.crop_size % 32 == 0, "crop_size", f"must be a multiple of 32 (>= 32), got {self.crop_size}"),
-            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch", f"must be at least 1, got {self.samples_per_epoch}"),
+            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch",
+             f"must be at least 1, got {self.samples_per_epoch}"),
             (self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"),
             (self.tile_size >= 32, "tile_size", f"must be at least 32 px, got {self.tile_size}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay}"),
             (0 <= self.positive_share <= 1, "positive_share", f"must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, "background_keep", f"must be in (0, 1], got {self.background_keep}"),
-            (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter", f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
+            (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter",
+             f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "balance_interval", "must be at least 1 step"),
             (self.monitor_train >= 0, "monitor_train", f"must be 0 or more training images, got {self.monitor_train}"),
             (self.balance != "prf" or any(t in FLOW_TERMS for t in terms), "balance",
@@ -182,7 +193,8 @@ class DetectionConfig(TrainingRun):
     def __post_init__(self) -> None:
         choose(BACKBONES, self.backbone, "backbone")
         check_options([
-            (self.image_size == 0 or self.image_size >= 64, "image_size", f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
+            (self.image_size == 0 or self.image_size >= 64, "image_size",
+             f"is the short side in px (>= 64), or 0 to keep it; got {self.image_size}"),
             (0 <= self.head_dropout < 1, "head_dropout", f"must be in [0, 1), got {self.head_dropout}"),
             (self.merge_distance >= 0, "merge_distance", f"must be >= 0 px, got {self.merge_distance}"),
             (self.min_pixels >= 1, "min_pixels", f"must be at least 1 px, got {self.min_pixels}"),
@@ -190,5 +202,6 @@ class DetectionConfig(TrainingRun):
         ])
 
     def model_kwargs(self) -> dict:
+        """Arguments of ``create_detector`` that rebuild this run's network."""
         return {"backbone": self.backbone, "num_classes": len(self.class_names), "image_size": self.image_size,
                 "head_dropout": self.head_dropout}

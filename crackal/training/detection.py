@@ -39,7 +39,7 @@ def evaluate_detector(model, dataset: DetectionDataset, class_names: list[str], 
     for start in Progress.of(progress).bar(range(0, len(dataset), batch_size), desc="detecting (batches)", unit="batches"):
         indices = range(start, min(start + batch_size, len(dataset)))
         items = [dataset[i] for i in indices]
-        for i, item, prediction in zip(indices, items, detect_images(model, [it["image"] for it in items])):
+        for i, _item, prediction in zip(indices, items, detect_images(model, [it["image"] for it in items])):
             evaluator.update(prediction, dataset.samples[i].boxes, dataset.load_mask(i, len(class_names)))
     seconds = (time.perf_counter() - started) / max(1, len(dataset))
     threshold = evaluator.best_threshold() if score_threshold is None else score_threshold
@@ -64,9 +64,11 @@ class DetectionRunner:
         train_set.augment = True
 
     def best_model(self) -> nn.Module:
+        """The model saved as the best checkpoint."""
         return self.model
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
+        """One epoch over the training images; its ``train_loss`` and ``lr``."""
         self.train_set.set_seed(seed)
         sampler = RandomSampler(self.train_set, generator=torch.Generator().manual_seed(seed))
         loader = DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
@@ -86,25 +88,32 @@ class DetectionRunner:
         return {"train_loss": float(np.mean(losses)), "lr": self.scheduler.get_last_lr()[0]}
 
     def validate(self) -> dict:
+        """mAP at IoU 0.5 and 0.5:0.95 and the pixel measures on the validation images."""
+        assert self.val_set is not None  # fit validates only a runner with validation
         scores = evaluate_detector(self.model, self.val_set, self.config.class_names)
         return {"val_map_50": scores["map_50"], "val_map": scores["map"], "val_threshold": scores["score_threshold"],
                 **{f"val_{k}": scores[k] for k in ("box_precision", "segmentation_error", "data_reduction") if k in scores}}
 
     def checkpoint_extras(self) -> dict:
+        """Marks the checkpoints as a detector's."""
         return {"task": "detection"}
 
     def state_dict(self) -> dict:
+        """Optimiser and scheduler state, for resuming."""
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore model, optimiser and scheduler from a last checkpoint."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
     def metrics_extras(self) -> dict:
+        """No extra entries."""
         return {}
 
     def finish(self, run_dir: Path) -> None:
+        """Nothing to add to the run folder."""
         pass
 
 

@@ -51,14 +51,29 @@ class EpochRunner(Protocol):
     protocol: str  # how the validation scores are measured (saved in metrics.json)
     has_validation: bool
 
-    def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict: ...
-    def validate(self) -> dict: ...
-    def best_model(self) -> nn.Module: ...
-    def checkpoint_extras(self) -> dict: ...  # saved in both checkpoints (e.g. class weights)
-    def state_dict(self) -> dict: ...  # what resuming needs (model, optimiser, scheduler, ...)
-    def load_state_dict(self, state: dict) -> None: ...
-    def metrics_extras(self) -> dict: ...  # extra entries of metrics.json (e.g. the balance log)
-    def finish(self, run_dir: Path) -> None: ...  # extra plots
+    def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
+        """Train one epoch (seeded); its entries of the history (``train_loss``, ``lr``, ...)."""
+
+    def validate(self) -> dict:
+        """Scores on the validation set, named ``val_*`` (``score_name`` among them)."""
+
+    def best_model(self) -> nn.Module:
+        """The model that is validated and saved as the best."""
+
+    def checkpoint_extras(self) -> dict:
+        """Entries saved in both checkpoints (e.g. class weights)."""
+
+    def state_dict(self) -> dict:
+        """What resuming needs (model, optimiser, scheduler, ...), saved in the last checkpoint."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the state of a last checkpoint."""
+
+    def metrics_extras(self) -> dict:
+        """Extra entries of ``metrics.json`` (e.g. the balance log)."""
+
+    def finish(self, run_dir: Path) -> None:
+        """Add extra plots to ``run_dir`` after the last epoch."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,6 +87,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random number generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -5,6 +5,7 @@ bf16 autocast on a GPU. The epoch loop itself (resume, validation, checkpoints) 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -13,8 +14,9 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
-from crackal.losses import SegmentationLoss, class_weights
+from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
+from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.progress import Progress
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
 from crackal.training.config import TrainConfig
@@ -41,7 +43,7 @@ class SegmentationRunner:
         model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
         self.model = model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
         self.pixel_counts = train_set.class_pixel_counts()
-        self.class_weights = class_weights(self.pixel_counts, config.class_weighting)
+        self.class_weights = class_weights(self.pixel_counts, cast(Weighting, config.class_weighting))  # checked by TrainConfig
         self.loss_fn = SegmentationLoss(config.loss, self.class_weights).to(device)
         self.samples = config.samples_per_epoch or len(train_set)
         self.batch_size = min(config.batch_size, self.samples)  # a tiny dataset still makes a step per epoch
@@ -62,9 +64,11 @@ class SegmentationRunner:
             self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
     def best_model(self) -> torch.nn.Module:
+        """The model validated and saved as the best: the EMA of the weights when enabled."""
         return self.ema.module if self.ema is not None else self.model
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
+        """One epoch of crops (the flow updates under ``prf``); its ``train_loss``, ``lr`` and flow state."""
         self.crops.set_seed(seed)
         sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
         loader = DataLoader(self.crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
@@ -88,7 +92,7 @@ class SegmentationRunner:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             loss = self.loss_fn(self.model(images), masks)
             if self.config.tile_filter:
-                loss = loss + self.model.filter_loss(images, masks)
+                loss = loss + cast(TileFilterSegmenter, self.model).filter_loss(images, masks)  # built with tile_filter
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -99,19 +103,23 @@ class SegmentationRunner:
 
     def validate(self) -> dict:
         """Validation loss and strict ODS precision/recall/F1 (threshold chosen on this set)."""
+        assert self.val_set is not None  # fit validates only a runner with validation
         result, loss = evaluate_model(self.best_model(), self.val_set, self.config.class_names, (0,), self.config.tile_size,
                                       loss_fn=self.loss_fn)
         return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
 
     def checkpoint_extras(self) -> dict:
+        """The class weights and class pixel counts of the training set."""
         return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist()}
 
     def state_dict(self) -> dict:
+        """Model, EMA, optimiser, scheduler and flow state, for resuming."""
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balance": self.balancer.state_dict() if self.balancer else None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state from a last checkpoint."""
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
@@ -122,9 +130,11 @@ class SegmentationRunner:
             self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
 
     def metrics_extras(self) -> dict:
+        """The flow's log, when balancing with ``prf``."""
         return {"balance": self.balancer.log} if self.balancer else {}
 
     def finish(self, run_dir: Path) -> None:
+        """Plot the flow to ``balance.png``, when balancing with ``prf``."""
         if self.balancer is not None:
             plot_balance(self.balancer.log, run_dir / "balance.png")
 

@@ -18,6 +18,7 @@ where no sample finds anything scores 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from crackal.data.boxes import ImageBoxes
 from crackal.errors import CrackalError
 from crackal.models.detect import as_image_boxes
 from crackal.models.detector import head_dropout_layers
+
+if TYPE_CHECKING:
+    from torchvision.models.detection import RetinaNet
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -45,7 +49,7 @@ def group_instances(samples: Sequence[ImageBoxes], iou_threshold: float = 0.5) -
     box joins the instance whose mean box it overlaps most (IoU >= ``iou_threshold``) among
     those without a box of its sample yet, or starts a new one."""
     found = [(float(s), k, box, int(label)) for k, sample in enumerate(samples)
-             for box, label, s in zip(sample.boxes, sample.labels, sample.scores)]
+             for box, label, s in zip(sample.boxes, sample.labels, cast(np.ndarray, sample.scores))]  # predictions: scored
     instances: list[list[tuple[int, np.ndarray, int, float]]] = []
     sums = np.zeros((len(found), 4))  # running box sums and sample membership, one row per instance
     has_sample = np.zeros((len(found), len(samples)), bool)
@@ -66,6 +70,8 @@ def group_instances(samples: Sequence[ImageBoxes], iou_threshold: float = 0.5) -
 
 
 def instance_certainty(instance: list[tuple[int, np.ndarray, int, float]], num_samples: int, num_classes: int) -> dict[str, float]:
+    """``occurrence``, ``semantic`` and ``spatial`` certainty of one instance (see the module
+    docstring) and their product, ``certainty``."""
     occurrence = len(instance) / num_samples
     mean_dist = np.zeros(num_classes)
     for _, _, label, score in instance:
@@ -92,7 +98,7 @@ def _split_by_level(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor
 
 
 @torch.inference_mode()
-def sample_head_dropout(model: nn.Module, images: list[torch.Tensor], samples: int) -> list[list[ImageBoxes]]:
+def sample_head_dropout(model: RetinaNet, images: list[torch.Tensor], samples: int) -> list[list[ImageBoxes]]:
     """``samples`` detections per image with the heads' dropout on; backbone and pyramid run once.
 
     Follows ``torchvision``'s ``RetinaNet.forward`` (eval branch) with the heads in a loop.

@@ -26,6 +26,7 @@ McPath = Literal["auto", "head", "full"]
 
 
 def dropout_layers(module: nn.Module) -> list[nn.Module]:
+    """The dropout layers of ``module`` that drop something (``p > 0``)."""
     return [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
 
 
@@ -75,6 +76,7 @@ def mc_dropout(model: nn.Module, batch: torch.Tensor, iterations: int = 20, path
     acc = StatsAccumulator()
     with dropout_active(model), _autocast(batch):
         if path == "head":
+            assert isinstance(model, Segmenter)  # head_only() checked it
             padded, (h, w) = model.pad(batch)
             features = model.features(padded)
             for chunk in _chunks(iterations, HEAD_CHUNK):
@@ -116,7 +118,16 @@ def head_samples(model: Segmenter, features: torch.Tensor, samples: int, size: t
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of ``model``."""
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _running_stats(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The running mean, variance and batch count buffers of a BatchNorm layer."""
+    mean, var, count = layer.running_mean, layer.running_var, layer.num_batches_tracked
+    if mean is None or var is None or count is None:
+        raise ValueError("MC-BatchNorm needs BatchNorm layers that track running statistics")
+    return mean, var, count
 
 
 @contextmanager
@@ -124,7 +135,7 @@ def batch_statistics_from(model: nn.Module, reference: torch.Tensor) -> Iterator
     """Inside, every BatchNorm layer normalises with the statistics of ``reference`` (a
     mini-batch of labelled images) instead of its running averages; dropout stays off."""
     layers = batchnorm_layers(model)
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in layers]
+    saved = [(tuple(t.clone() for t in _running_stats(m)), m.momentum) for m in layers]
     was_training = model.training
     try:
         model.eval()
@@ -137,10 +148,9 @@ def batch_statistics_from(model: nn.Module, reference: torch.Tensor) -> Iterator
         model.eval()
         yield
     finally:
-        for m, (mean, var, count, momentum) in zip(layers, saved):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
+        for m, (values, momentum) in zip(layers, saved):
+            for buffer, value in zip(_running_stats(m), values):
+                buffer.copy_(value)
             m.momentum = momentum
         model.train(was_training)
 

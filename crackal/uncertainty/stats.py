@@ -42,7 +42,9 @@ class StatsAccumulator:
     """
 
     def __init__(self) -> None:
-        self.sum = self.sum_sq = self.sum_entropy = None
+        self.sum: torch.Tensor | None = None
+        self.sum_sq: torch.Tensor | None = None
+        self.sum_entropy: torch.Tensor | None = None
         self.count = 0
 
     def add(self, probs: torch.Tensor) -> None:
@@ -58,15 +60,18 @@ class StatsAccumulator:
             self.sum = probs.new_zeros(shape)
             self.sum_sq = probs.new_zeros(shape)
             self.sum_entropy = probs.new_zeros((shape[0], *shape[2:]))
+        assert self.sum_sq is not None and self.sum_entropy is not None  # set together with sum
         self.sum += probs.sum(1)
         self.sum_sq += (probs * probs).sum(1)
         self.sum_entropy += entropy(probs, dim=2).sum(1)
         self.count += probs.shape[1]
 
     def result(self) -> SampleStats:
+        """The moments so far (sums divided by the number of samples)."""
         if not self.count:
             raise ValueError("no samples were added")
         n = self.count
+        assert self.sum is not None and self.sum_sq is not None and self.sum_entropy is not None  # set by the first add
         return SampleStats(self.sum / n, self.sum_sq / n, self.sum_entropy / n, n)
 
 

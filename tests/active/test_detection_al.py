@@ -3,8 +3,8 @@ import pytest
 from crackal.active.config import ALConfig
 from crackal.active.labels import import_labels
 from crackal.active.loop import run_loop, run_round
-from crackal.active.store import open_project
 from crackal.active.report import project_history, write_report
+from crackal.active.store import open_project
 from crackal.cli import main
 from crackal.data.boxes import ImageBoxes, read_voc, write_voc
 from crackal.errors import CrackalError

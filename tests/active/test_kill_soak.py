@@ -19,5 +19,6 @@ def test_a_project_killed_at_random_moments_loses_nothing(tmp_path):
                          env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout[run.stdout.index("{"):])
-    assert result["identical_selections"] and result["labels_after"] == result["reference_labels"] == 4 + 2 * 3  # 3 rounds: the initial 4, two queues of 3
+    # 3 rounds: the initial 4 labels and two queues of 3
+    assert result["identical_selections"] and result["labels_after"] == result["reference_labels"] == 4 + 2 * 3
     assert result["kills"] >= 1

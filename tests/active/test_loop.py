@@ -9,8 +9,7 @@ from crackal.active.config import ALConfig
 from crackal.active.labels import export_queue, import_labels
 from crackal.active.loop import run_loop, run_round
 from crackal.active.project import create_project
-from crackal.active.store import open_project
-from crackal.active.store import ProjectStore
+from crackal.active.store import ProjectStore, open_project
 from crackal.errors import CrackalError
 from tests.active.conftest import fast_config, make_project
 

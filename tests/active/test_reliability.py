@@ -19,8 +19,7 @@ from crackal.active.labels import export_queue, import_labels
 from crackal.active.lock import project_lock
 from crackal.active.loop import run_loop, run_round
 from crackal.active.project import create_project
-from crackal.active.store import open_project
-from crackal.active.store import ProjectStore
+from crackal.active.store import ProjectStore, open_project
 from crackal.cli import main
 from crackal.data.layout import find_pairs
 from crackal.errors import CrackalError

@@ -82,7 +82,8 @@ def test_cli_train_evaluate_predict(patches, tmp_path, capsys):
     assert (run / "evaluation_val.json").is_file()
     big = np.random.default_rng(0).integers(0, 255, (75, 130, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "photo.png")
-    assert main(["classify", "predict", str(run), str(tmp_path / "photo.png"), "--out", str(preds), "--window", "40", "--stride", "20"]) == 0
+    assert main(["classify", "predict", str(run), str(tmp_path / "photo.png"), "--out", str(preds),
+                 "--window", "40", "--stride", "20"]) == 0
     assert np.asarray(Image.open(preds / "heatmaps" / "photo.png")).shape == (75, 130)
     assert np.asarray(Image.open(preds / "overlays" / "photo.png")).shape == (75, 130, 3)
     rows = (preds / "windows" / "photo.csv").read_text().splitlines()

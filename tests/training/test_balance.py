@@ -153,7 +153,8 @@ def test_prf_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_
 
 @pytest.mark.parametrize("options", [
     dict(loss="ce"), dict(loss="ce", class_weighting="none"), dict(loss="dice"), dict(loss="focal"),
-    dict(loss="adaptive"), dict(balance="undersample"), dict(balance="prf", loss="ce+dice"), dict(balance="prf", loss="dice"), dict(tile_filter=16),
+    dict(loss="adaptive"), dict(balance="undersample"), dict(balance="prf", loss="ce+dice"), dict(balance="prf", loss="dice"),
+    dict(tile_filter=16),
 ])
 def test_every_imbalance_option_trains(synthetic_dataset, tmp_path, options):
     """Judged by plain cross-entropy on held-out images (a weighted loss moves with its weights)."""
