@@ -49,7 +49,7 @@ class Progress:
         if not self.enabled or (detail and not self.detail):
             return
         if self.interactive:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             tqdm.write(text, file=self._out)
         else:
@@ -64,7 +64,8 @@ class Progress:
         if not self.enabled or (detail and not self.detail):
             yield from items
         elif self.interactive:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm  # not tqdm.auto: its asyncio bar calls iter() on the items at once, and a second
+            # iterator of a DataLoader draws from torch's RNG, so training would differ on a terminal
 
             yield from tqdm(items, total=total, desc=desc, unit=unit, leave=False, file=self._out, dynamic_ncols=True)
         else:

@@ -55,3 +55,18 @@ def test_quiet_commands_print_only_their_result(tmp_path, capsys):
                  "--depth", "2", "--crop-size", "64", "--val", "1", "--test", "1"]) == 0
     err = capsys.readouterr().err
     assert "epoch 1/2: train_loss" in err and "epoch 2/2" in err and "\r" not in err
+
+
+def test_training_is_the_same_on_a_terminal_in_a_log_and_quiet(tiny_dataset, tmp_path):
+    from crackal.data.dataset import SegmentationDataset
+    from crackal.data.layout import find_pairs
+    from crackal.training.config import TrainConfig
+    from crackal.training.trainer import train
+
+    data = SegmentationDataset(find_pairs(tiny_dataset), 2)
+    config = TrainConfig(epochs=2, base_channels=4, depth=2, crop_size=32, batch_size=2, device="cpu")
+    runs = [train(data, None, config, tmp_path / name, progress=progress).history
+            for name, progress in (("tty", Progress(stream=Terminal())), ("log", Progress(stream=io.StringIO())),
+                                   ("quiet", False))]
+    losses = [[h["train_loss"] for h in history] for history in runs]
+    assert losses[0] == losses[1] == losses[2]
