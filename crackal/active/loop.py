@@ -124,7 +124,7 @@ def _run_loop(root: str | Path, rounds: int | None, progress: bool | Progress, o
         if reason:
             return reason
         if rounds is not None and len(finished) >= rounds:
-            return f"{rounds} rounds done"
+            return f"{rounds} round{'' if rounds == 1 else 's'} done"
         result = run_round(root, progress)
         if on_round:
             on_round(result)

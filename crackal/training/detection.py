@@ -99,8 +99,8 @@ class DetectionRunner:
         return {"task": "detection"}
 
     def state_dict(self) -> dict:
-        """Optimiser and scheduler state, for resuming."""
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        """Model, optimiser and scheduler state, for resuming."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore model, optimiser and scheduler from a last checkpoint."""

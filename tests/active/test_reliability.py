@@ -260,4 +260,4 @@ def test_duplicate_names_and_a_killed_init_leave_no_half_project(tmp_path, al_da
     monkeypatch.undo()
     assert not (tmp_path / "q" / "project.db").exists()
     make_project(tmp_path / "q", al_data)  # a new init just works
-    assert run_loop(tmp_path / "q", rounds=1) == "1 rounds done"
+    assert run_loop(tmp_path / "q", rounds=1) == "1 round done"
