@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from crackal.active.config import ALConfig
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.active.tasks import TASKS
+from crackal.data.boxes import ImageBoxes, read_voc, write_voc
 from crackal.data.io import MASK_SUFFIXES, mask_png, read_image, read_raw_mask, to_class_mask, write_png
 from crackal.data.layout import MASK_NAME_SUFFIXES
 from crackal.errors import CrackalError
@@ -54,8 +56,6 @@ def _checked_mask(record: ImageRecord, mask_path: Path, num_classes: int, binari
 
 def _copy_box_label(store: ProjectStore, record: ImageRecord, source: Path, class_names: list[str]) -> tuple[int, Path, float]:
     """Check a VOC box file and copy it under ``labels/`` atomically; the share is 1 if it has a box."""
-    from crackal.data.boxes import read_voc
-
     boxes = read_voc(source, class_names)
     path = new_label_path(store, record, ".xml")
     _atomic(path, lambda tmp: shutil.copyfile(source, tmp))
@@ -122,6 +122,53 @@ def _label_files(folder: Path) -> list[Path]:
     return files
 
 
+@dataclass
+class NewLabel:
+    """A label about to enter a project: a class mask, boxes, or a VOC file to copy."""
+
+    record: ImageRecord
+    source: str  # where it comes from, for messages (a file name, a Label Studio task)
+    label: np.ndarray | ImageBoxes | Path
+    labeller: str
+
+
+def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str], overwrite: bool = False) -> int:
+    """Write checked labels as the images' next label files, then record them in one transaction
+    (a kill leaves the project as before or fully imported); returns how many. Images that
+    already have a label are re-labelled only with ``overwrite``."""
+    seen: dict[int, NewLabel] = {}
+    for item in new:
+        if item.record.role != "pool":
+            raise CrackalError(f"{item.source}: {item.record.name} belongs to the held-out set, whose labels are fixed "
+                               "(nothing imported)")
+        if item.record.id in seen:
+            raise CrackalError(f"{seen[item.record.id].source} and {item.source} are both labels of {item.record.name}; "
+                               "keep one (nothing imported)")
+        seen[item.record.id] = item
+    relabelled = [item.record for item in new if item.record.labelled]
+    if relabelled and not overwrite:
+        shown = ", ".join(f"{r.name} (by {r.labelled_by}, {r.labelled_at})" for r in relabelled[:5])
+        raise CrackalError(f"{len(relabelled)} of these images already have labels: {shown}; pass --overwrite "
+                           "(overwrite=True) to replace them (the earlier labels stay in the history). Nothing imported")
+    queued_round = {record.id: round_ for record, round_, _ in store.queue()}
+    current = store.current_round()
+    round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
+    labels = [_write(store, item, class_names) for item in new]
+    store.record_labels(labels, by=[item.labeller for item in new], round_=round_)
+    return len(labels)
+
+
+def _write(store: ProjectStore, item: NewLabel, class_names: list[str]) -> tuple[int, Path, float]:
+    if isinstance(item.label, Path):
+        return _copy_box_label(store, item.record, item.label, class_names)
+    if isinstance(item.label, ImageBoxes):
+        path = new_label_path(store, item.record, ".xml")
+        size = read_image(item.record.path).shape[:2]
+        _atomic(path, lambda tmp: write_voc(tmp, item.label, class_names, item.record.path.name, size))
+        return item.record.id, path, float(len(item.label) > 0)
+    return _write_label(store, item.record, item.label, len(class_names))
+
+
 def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, labeller: str = "person", binarize: bool = False,
                   overwrite: bool = False) -> int:
     """Import masks, or VOC ``.xml`` box files (detection), named after project images (from
@@ -129,39 +176,20 @@ def import_labels(store: ProjectStore, folder: str | Path, num_classes: int, lab
 
     Every file is checked before anything is written: an unknown name, two files for one image,
     a mask whose size differs from its image, unexpected values or an unknown box class raise
-    ``CrackalError`` and change nothing. Images that already have a label are re-labelled only
-    with ``overwrite`` (the earlier labels stay in the history). The new files are written
-    first, then recorded in one transaction: a kill leaves the project as before or imported.
+    ``CrackalError`` and change nothing (see ``store_labels``).
     """
-    from crackal.data.boxes import read_voc
-
     with project_lock(store.root, f"crackal al import ({labeller})"):
         class_names = ALConfig.from_dict(store.settings()).class_names
-        checked: dict[int, tuple[ImageRecord, Path, np.ndarray | Path]] = {}
+        new = []
         for path in _label_files(Path(folder)):
             name = next((path.stem[: -len(s)] for s in MASK_NAME_SUFFIXES if s and path.stem.endswith(s)), path.stem)
             record = store.by_name(name) or store.by_name(path.stem)
             if record is None:
                 raise CrackalError(f"{path.name}: no image called {name!r} in this project; check the file name (nothing imported)")
-            if record.role != "pool":
-                raise CrackalError(f"{path.name}: {name} belongs to the held-out set, whose labels are fixed (nothing imported)")
-            if record.id in checked:
-                raise CrackalError(f"{checked[record.id][1].name} and {path.name} are both labels of {record.name}; "
-                                   "keep one (nothing imported)")
             if path.suffix.lower() == ".xml":
-                read_voc(path, class_names)  # checked now, copied below
-                checked[record.id] = (record, path, path)
+                read_voc(path, class_names)  # checked now, copied when stored
+                label: np.ndarray | Path = path
             else:
-                checked[record.id] = (record, path, _checked_mask(record, path, num_classes, binarize))
-        relabelled = [record for record, _, _ in checked.values() if record.labelled]
-        if relabelled and not overwrite:
-            shown = ", ".join(f"{r.name} (by {r.labelled_by}, {r.labelled_at})" for r in relabelled[:5])
-            raise CrackalError(f"{len(relabelled)} of these images already have labels: {shown}; pass --overwrite "
-                               "(overwrite=True) to replace them (the earlier labels stay in the history). Nothing imported")
-        queued_round = {record.id: round_ for record, round_, _ in store.queue()}
-        current = store.current_round()
-        round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
-        labels = [_copy_box_label(store, record, label, class_names) if isinstance(label, Path)
-                  else _write_label(store, record, label, num_classes) for record, _, label in checked.values()]
-        store.record_labels(labels, by=labeller, round_=round_)
-        return len(labels)
+                label = _checked_mask(record, path, num_classes, binarize)
+            new.append(NewLabel(record, path.name, label, labeller))
+        return store_labels(store, new, class_names, overwrite)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -250,14 +250,17 @@ class ProjectStore:
         """How many labels an image has had."""
         return self.conn.execute("SELECT COUNT(*) FROM labels WHERE image_id = ?", (image_id,)).fetchone()[0]
 
-    def record_labels(self, labels: list[tuple[int, Path, float]], by: str, round_: int) -> None:
+    def record_labels(self, labels: list[tuple[int, Path, float]], by: str | Sequence[str], round_: int) -> None:
         """Record ``(image id, label file, defect share)`` as each image's new label (earlier ones
-        stay in the history) and take the images off the queue, in one transaction."""
+        stay in the history) and take the images off the queue, in one transaction. ``by``
+        names the labeller of all of them, or of each."""
         stamp = now()
+        labellers = [by] * len(labels) if isinstance(by, str) else list(by)
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT INTO labels (image_id, path, round, labelled_at, labelled_by, defect_share) VALUES (?, ?, ?, ?, ?, ?)",
-                [(image_id, self._stored(path), round_, stamp, by, share) for image_id, path, share in labels],
+                [(image_id, self._stored(path), round_, stamp, labeller, share)
+                 for (image_id, path, share), labeller in zip(labels, labellers, strict=True)],
             )
             tx.executemany("DELETE FROM queue WHERE image_id = ?", [(image_id,) for image_id, _, _ in labels])
 
