@@ -1,0 +1,1 @@
+"""Other tools' label formats: Label Studio results (brush RLE, polygons, rectangles) and COCO."""
