@@ -33,6 +33,8 @@ WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 LOSS_TERM_NAMES = ("ce", "dice", "focal", "adaptive")
 FLOW_TERMS = ("ce", "focal", "dice")  # the terms the precision-recall flow steers (not "adaptive")
 BALANCES = ("none", "undersample", "prf")
+LabelFormat = Literal["files", "label-studio"]
+LABEL_FORMATS: tuple[str, ...] = get_args(LabelFormat)  # how a labelling queue leaves a project and labels come back
 
 
 def parse_loss(spec: str) -> tuple[str, ...]:

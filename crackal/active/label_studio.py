@@ -24,10 +24,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from crackal.active.config import ALConfig
-from crackal.active.labels import NewLabel, store_labels
+from crackal.active.labels import NewLabel, latest_prelabels, store_labels
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
-from crackal.active.tasks import TASKS
 from crackal.data.boxes import ImageBoxes
 from crackal.data.io import read_image
 from crackal.errors import CrackalError
@@ -109,16 +108,14 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
     if (out / "tasks.json").exists() and not force:
         raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
                            "to write over them")
-    finished = [r for r in store.rounds() if r["checkpoint"]]
-    images = {record.name: read_image(record.path) for record, _, _ in queued}
-    prelabels = TASKS[config.task].prelabels(finished[-1]["checkpoint"], images) if finished else {}
+    prelabels = latest_prelabels(store, config, [record for record, _, _ in queued])
     version, scores = model_version(store), _prediction_scores([score for _, _, score in queued])
     (out / "images").mkdir(parents=True, exist_ok=True)
     tasks = []
     for rank, ((record, round_, score), prediction_score) in enumerate(zip(queued, scores)):
         copy = out / "images" / record.path.name
         shutil.copyfile(record.path, copy)
-        height, width = images[record.name].shape[:2]
+        height, width = read_image(record.path).shape[:2]
         relative = copy.absolute().relative_to(Path(document_root).absolute()).as_posix()
         task: dict = {"data": {IMAGE: url_prefix + relative, "crackal_name": record.name, "crackal_rank": rank,
                                "crackal_round": round_, "acquisition_score": score}}
@@ -145,9 +142,9 @@ def image_name(url: str) -> str:
 def _record_of(store: ProjectStore, task: dict) -> ImageRecord:
     data = task.get("data") or {}
     name = data.get("crackal_name") or image_name(str(data.get(IMAGE, "")))
+    if re.match(r"^[0-9a-f]{8}-", name) and store.by_name(name) is None:
+        name = name[9:]  # Label Studio prefixes uploaded files with 8 hex digits
     record = store.by_name(name)
-    if record is None and re.match(r"^[0-9a-f]{8}-", name):  # Label Studio prefixes uploaded files with 8 hex digits
-        record = store.by_name(name[9:])
     if record is None:
         raise CrackalError(f"task {task.get('id', '?')}: no image called {name!r} in this project (nothing imported)")
     return record

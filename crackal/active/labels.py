@@ -79,6 +79,15 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     return len(labels)
 
 
+def latest_prelabels(store: ProjectStore, config: ALConfig, records: list[ImageRecord]) -> dict:
+    """The latest finished round's pre-annotations (class masks or boxes) of these images, by
+    name; none before the first round."""
+    finished = [r for r in store.rounds() if r["checkpoint"]]
+    if not finished:
+        return {}
+    return TASKS[config.task].prelabels(finished[-1]["checkpoint"], {r.name: read_image(r.path) for r in records})
+
+
 def export_queue(store: ProjectStore, out: str | Path, config: ALConfig, force: bool = False) -> Path:
     """Write the queued images to ``out/images/``, the latest model's pre-annotations to
     ``out/masks/`` (class masks; empty before the first round) or ``out/boxes/`` (VOC boxes,
@@ -95,8 +104,7 @@ def export_queue(store: ProjectStore, out: str | Path, config: ALConfig, force: 
         raise CrackalError(f"{out} already holds an exported queue ({len(existing)} label files, which may be corrected "
                            "labels not imported yet): import them first ('crackal al import'), export into a new folder, "
                            "or pass --force (force=True) to write over them")
-    finished = [r for r in store.rounds() if r["checkpoint"]]
-    prelabels = task.prelabels(finished[-1]["checkpoint"], {r.name: read_image(r.path) for r, _, _ in queued}) if finished else {}
+    prelabels = latest_prelabels(store, config, [record for record, _, _ in queued])
     out = Path(out)
     labels_dir = out / task.label_folder
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from crackal.active.config import ALConfig
 from crackal.active.lock import project_lock
 from crackal.active.store import open_project
+from crackal.errors import CrackalError
 from crackal.progress import Progress
 from crackal.training.config import DetectionConfig, TrainConfig
 
@@ -74,27 +75,50 @@ def al_run(project: str | Path, rounds: int | None = None, progress: bool | Prog
     return run_loop(project, rounds, progress, on_round)
 
 
-def al_export_queue(project: str | Path, out: str | Path, force: bool = False) -> Path:
+def al_export_queue(project: str | Path, out: str | Path, force: bool = False, format: str = "files",
+                    url_prefix: str | None = None, document_root: str | Path = "/") -> Path:
     """The images waiting for labels, with the latest model's pre-annotations, in ``out``
-    (a folder holding an earlier export is written over only with ``force``)."""
-    from crackal.active.labels import export_queue
+    (a folder holding an earlier export is written over only with ``force``).
 
+    ``format="files"``: images, masks (or VOC boxes) and queue.csv; ``"label-studio"``: Label
+    Studio tasks (``out/tasks.json``, image URLs ``url_prefix`` + the path under
+    ``document_root``, Label Studio's local files by default) and ``out/label_config.xml``.
+    """
+    from crackal.active.label_studio import LOCAL_FILES, export_tasks
+    from crackal.active.labels import export_queue
+    from crackal.errors import choose
+    from crackal.options import LABEL_FORMATS
+
+    choose(LABEL_FORMATS, format, "format")
     store, config = open_project(project)
     try:
+        if format == "label-studio":
+            return export_tasks(store, out, config, url_prefix or LOCAL_FILES, document_root, force)
         return export_queue(store, out, config, force)
     finally:
         store.close()
 
 
-def al_import(project: str | Path, folder: str | Path, labeller: str = "person", binarize: bool = False,
-              overwrite: bool = False) -> int:
-    """Import a labeller's masks (or VOC boxes) from ``folder``; all are checked before any is
-    stored, and images already labelled are re-labelled only with ``overwrite``."""
+def al_import(project: str | Path, source: str | Path, labeller: str = "person", binarize: bool = False,
+              overwrite: bool = False, format: str = "files") -> int:
+    """Import a labeller's masks (or VOC boxes) from the folder ``source`` or, with
+    ``format="label-studio"``, a Label Studio JSON export (each task's latest annotation that was
+    not skipped; its annotator is the labeller). All are checked before any is stored, and images
+    already labelled are re-labelled only with ``overwrite``."""
+    from crackal.active.label_studio import import_export
     from crackal.active.labels import import_labels
+    from crackal.errors import choose
+    from crackal.options import LABEL_FORMATS
 
+    choose(LABEL_FORMATS, format, "format")
+    if format == "files" and Path(source).suffix.lower() == ".json":
+        raise CrackalError(f"{source} is a JSON file, not a folder of masks; for a Label Studio export pass "
+                           "--format label-studio (format='label-studio')")
     store, config = open_project(project)
     try:
-        return import_labels(store, folder, len(config.class_names), labeller, binarize, overwrite)
+        if format == "label-studio":
+            return import_export(store, source, config, overwrite)
+        return import_labels(store, source, len(config.class_names), labeller, binarize, overwrite)
     finally:
         store.close()
 

@@ -147,34 +147,46 @@ def config(project: Project, settings: Settings = None) -> None:
     console.print(table)
 
 
+LabelFormat = Annotated[str, typer.Option("--format", help="files (images, masks or VOC boxes) or label-studio (tasks JSON).")]
+
+
 @app.command("export-queue")
 def export_queue(
     project: Project,
-    out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (pre-annotations) and queue.csv.")],
+    out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (pre-annotations) and queue.csv, or for Label Studio tasks.json.")],
     force: Annotated[bool, typer.Option(help="Write over a folder that holds an earlier export (its corrected labels are lost).")] = False,
+    format: LabelFormat = "files",
+    url_prefix: Annotated[str | None, typer.Option(help="Label Studio: image URL prefix (default /data/local-files/?d=, Label Studio's local files).")] = None,
+    document_root: Annotated[Path, typer.Option(help="Label Studio: image URLs are the prefix + the image's path under this folder.")] = Path("/"),
 ) -> None:
     """Write the images to label, with the current model's prediction as a pre-annotation
-    (masks, or VOC boxes for a detection project)."""
+    (masks, or VOC boxes for a detection project; or Label Studio tasks with predictions)."""
     from crackal import api
 
-    folder = api.al_export_queue(project, out, force)
+    written = api.al_export_queue(project, out, force, format, url_prefix, document_root)
     queued = api.al_status(project)["queued"]
-    console.print(f"{queued} images to label in {folder}/images; correct the pre-annotations next to them, "
-                  f"then: crackal al import {project} {folder}")
+    if format == "label-studio":
+        console.print(f"{queued} Label Studio tasks in {written}, labelling config in {written.parent / 'label_config.xml'}; "
+                      f"import both into a Label Studio project, export its annotations as JSON, then: "
+                      f"crackal al import {project} EXPORT.json --format label-studio")
+    else:
+        console.print(f"{queued} images to label in {written}/images; correct the pre-annotations next to them, "
+                      f"then: crackal al import {project} {written}")
 
 
 @app.command("import")
 def import_(
     project: Project,
-    folder: Annotated[Path, typer.Argument(help="Folder of masks or VOC .xml boxes (or with a masks/ or boxes/ sub-folder) named like the images.")],
-    labeller: Annotated[str, typer.Option(help="Who labelled them (stored with each label).")] = "person",
+    source: Annotated[Path, typer.Argument(help="Folder of masks or VOC .xml boxes (or with a masks/ or boxes/ sub-folder) named like the images; or a Label Studio JSON export.")],
+    labeller: Annotated[str, typer.Option(help="Who labelled them (stored with each label; Label Studio exports name their annotators).")] = "person",
     binarize: Annotated[bool, typer.Option(help="Binary masks: any value >= 128 is crack.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Re-label images that already have a label (the earlier labels stay in the history).")] = False,
+    format: LabelFormat = "files",
 ) -> None:
-    """Import masks (or VOC boxes) from the labeller; all are checked before any is stored."""
+    """Import masks (or VOC boxes, or a Label Studio export) from the labeller; all are checked before any is stored."""
     from crackal import api
 
-    count = api.al_import(project, folder, labeller, binarize, overwrite)
+    count = api.al_import(project, source, labeller, binarize, overwrite, format)
     console.print(f"imported {count} labels; {api.al_status(project)['queued']} still queued")
 
 

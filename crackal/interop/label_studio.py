@@ -27,7 +27,7 @@ def encode_rle(values: np.ndarray) -> list[int]:
     """Pack a flat uint8 array with rle-pack (the scheme Label Studio's brush results use).
 
     >>> encode_rle(np.full(4, 255, np.uint8))
-    [0, 0, 0, 4, 59, 114, 255, 224]
+    [0, 0, 0, 4, 57, 27, 252, 127, 224]
     """
     values = np.asarray(values).ravel()
     if values.size and (values.min() < 0 or values.max() > 255):
@@ -71,7 +71,7 @@ def _bits(codes: np.ndarray, widths: np.ndarray) -> np.ndarray:
 def decode_rle(rle: list[int] | bytes) -> np.ndarray:
     """Unpack rle-pack data into a flat uint8 array (the inverse of ``encode_rle``).
 
-    >>> decode_rle([0, 0, 0, 4, 59, 114, 255, 224]).tolist()
+    >>> decode_rle([0, 0, 0, 4, 57, 27, 252, 127, 224]).tolist()
     [255, 255, 255, 255]
     """
     try:
@@ -89,16 +89,20 @@ def decode_rle(rle: list[int] | bytes) -> np.ndarray:
     count, word = read(0, 32), read(32, 5) + 1
     run_bits = [read(37 + 4 * i, 4) + 1 for i in range(4)]
     position, filled, lengths, values = 53, 0, [], []
+    word_mask = (1 << word) - 1
     while filled < count:
         if position + 3 > total_bits:
             raise CrackalError(f"brush RLE ends after {filled} of its {count} values; the result is truncated")
-        head = read(position, 3)
+        # a 40-bit window from the record's first byte holds its first 33 bits or more: with the 3-bit head,
+        # a length field of at most 16 bits and (Label Studio's) 8-bit values, a whole repeat record
+        window = int.from_bytes(data[position >> 3:(position >> 3) + 5], "big") << (position & 7)
+        head = (window >> 37) & 7
         size = run_bits[head & 3]
-        length = read(position + 3, size) + 1
+        length = ((window >> (37 - size)) & ((1 << size) - 1)) + 1
         position += 3 + size
         if head >> 2:
             lengths.append(length)
-            values.append(read(position, word))
+            values.append((window >> (37 - size - word)) & word_mask if size + word <= 30 else read(position, word))
             position += word
         else:
             lengths += [1] * length
