@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from crackal.active.config import ALConfig
 from crackal.active.lock import project_lock
 from crackal.active.store import open_project
+from crackal.errors import choose
 from crackal.progress import Progress
 from crackal.training.config import DetectionConfig, TrainConfig
 
@@ -95,6 +96,20 @@ def al_import(project: str | Path, folder: str | Path, labeller: str = "person",
     store, config = open_project(project)
     try:
         return import_labels(store, folder, len(config.class_names), labeller, binarize, overwrite)
+    finally:
+        store.close()
+
+
+def al_export(project: str | Path, out: str | Path, format: str = "coco", force: bool = False) -> Path:
+    """Every labelled pool image and its current label in ``out`` as a dataset of another tool's
+    format (``coco``: ``out/annotations.json`` and ``out/images/``); returns the annotation file.
+    A folder holding an earlier export is written over only with ``force``."""
+    from crackal.active.coco_export import export_coco
+
+    choose(("coco",), format, "format")
+    store, config = open_project(project)
+    try:
+        return export_coco(store, out, config, force)
     finally:
         store.close()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,10 +103,11 @@ def box_annotations(boxes: ImageBoxes) -> list[dict]:
     return annotations
 
 
-def coco_dataset(labels: list[tuple[str, tuple[int, int], np.ndarray | ImageBoxes]], class_names: list[str],
+def coco_dataset(labels: Iterable[tuple[str, tuple[int, int], np.ndarray | ImageBoxes]], class_names: list[str],
                  description: str = "") -> dict:
-    """A COCO instances document of ``(file name, (height, width), class mask or boxes)`` entries;
-    images and annotations are numbered from 1 in the given order."""
+    """A COCO instances document of ``(file name, (height, width), class mask or boxes)`` entries
+    (a generator keeps one mask in memory at a time); images and annotations are numbered from 1
+    in the given order."""
     images, annotations = [], []
     for image_id, (file_name, (height, width), label) in enumerate(labels, start=1):
         images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
