@@ -156,9 +156,13 @@ class CocoFile:
     annotations: list[dict]
 
     def class_names(self) -> list[str]:
-        """Background, then the category names in category-id order (a category called
-        ``background`` is class 0)."""
-        return ["background"] + [name for _, name in sorted(self.categories.items()) if name != "background"]
+        """Background, then the category names in category-id order, each once (a category
+        called ``background`` is class 0).
+
+        >>> CocoFile(Path("c.json"), {}, {3: "crack", 1: "patch", 4: "crack"}, []).class_names()
+        ['background', 'patch', 'crack']
+        """
+        return ["background"] + list(dict.fromkeys(name for _, name in sorted(self.categories.items()) if name != "background"))
 
 
 def _not_coco(path: Path, problem: str) -> CrackalError:
