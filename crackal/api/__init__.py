@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    **dict.fromkeys(("al_config", "al_export_queue", "al_import", "al_init", "al_report", "al_run", "al_status", "al_step",
+    **dict.fromkeys(("al_config", "al_export", "al_export_queue", "al_import", "al_init", "al_report", "al_run", "al_status", "al_step",
                      "simulate"), ("crackal.api.active", None)),
     **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
     **dict.fromkeys(("evaluate", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
@@ -37,6 +37,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "al_config",
+    "al_export",
     "al_export_queue",
     "al_import",
     "al_init",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from crackal.active.config import ALConfig
 from crackal.active.lock import project_lock
 from crackal.active.store import open_project
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, choose
 from crackal.progress import Progress
 from crackal.training.config import DetectionConfig, TrainConfig
 
@@ -86,7 +86,6 @@ def al_export_queue(project: str | Path, out: str | Path, force: bool = False, f
     """
     from crackal.active.label_studio import LOCAL_FILES, export_tasks
     from crackal.active.labels import export_queue
-    from crackal.errors import choose
     from crackal.options import LABEL_FORMATS
 
     choose(LABEL_FORMATS, format, "format")
@@ -107,7 +106,6 @@ def al_import(project: str | Path, source: str | Path, labeller: str = "person",
     already labelled are re-labelled only with ``overwrite``."""
     from crackal.active.label_studio import import_export
     from crackal.active.labels import import_labels
-    from crackal.errors import choose
     from crackal.options import LABEL_FORMATS
 
     choose(LABEL_FORMATS, format, "format")
@@ -119,6 +117,20 @@ def al_import(project: str | Path, source: str | Path, labeller: str = "person",
         if format == "label-studio":
             return import_export(store, source, config, overwrite)
         return import_labels(store, source, len(config.class_names), labeller, binarize, overwrite)
+    finally:
+        store.close()
+
+
+def al_export(project: str | Path, out: str | Path, format: str = "coco", force: bool = False) -> Path:
+    """Every labelled pool image and its current label in ``out`` as a dataset of another tool's
+    format (``coco``: ``out/annotations.json`` and ``out/images/``); returns the annotation file.
+    A folder holding an earlier export is written over only with ``force``."""
+    from crackal.active.coco_export import export_coco
+
+    choose(("coco",), format, "format")
+    store, config = open_project(project)
+    try:
+        return export_coco(store, out, config, force)
     finally:
         store.close()
 

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 from crackal.data.dataset import SegmentationDataset
-from crackal.data.layout import open_dataset, read_class_colors
+from crackal.data.layout import open_dataset, read_class_colors, resolve_class_names
 from crackal.data.splits import load_split, make_split, pick, save_split
 from crackal.data.synth import SynthOptions, write_synthetic_dataset
 from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.outputs import predict_folder, two_stage_predictor
+from crackal.interop.coco import find_coco_file, write_class_masks
 from crackal.progress import Progress
 from crackal.training.checkpoint import load_model, resolve_checkpoint, save_scores
 from crackal.training.config import TrainConfig
@@ -19,6 +20,8 @@ from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
 from crackal.training.runs import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training.trainer import train as run_training
+
+COCO_MASKS = "coco_masks"  # where a run keeps the class masks rasterised from a COCO file
 
 
 def synth(
@@ -41,6 +44,7 @@ def train(
     out: str | Path,
     *,
     masks: str | Path | None = None,
+    coco: str | Path | None = None,
     classes: str | list[str] | None = None,
     val: float = 0.1,
     test: float = 0.2,
@@ -59,18 +63,32 @@ def train(
     the run in ``out`` continues with its saved config, data and split. ``weights`` starts
     from a whole local model, ``encoder_weights`` from a local encoder state dict (e.g.
     ImageNet weights of a ResNet saved beforehand; smp architectures).
+
+    With ``coco`` (a COCO instances file; found by itself as ``data/annotations.json`` when
+    ``data`` has no mask folder) the images are ``data`` (or ``data/images/``), their labels are
+    rasterised once into ``out/coco_masks/`` and training goes on as with a mask folder; the
+    class names are the file's categories (background first) unless ``classes`` is given.
     """
     out = Path(out)
     check_run_folder(out, resume, "crackal train")
+    source: dict[str, str] = {}  # how a COCO dataset was given, for --resume
     if resume:
         saved = load_run_data(out)
         config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-        check_resume_matches(out, config, options, data, saved["root"])
+        check_resume_matches(out, config, options, _given_data(data, coco, saved), saved["root"])
         data, masks, binarize, skip_invalid = saved["root"], saved["masks"], saved["binarize"], saved["skip_invalid"]
         split_file = out / "split.json"
         classes = config.class_names
     else:
         TrainConfig(**options)  # bad options fail before the dataset is read
+        coco = coco if coco is not None or masks is not None else find_coco_file(data)
+        if coco is not None:
+            if masks is not None:
+                raise CrackalError("give the labels either as a mask folder (--masks) or as a COCO file (--coco), not both")
+            names = resolve_class_names(data, classes) if classes else None
+            source = {"coco": str(Path(coco).resolve()), "coco_data": str(Path(data).resolve())}
+            data, classes = write_class_masks(coco, data, out / COCO_MASKS, names, skip_invalid)
+            masks = out / COCO_MASKS
     pairs, names, problems = open_dataset(data, masks, classes, skip_invalid, binarize)
     if not resume:
         colors = read_class_colors(data)
@@ -79,11 +97,21 @@ def train(
     split = load_split(split_file) if split_file else make_split([p.name for p in pairs], val, test, config.seed)
     out.mkdir(parents=True, exist_ok=True)
     save_split(split, out / "split.json")
-    save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems)
+    save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems, **source)
     train_set = SegmentationDataset(pick(pairs, split["train"], "train"), config.num_classes, binarize=binarize)
     val_set = SegmentationDataset(pick(pairs, split.get("val", []), "val"), config.num_classes, binarize=binarize)
     return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights,
                         encoder_weights=encoder_weights)
+
+
+def _given_data(data: str | Path | None, coco: str | Path | None, saved: dict) -> str | Path | None:
+    """The dataset a resumed run is given, as saved: a COCO run saved its image folder, not the
+    folder the user named (which is accepted too); another COCO file is refused."""
+    if not saved.get("coco"):
+        return data
+    if coco is not None and Path(coco).resolve() != Path(saved["coco"]):
+        raise CrackalError(f"--resume continues a run trained on {saved['coco']}, not {coco}; start a new run for other labels")
+    return saved["root"] if data is None or Path(data).resolve() == Path(saved["coco_data"]) else data
 
 
 def evaluate(

@@ -190,6 +190,20 @@ def import_(
     console.print(f"imported {count} labels; {api.al_status(project)['queued']} still queued")
 
 
+@app.command("export")
+def export(
+    project: Project,
+    out: Annotated[Path, typer.Argument(help="Folder for annotations.json and images/.")],
+    format: Annotated[str, typer.Option(help="coco: COCO instances (one RLE mask per connected defect, or boxes).")] = "coco",
+    force: Annotated[bool, typer.Option(help="Write over a folder that holds an earlier export.")] = False,
+) -> None:
+    """Write every labelled pool image and its current label as a dataset for other tools (COCO)."""
+    from crackal import api
+
+    path = api.al_export(project, out, format, force)
+    console.print(f"wrote {api.al_status(project)['labelled']} labelled images to {path} and {path.parent / 'images'}")
+
+
 @app.command("status")
 def status(project: Project) -> None:
     """Labelled / queued / pool counts and every round's held-out scores."""

@@ -51,6 +51,7 @@ def train(
     data: Data,
     out: Annotated[Path, typer.Option(help="Run folder (config, split, checkpoints, metrics, plots).")] = Path("runs/train"),
     masks: Masks = None,
+    coco: Annotated[Path | None, typer.Option(help="COCO instances file (polygons or RLE) labelling the images in DATA (or DATA/images/); default: DATA/annotations.json when DATA has no masks/.")] = None,
     classes: Classes = None,
     arch: Annotated[str, typer.Option(help="unet (compact, default), smp_unet, unetplusplus, fpn, deeplabv3plus, pspnet.")] = "unet",
     encoder: Annotated[str, typer.Option(help="Encoder of the smp architectures.")] = "resnet18",
@@ -87,11 +88,11 @@ def train(
     binarize: Binarize = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a segmentation model on a folder of images and masks."""
+    """Train a segmentation model on a folder of images and masks (or a COCO file)."""
     from crackal import api
 
     result = api.train(
-        data, out, masks=masks, classes=classes, val=val, test=test, split_file=split_file,
+        data, out, masks=masks, coco=coco, classes=classes, val=val, test=test, split_file=split_file,
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
