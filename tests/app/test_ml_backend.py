@@ -404,3 +404,30 @@ def test_basic_auth_body_limit_and_errors_as_json(tmp_path, data):
     assert api.get("/predict", auth=auth).status_code == 405
     missing = api.get("/versions", auth=auth)
     assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_serve_ml_command(tmp_path, data, monkeypatch, capsys):
+    import uvicorn
+
+    from crackal.cli import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    monkeypatch.delenv("CRACKAL_BASIC_AUTH", raising=False)
+    root = new_project(tmp_path / "served", data)
+    assert main(["serve-ml", str(root), "--port", "9191", "--basic-auth", "labelstudio:s3cret", "--max-body-mb", "0.5"]) == 0
+    assert (served["host"], served["port"]) == ("127.0.0.1", 9191)
+    assert "Backend URL http://127.0.0.1:9191 with Basic Authentication" in capsys.readouterr().out
+    api = TestClient(served["app"])
+    assert api.get("/health").status_code == 401
+    assert api.get("/health", auth=("labelstudio", "s3cret")).json()["model_version"] == "crackal-served-round0"
+    assert api.post("/predict", content=b"x" * 600_000, auth=("labelstudio", "s3cret")).status_code == 413
+
+    monkeypatch.setenv("CRACKAL_BASIC_AUTH", "nopassword")
+    assert main(["serve-ml", str(root)]) == 1
+    assert "--basic-auth takes USER:PASS" in capsys.readouterr().err
+    monkeypatch.delenv("CRACKAL_BASIC_AUTH")
+    assert main(["serve-ml", str(tmp_path / "nothing")]) == 1
+    assert "no crackal project" in capsys.readouterr().err
+    assert main(["serve-ml", str(root), "--host", "0.0.0.0"]) == 0
+    assert "without --basic-auth" in capsys.readouterr().out
