@@ -129,7 +129,7 @@ class MLBackend:
                               "when the webhook sends its payload)", request)
         store, config = open_project(self.root)
         try:
-            project = data.get("project") if isinstance(data.get("project"), dict) else {}
+            project: dict = data["project"] if isinstance(data.get("project"), dict) else {}
             item = project_task(task, self._label_config(project.get("label_config"), config.task), [annotation])
             if item["id"] is None:
                 item["id"] = annotation.get("task")
@@ -151,7 +151,8 @@ class MLBackend:
             record = store.by_name(labels[0].record.name)
         finally:
             store.close()
-        return JSONResponse({"status": "ok", "image": record.name, "labelled_by": record.labelled_by}, status_code=201)
+        labelled_by = record.labelled_by if record is not None else None
+        return JSONResponse({"status": "ok", "image": labels[0].record.name, "labelled_by": labelled_by}, status_code=201)
 
     def _start(self, labels: list[NewLabel], request: Request) -> JSONResponse:
         try:

@@ -54,7 +54,7 @@ def read_label_config(xml: str, task: str) -> LabelConfig:
 def project_task(task: dict, config: LabelConfig, annotations: list[dict] | None = None) -> dict:
     """A Label Studio task as ``crackal.active.label_studio`` reads it: its image URL under
     ``data.image`` whatever the config calls it, with ``annotations`` (default: the task's own)."""
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    data: dict = task["data"] if isinstance(task.get("data"), dict) else {}
     return {"id": task.get("id"), "data": {**data, IMAGE: data.get(config.data_key, data.get(IMAGE, ""))},
             "annotations": (task.get("annotations") or []) if annotations is None else annotations}
 
