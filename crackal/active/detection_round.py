@@ -7,6 +7,7 @@ simulation can reuse segmentation ground truth and a labeller can draw boxes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,16 @@ class DetectionRounds:
                 scores += [detection_uncertainty(s, len(config.class_names)) for s in samples]
         return np.array(scores, np.float64)
 
+    def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], ImageBoxes]:
+        """The detector loaded once, as a function: image -> boxes above the validation threshold."""
+        detector, state = load_detector(checkpoint)
+        threshold = state.get("threshold", 0.5)
+        return lambda image: detect_image(detector, image).above(threshold)
+
     def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict[str, ImageBoxes]:
         """The detector's boxes above its validation threshold."""
-        detector, state = load_detector(checkpoint)
-        return {name: detect_image(detector, image).above(state.get("threshold", 0.5)) for name, image in images.items()}
+        predict = self.predictor(checkpoint)
+        return {name: predict(image) for name, image in images.items()}
 
     def write_prelabel(self, folder: Path, record: ImageRecord, prelabel, class_names: list[str],
                        size: tuple[int, int]) -> Path:

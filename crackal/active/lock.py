@@ -4,8 +4,10 @@ Two commands that write one project (two ``al step``, an ``al step`` and an ``al
 web app's worker) never interleave: the second waits up to ``wait`` seconds, then stops with a
 message that names the holder (pid, command, since when). The lock is an ``flock`` on an open
 file, so the system releases it when its holder dies, however it dies: a lock left by a killed
-process is taken over at once. Within one process the lock is re-entrant (``al run`` holds it
-while each of its rounds takes it again).
+process is taken over at once. Within one thread the lock is re-entrant (``al run`` holds it
+while each of its rounds takes it again); two threads of one process exclude each other as two
+processes do (the ML backend's round thread and its label imports), as ``flock`` locks each
+open of the file on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +26,13 @@ from pathlib import Path
 
 from crackal.errors import CrackalError
 
-_HELD: dict[Path, int] = {}  # lock file -> how many times this process holds it
+_LOCAL = threading.local()  # .held: lock file -> how many times this thread holds it
+
+
+def _held() -> dict[Path, int]:
+    if not hasattr(_LOCAL, "held"):
+        _LOCAL.held = {}
+    return _LOCAL.held
 
 
 def _holder(lock_file: Path) -> str:
@@ -48,12 +57,13 @@ def _try_lock(fd: int) -> bool:
 def project_lock(root: str | Path, command: str | None = None, wait: float = 0.0) -> Iterator[None]:
     """Hold the project's write lock for the ``with`` block (see the module docstring)."""
     lock_file = (Path(root) / ".lock").absolute()
-    if _HELD.get(lock_file):
-        _HELD[lock_file] += 1
+    held = _held()
+    if held.get(lock_file):
+        held[lock_file] += 1
         try:
             yield
         finally:
-            _HELD[lock_file] -= 1
+            held[lock_file] -= 1
         return
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
@@ -68,11 +78,11 @@ def project_lock(root: str | Path, command: str | None = None, wait: float = 0.0
                   "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        _HELD[lock_file] = 1
+        held[lock_file] = 1
         try:
             yield
         finally:
-            _HELD.pop(lock_file, None)
+            held.pop(lock_file, None)
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the file releases the lock

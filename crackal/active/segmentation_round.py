@@ -4,6 +4,7 @@ pixel heuristic reduced per image, and pre-annotate the queue with its masks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,16 @@ class SegmentationRounds:
         return score_pool(models, LazyImages(pool), config.strategy, config.reduction, config.method, config.iterations,
                           reference_batches=references, seed=tcfg.seed, progress=progress)
 
+    def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+        """The model loaded once, as a function: image -> class mask at the validation threshold."""
+        model, state = load_model(checkpoint)
+        threshold = state.get("threshold", 0.5)
+        return lambda image: class_mask_from_probs(predict_image(model, image), threshold)
+
     def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's class mask of each image, at its validation threshold."""
-        model, state = load_model(checkpoint)
-        return {name: class_mask_from_probs(predict_image(model, image), state.get("threshold", 0.5))
-                for name, image in images.items()}
+        predict = self.predictor(checkpoint)
+        return {name: predict(image) for name, image in images.items()}
 
     def write_prelabel(self, folder: Path, record: ImageRecord, prelabel, class_names: list[str],
                        size: tuple[int, int]) -> Path:

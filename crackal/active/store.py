@@ -317,6 +317,11 @@ class ProjectStore:
         with self.transaction() as tx:
             tx.execute(f"UPDATE rounds SET {columns} WHERE round = ?", (*values.values(), round_))
 
+    def round_scores(self, round_: int) -> dict[int, float]:
+        """The acquisition score a round gave each pool image it scored, by image id."""
+        rows = self.conn.execute("SELECT image_id, score FROM scores WHERE round = ?", (round_,))
+        return {row["image_id"]: row["score"] for row in rows}
+
     def finish_round(self, round_: int, scores: dict[int, float], selected: list[int], selected_scores: list[float],
                      pool_uncertainty: float | None) -> None:
         """Store the pool scores, queue the selection and close the round, all in one transaction."""

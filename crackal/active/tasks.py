@@ -3,6 +3,7 @@ boxes); the loop asks the task object of its project instead of branching on the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +13,7 @@ from crackal.active.config import ALConfig
 from crackal.active.detection_round import DetectionRounds
 from crackal.active.segmentation_round import SegmentationRounds
 from crackal.active.store import ImageRecord, ProjectStore
+from crackal.data.boxes import ImageBoxes
 from crackal.progress import Progress
 
 
@@ -27,6 +29,9 @@ class RoundTask(Protocol):
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
                    pool: list[ImageRecord], progress: Progress) -> np.ndarray:
         """One acquisition score per ``pool`` image, higher = label it sooner."""
+
+    def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], np.ndarray | ImageBoxes]:
+        """The checkpoint's model loaded once, as a function from an image to its label (class mask, or boxes)."""
 
     def prelabels(self, checkpoint: str | Path, images: dict[str, np.ndarray]) -> dict:
         """The model's label of each image (a class mask, or boxes), by image name."""

@@ -1,8 +1,10 @@
 """``crackal`` command line: one sub-command per job. User errors print one line and exit 1.
 
 Each module here is one command group: ``segmentation`` (synth, train, evaluate, predict,
-demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify`` and
-``change``. The commands call ``crackal.api``; nothing below the CLI knows of typer.
+demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify``,
+``change`` and ``serve`` (``serve-ml``: a project as Label Studio's ML backend, a
+``crackal.app`` web app). The commands call ``crackal.api`` (``serve-ml``: ``crackal.app``);
+nothing below the CLI knows of typer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
-from crackal.cli import al, change, classify, detect, segmentation  # noqa: E402
+from crackal.cli import al, change, classify, detect, segmentation, serve  # noqa: E402
 from crackal.errors import CrackalError, OptionError  # noqa: E402
 
 app = typer.Typer(
@@ -32,6 +34,7 @@ app.add_typer(al.app, name="al")
 app.add_typer(detect.app, name="detect")
 app.add_typer(classify.app, name="classify")
 app.add_typer(change.app, name="change")
+app.command("serve-ml")(serve.serve_ml)
 
 # Options whose flag is not the library's name with dashes.
 FLAGS = {"time_limit_min": "--time-limit", "box_format": "--format", "initial_per_class": "--initial",
