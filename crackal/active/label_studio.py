@@ -82,7 +82,7 @@ def prediction_results(prelabel, config: ALConfig, height: int, width: int) -> l
             for index, name in enumerate(config.class_names) if index > 0 and (prelabel == index).any()]
 
 
-def _prediction_scores(scores: list[float | None]) -> list[float | None]:
+def prediction_scores(scores: list[float | None]) -> list[float | None]:
     """1 - the acquisition score normalised over the queue (the first to label gets the lowest)."""
     known = [s for s in scores if s is not None]
     if not known:
@@ -109,7 +109,7 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
         raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
                            "to write over them")
     prelabels = latest_prelabels(store, config, [record for record, _, _ in queued])
-    version, scores = model_version(store), _prediction_scores([score for _, _, score in queued])
+    version, scores = model_version(store), prediction_scores([score for _, _, score in queued])
     (out / "images").mkdir(parents=True, exist_ok=True)
     tasks = []
     for rank, ((record, round_, score), prediction_score) in enumerate(zip(queued, scores)):
@@ -139,7 +139,8 @@ def image_name(url: str) -> str:
     return Path(unquote(path)).stem
 
 
-def _record_of(store: ProjectStore, task: dict) -> ImageRecord:
+def record_of(store: ProjectStore, task: dict) -> ImageRecord:
+    """The pool or held-out image a Label Studio task shows (by ``data.crackal_name``, else the image URL's file name)."""
     data = task.get("data") or {}
     name = data.get("crackal_name") or image_name(str(data.get(IMAGE, "")))
     if re.match(r"^[0-9a-f]{8}-", name) and store.by_name(name) is None:
@@ -190,7 +191,7 @@ def new_labels(store: ProjectStore, tasks: list[dict], config: ALConfig) -> list
         annotation = latest_annotation(task)
         if annotation is None:
             continue
-        record = _record_of(store, task)
+        record = record_of(store, task)
         label = label_of(annotation, record, config, task.get("id", "?"))
         new.append(NewLabel(record, f"task {task.get('id', record.name)}", label, _labeller(annotation)))
     return new

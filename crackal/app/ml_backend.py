@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crackal.active.label_studio import _record_of, model_version
+from crackal.active.label_studio import model_version, record_of
 from crackal.active.labels import NewLabel
 from crackal.active.store import open_project
 from crackal.app.http import ERROR_HANDLERS, BasicAuth, error, read_json
@@ -177,7 +177,7 @@ class MLBackend:
                 for task in tasks:
                     item = project_task(task, label_config)
                     try:
-                        record = _record_of(store, item)
+                        record = record_of(store, item)
                     except CrackalError:
                         continue  # a task of Label Studio's project that is no image of this one
                     if not record.labelled and record.role == "pool":

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 
 from crackal.active.config import ALConfig
-from crackal.active.label_studio import IMAGE, _prediction_scores, _record_of, model_version, prediction_results
+from crackal.active.label_studio import IMAGE, model_version, prediction_results, prediction_scores, record_of
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.active.tasks import TASKS
 from crackal.app.schema import LabelConfig, project_task
@@ -72,7 +72,7 @@ def task_image(store: ProjectStore, task: dict, config: LabelConfig, document_ro
     """Find a task's image (see the module docstring); ``CrackalError`` when it cannot be read here."""
     task = project_task(task, config)
     try:
-        record = _record_of(store, task)
+        record = record_of(store, task)
         return TaskImage(record.path, record)
     except CrackalError:
         pass
@@ -105,7 +105,7 @@ def predict_tasks(store: ProjectStore, project: ALConfig, tasks: list[dict], con
     if not done:
         return [{"result": [], "model_version": version} for _ in tasks]
     by_id = store.round_scores(done[-1]["round"])
-    scores = dict(zip(by_id, _prediction_scores(list(by_id.values()))))
+    scores = dict(zip(by_id, prediction_scores(list(by_id.values()))))
     predictions = []
     for image_of in images:
         image = read_image(image_of.path)
