@@ -31,6 +31,7 @@ from crackal.data.boxes import ImageBoxes
 from crackal.data.io import read_image
 from crackal.errors import CrackalError
 from crackal.inference.render import class_color
+from crackal.interop import read_json
 from crackal.interop.label_studio import box_from_rectangle, brush_result, mask_from_results, rectangle_result
 
 IMAGE = "image"  # the <Image> tag's name
@@ -199,13 +200,7 @@ def new_labels(store: ProjectStore, tasks: list[dict], config: ALConfig) -> list
 
 def read_export(path: str | Path) -> list[dict]:
     """A Label Studio JSON export: a list of tasks."""
-    path = Path(path)
-    if not path.is_file():
-        raise CrackalError(f"Label Studio export not found: {path}")
-    try:
-        tasks = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CrackalError(f"{path} is not a Label Studio JSON export ({exc}); export the project as JSON") from None
+    tasks = read_json(path, "a Label Studio JSON export", "export the project as JSON")
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise CrackalError(f"{path} is not a Label Studio JSON export (a list of tasks); export the project as JSON")
     return tasks

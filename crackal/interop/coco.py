@@ -29,6 +29,7 @@ from crackal.data.boxes import ImageBoxes
 from crackal.data.io import IGNORE_INDEX, image_size, list_images, mask_png, write_png
 from crackal.data.layout import check_unique_stems, locate_folders
 from crackal.errors import CrackalError
+from crackal.interop import read_json
 
 EIGHT_CONNECTED = np.ones((3, 3), int)
 COCO_FILE_NAMES = ("annotations.json", "_annotations.coco.json")  # crackal's / Roboflow's name in a dataset root
@@ -173,12 +174,7 @@ def _not_coco(path: Path, problem: str) -> CrackalError:
 def read_coco_file(path: str | Path) -> CocoFile:
     """Read a COCO instances JSON file and check its structure (ids, names, sizes)."""
     path = Path(path)
-    if not path.is_file():
-        raise CrackalError(f"COCO file not found: {path}; check the path")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _not_coco(path, f"not JSON: {exc}") from None
+    data = read_json(path, "a COCO instances file", "export 'COCO' from the labelling tool")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")) \
             or not isinstance(data.get("annotations", []), list):
         raise _not_coco(path, "no 'images' and 'categories' lists")
