@@ -157,17 +157,31 @@ def predict(
     two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
+    defects: Annotated[bool, typer.Option("--defects", help="Also write defect instances (defects.csv/.json/.geojson: type, length, width, severity, geometry) and the condition summary (condition.md/.html, severity_map.png).")] = False,
+    gap: Annotated[float, typer.Option(help="--defects: crack pieces this close (px) are one crack.")] = 5.0,
+    severity: Annotated[str, typer.Option(help="--defects: severity bands by crack width in mm: pavement (LTPP: 6, 19), bridge (AASHTO: 0.3, 1.3) or bounds like 0.2,0.5[:names].")] = "pavement",
+    severity_width: Annotated[str, typer.Option(help="--defects: the width the bands apply to: mean, median, p95 or max.")] = "mean",
+    travel_direction: Annotated[float, typer.Option(help="--defects: direction of travel in the image, degrees counter-clockwise from its x axis (90 = up the image); longitudinal cracks run along it.")] = 90.0,
+    heading: Annotated[float | None, typer.Option(help="--defects: direction the top of the photos faces, degrees clockwise from north (default: EXIF GPSImgDirection); with --gsd places GPS photos' defects on the map.")] = None,
+    segments: Annotated[Path | None, typer.Option(help="--defects: CSV with columns image,segment: a condition summary per segment.")] = None,
+    chainage: Annotated[float | None, typer.Option(help="--defects: segments of this many metres along the photos' GPS track.")] = None,
+    window: Annotated[int, typer.Option(help="GeoTIFFs and huge TIFFs are read and written in windows of this many px.")] = 2048,
     skip_invalid: SkipInvalid = False,
     quiet: Quiet = False,
 ) -> None:
-    """Predict masks, probability maps, overlays and defect measurements."""
+    """Predict masks, probability maps, overlays and defect measurements (--defects: instances, GeoJSON, condition summary)."""
     from crackal import api
+    from crackal.inference.defects import DefectOptions
 
+    options = DefectOptions(gap_px=gap, severity=severity, severity_width=severity_width,
+                            travel_direction_deg=travel_direction) if defects else False
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
+                          defects=options, heading=heading, segments=segments, chainage=chainage, window=window,
                           progress=progress_for(quiet))
-    console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
+    extra = ", defects.csv/.geojson, condition.md" if defects else ""
+    console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv{extra})")
 
 
 def demo(

@@ -387,7 +387,7 @@ def extract_defects(class_mask: np.ndarray, class_names: list[str], options: Def
 
     >>> m = np.zeros((40, 120), np.uint8); m[20:23, 10:110] = 1
     >>> [(d["type"], d["length_px"], d["width_median_px"]) for d in extract_defects(m, ["background", "crack"])]
-    [('transverse', 100.0, 3.0)]
+    [('transverse', 99.01, 3.0)]
     """
     height, width = class_mask.shape
     return defects_by_blocks(lambda r0, r1, c0, c1: class_mask[r0:r1, c0:c1], height, width, class_names, options,
@@ -419,6 +419,7 @@ class _Piece:
 
     bbox: list[int]  # global [r0, c0, r1, c1] of its pixels in the window (halo included)
     seed: tuple[int, int]  # a global (row, col) of one of its pixels in the block's core
+    core: tuple[int, int, int, int]  # the block's core, global (r0, r1, c0, c1)
 
 
 def defects_by_blocks(
@@ -478,7 +479,7 @@ def defects_by_blocks(
                     r, c = np.argwhere(core_part)[0]
                     key = (index, bi, bj, label)
                     pieces[key] = _Piece([box[0].start + wr0, box[1].start + wc0, box[0].stop + wr0, box[1].stop + wc0],
-                                         (int(r + box[0].start + wr0), int(c + box[1].start + wc0)))
+                                         (int(r + box[0].start + wr0), int(c + box[1].start + wc0)), (r0, r1, c0, c1))
                     union.find(key)
                 saved[index] = {"window": (wr0, wr1, wc0, wc1), "right": labels[:, -2 * halo:].copy(),
                                 "bottom": labels[-2 * halo:, :].copy(), "labels": labels}
@@ -509,10 +510,10 @@ def defects_by_blocks(
             if entry is not None:
                 found.append(entry)
             continue
-        for key in members:  # too large to hold at once: each block's piece on its own
+        for key in members:  # too large to hold at once: each block's piece on its own, cut to the block
             box = pieces[key].bbox
-            entry = _measure_window(read, index, name, tuple(box[i] for i in (0, 2, 1, 3)), pieces[key].seed, height,
-                                    width, halo, options, gsd_m)
+            entry = _measure_window(read, index, name, (box[0], box[2], box[1], box[3]), pieces[key].seed, height,
+                                    width, halo, options, gsd_m, clip=pieces[key].core)
             if entry is not None:
                 entry["group"] = number
                 found.append(entry)
@@ -542,12 +543,19 @@ def _join(union: _UnionFind, pieces: dict, index: int, here: tuple[int, int], mi
 
 
 def _measure_window(read, index: int, name: str, box: tuple[int, ...], seed: tuple[int, int], height: int, width: int,
-                    halo: int, options: DefectOptions, gsd_m: float | None) -> dict | None:
-    """Measure the defect holding ``seed`` from a window around ``box`` (r0, r1, c0, c1)."""
+                    halo: int, options: DefectOptions, gsd_m: float | None,
+                    clip: tuple[int, int, int, int] | None = None) -> dict | None:
+    """Measure the defect holding ``seed`` from a window around ``box`` (r0, r1, c0, c1); with
+    ``clip`` (r0, r1, c0, c1) only its pixels inside that box."""
     r0, r1, c0, c1 = max(0, box[0] - halo), min(height, box[1] + halo), max(0, box[2] - halo), min(width, box[3] + halo)
     mask = np.asarray(read(r0, r1, c0, c1)) == index
     labels, _ = bridge_labels(mask, options.gap_px)
     label = labels[seed[0] - r0, seed[1] - c0]
-    where = ndimage.find_objects((labels == label).astype(np.int32))[0]
-    own = labels[where] == label
+    chosen = labels == label
+    if clip is not None:
+        inside = np.zeros_like(chosen)
+        inside[max(0, clip[0] - r0) : clip[1] - r0, max(0, clip[2] - c0) : clip[3] - c0] = True
+        chosen &= inside
+    where = ndimage.find_objects(chosen.astype(np.int32))[0]
+    own = chosen[where]
     return measure_instance(own, name, options, gsd_m, (where[0].start + r0, where[1].start + c0))

@@ -1,0 +1,119 @@
+"""The inspection outputs of ``crackal predict --defects``: one row per defect, their
+geometry, and the condition summary.
+
+```
+OUT/defects.csv        one row per defect: image, class, type, severity, length, widths, area, box, centroid (+ map position)
+OUT/defects.json       the same with the centre lines and outlines (pixel coordinates), the options and the images
+OUT/defects.geojson    the defects as features in pixel coordinates, the GeoTIFF's CRS or WGS84 (photos with GPS)
+OUT/condition_images.csv    per image: counts, crack length and area by type and severity, density
+OUT/condition_segments.csv  the same per segment (--segments CSV or --chainage bins)
+OUT/condition.md / .html    the summary, with OUT/severity_map.png
+```
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from crackal.inference.condition import (
+    chainage_bins,
+    draw_map,
+    read_segments,
+    segment_of,
+    summarise,
+    write_csv,
+    write_report,
+)
+from crackal.inference.defects import DefectOptions
+from crackal.inference.geo import WGS84, Georef, chainage, defects_geojson, track_order
+
+
+def flat_row(defect: dict, georef: Georef | None = None) -> dict:
+    """A defect as one CSV row: the box and centroid split into columns, the geometry left out;
+    the centroid's map position added when the image is georeferenced."""
+    row = {k: v for k, v in defect.items() if k not in ("lines", "polygons", "bbox", "centroid")}
+    row.update(zip(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"), defect["bbox"]))
+    row["centroid_x"], row["centroid_y"] = defect["centroid"]
+    if georef is not None and georef.kind != "pixel":
+        x, y = georef.to_map([defect["centroid"]])[0]
+        geographic = georef.crs == WGS84
+        row["map_x" if not geographic else "lon"] = round(float(x), 9)
+        row["map_y" if not geographic else "lat"] = round(float(y), 9)
+        row["crs"] = georef.crs
+    return row
+
+
+def assign_segments(images: list[dict], georefs: dict[str, Georef], segments_csv: str | Path | None,
+                    chainage_m: float | None) -> bool:
+    """Put a ``segment`` (and for chainage bins a ``chainage_m``) into each image record; False
+    when no segmentation was asked for."""
+    if segments_csv:
+        table = read_segments(segments_csv)
+        for record in images:
+            record["segment"] = segment_of(record["image"], table) or "unassigned"
+        return True
+    if chainage_m:
+        positions = {r["image"]: georefs[r["image"]].position() for r in images
+                     if r["image"] in georefs and georefs[r["image"]].kind == "gps"}
+        taken = {r["image"]: r.get("taken") for r in images}
+        distance = chainage({n: p for n, p in positions.items() if p is not None},
+                            track_order({n: p for n, p in positions.items() if p is not None}, taken))
+        bins = chainage_bins(distance, chainage_m)
+        for record in images:
+            record["segment"] = bins.get(record["image"], "no GPS")
+            if record["image"] in distance:
+                record["chainage_m"] = round(distance[record["image"]], 2)
+        return True
+    return False
+
+
+def write_inspection(out: str | Path, defects: list[dict], images: list[dict], georefs: dict[str, Georef],
+                     options: DefectOptions, *, segments: str | Path | None = None, chainage_m: float | None = None,
+                     threshold: float | None = None) -> dict:
+    """Write the defect tables, GeoJSON and condition summary (see the module docstring) into
+    ``out``; returns the paths written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for number, defect in enumerate(defects, start=1):
+        defect["id"] = number
+    defects = [{"id": d["id"], **{k: v for k, v in d.items() if k != "id"}} for d in defects]
+    segmented = assign_segments(images, georefs, segments, chainage_m)
+    segment_by_image = {r["image"]: r.get("segment") for r in images}
+    rows = []
+    for d in defects:
+        row = flat_row(d, georefs.get(d["image"]))
+        if segmented:
+            row = {"id": row["id"], "image": row["image"], "segment": segment_by_image.get(d["image"]), **row}
+        rows.append(row)
+    written = {"defects_csv": out / "defects.csv", "defects_json": out / "defects.json", "geojson": out / "defects.geojson"}
+    write_csv(rows or [{"id": None, "image": None, "class": None, "type": None, "severity": None}], written["defects_csv"])
+    settings = {"threshold": threshold, "options": options.to_dict(),
+                "georeferencing": {name: g.kind + (f" ({g.crs})" if g.crs else "") for name, g in georefs.items()}}
+    written["defects_json"].write_text(json.dumps({**settings, "images": images, "defects": defects}, indent=1))
+    collection = defects_geojson(defects, georefs, images)
+    written["geojson"].write_text(json.dumps(collection))
+
+    per_image = summarise(defects, images)
+    written["condition_images"] = out / "condition_images.csv"
+    write_csv(per_image, written["condition_images"])
+    per_segment = None
+    if segmented:
+        per_segment = summarise(defects, images, key="segment")
+        written["condition_segments"] = out / "condition_segments.csv"
+        write_csv(per_segment, written["condition_segments"])
+    written["map"] = draw_map(collection, defects, images, list(options.severity.names), out / "severity_map.png")
+    gsds = sorted({r.get("gsd_m") for r in images if r.get("gsd_m")})
+    summary_settings = {
+        "ground sampling distance": ", ".join(f"{g * 1000:.3g} mm/px" for g in gsds) or "unknown (lengths in px, no severity)",
+        "severity bands (width in mm, upper bounds)": ", ".join(
+            f"{n} <= {b:g}" for n, b in zip(options.severity.names, options.severity.bounds_mm)) + f", {options.severity.names[-1]} above",
+        "severity from the width statistic": options.severity_width,
+        "gap bridged": f"{options.gap_px:g} px",
+        "direction of travel": f"{options.travel_direction_deg:g} deg from the image x axis",
+    }
+    if threshold is not None:
+        summary_settings["crack threshold"] = f"{threshold:.2f}"
+    written["summary_md"], written["summary_html"] = write_report(out, defects, images, per_image, per_segment,
+                                                                  summary_settings, "severity_map.png")
+    return {k: str(v) for k, v in written.items()} | {"count": len(defects)}
