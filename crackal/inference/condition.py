@@ -60,14 +60,20 @@ def _unit(images: list[dict]) -> str:
     return "m" if images and all(r.get("gsd_m") for r in images) else "px"
 
 
-def summarise(defects: list[dict], images: list[dict], key: str | None = None) -> list[dict]:
+def _severities(defects: list[dict], names: list[str] | None) -> list[str]:
+    """The severity classes to report: the bands' names, then any other seen (unknown)."""
+    return list(dict.fromkeys([*(names or []), *(d["severity"] for d in defects if "lines" in d)]))
+
+
+def summarise(defects: list[dict], images: list[dict], key: str | None = None, severity_names: list[str] | None = None) -> list[dict]:
     """One row per image (``key`` None) or per value of ``key`` in the image records (e.g.
     ``segment``): images, area surveyed, defect counts, crack length and area by type and by
-    severity, other classes' counts and areas, crack density."""
+    severity (``severity_names`` always, others when seen), other classes' counts and areas,
+    crack density."""
     unit = _unit(images)
     length_key, area_key = ("length_m", "area_m2") if unit == "m" else ("length_px", "area_px")
     area_unit = "m2" if unit == "m" else "px2"
-    severities = list(dict.fromkeys(d["severity"] for d in defects if "lines" in d))
+    severities = _severities(defects, severity_names)
     regions = list(dict.fromkeys(d["class"] for d in defects if "lines" not in d))
     group_of = {r["image"]: (r["image"] if key is None else r.get(key)) for r in images}
     order = list(dict.fromkeys(group_of[r["image"]] for r in images))
@@ -112,11 +118,11 @@ def summarise(defects: list[dict], images: list[dict], key: str | None = None) -
     return result
 
 
-def type_by_severity(defects: list[dict], unit: str) -> tuple[list[str], list[list]]:
+def type_by_severity(defects: list[dict], unit: str, severity_names: list[str] | None = None) -> tuple[list[str], list[list]]:
     """Crack count and length for each type (rows) and severity (columns), as table cells."""
     length_key = "length_m" if unit == "m" else "length_px"
     cracks = [d for d in defects if "lines" in d]
-    severities = list(dict.fromkeys(d["severity"] for d in cracks)) or [UNKNOWN]
+    severities = _severities(cracks, severity_names if unit == "m" else None) or [UNKNOWN]
     header = ["type", *severities, "total"]
     rows = []
     for kind in CRACK_TYPES:
@@ -158,7 +164,8 @@ def _as_table(records: list[dict], columns: list[str]) -> tuple[list[str], list[
 
 
 def write_report(out: Path, defects: list[dict], images: list[dict], per_image: list[dict], per_segment: list[dict] | None,
-                 settings: dict, map_file: str | None, max_rows: int = 50) -> tuple[Path, Path]:
+                 settings: dict, map_file: str | None, max_rows: int = 50,
+                 severity_names: list[str] | None = None) -> tuple[Path, Path]:
     """``condition.md`` and ``condition.html``: settings, cracks by type and severity, the
     segments, the images (the first ``max_rows``), the severity map."""
     unit = _unit(images)
@@ -172,7 +179,7 @@ def write_report(out: Path, defects: list[dict], images: list[dict], per_image: 
                      f"{totals[f'crack_density_{unit}_per_{area_unit}']} {unit}/{area_unit.replace('2', '^2')}")
     facts += [f"{k}: {v}" for k, v in settings.items()]
     sections.append(("Survey", "\n".join(f"- {f}" for f in facts)))
-    sections.append(("Cracks by type and severity (count / length)", type_by_severity(defects, unit)))
+    sections.append(("Cracks by type and severity (count / length)", type_by_severity(defects, unit, severity_names)))
     columns = ["images", f"surveyed_{area_unit}", "defects", "cracks", f"crack_length_{unit}",
                f"crack_density_{unit}_per_{area_unit}", *[f"{k}_count" for k in CRACK_TYPES]]
     if per_segment:
@@ -216,6 +223,16 @@ def severity_color(severity: str, names: list[str]) -> str:
     return matplotlib.colors.to_hex(matplotlib.colormaps["RdYlGn_r"](0.1 + 0.8 * position))
 
 
+def _points(geometry: dict) -> list:
+    """Every coordinate pair of a GeoJSON geometry."""
+    coords = geometry["coordinates"]
+    depth = {"Point": 0, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}[geometry["type"]]
+    points = [coords]
+    for _ in range(depth):
+        points = [p for group in points for p in group]
+    return points
+
+
 def draw_map(collection: dict, defects: list[dict], images: list[dict], severity_names: list[str], path: Path,
              max_panels: int = 6) -> Path:
     """A PNG of the defects coloured by severity: in map coordinates (the GeoJSON's features),
@@ -229,6 +246,11 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
     names = [*severity_names, UNKNOWN]
     handles = [Line2D([], [], color=severity_color(n, severity_names), lw=2, label=n) for n in names]
 
+    origin, scale = np.zeros(2), np.ones(2)
+
+    def plane(coords) -> np.ndarray:  # map coordinates as plotted
+        return (np.asarray(coords, float).reshape(-1, 2) - origin) * scale
+
     def draw(ax, geometry: dict | None, color: str, points_ok: bool = True) -> None:
         if geometry is None:
             return
@@ -239,36 +261,37 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
             coords, kind = [coords], "MultiPolygon"
         if kind == "MultiLineString":
             for line in coords:
-                a = np.asarray(line)
+                a = plane(line)
                 ax.plot(a[:, 0], a[:, 1], color=color, lw=1.2)
         elif kind == "MultiPolygon":
             for polygon in coords:
-                a = np.asarray(polygon[0])
+                a = plane(polygon[0])
                 ax.fill(a[:, 0], a[:, 1], facecolor=color, edgecolor=color, alpha=0.5)
         elif kind == "Point" and points_ok:
-            ax.plot(*coords, "o", color=color, ms=4)
+            ax.plot(*plane(coords)[0], "o", color=color, ms=4)
 
     if collection.get("coordinates") != "pixel":
+        every = [p for f in collection["features"] if f["geometry"] for p in _points(f["geometry"])]
+        origin = np.asarray(every, float).reshape(-1, 2).mean(0) if every else np.zeros(2)
+        geographic = "crs" not in collection
+        # plotted in metres from the survey's middle (longitude / latitude on a local plane)
+        if geographic:
+            scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
         fig, ax = plt.subplots(figsize=(8, 8))
         for feature in collection["features"]:
             props = feature["properties"]
             if props.get("feature") == "image":
                 if feature["geometry"]:
-                    ax.plot(*feature["geometry"]["coordinates"], "s", color="#1f77b4", ms=3)
+                    ax.plot(*plane(feature["geometry"]["coordinates"])[0], "s", color="#1f77b4", ms=4, mfc="none")
                 continue
             draw(ax, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
-        geographic = "crs" not in collection
-        if geographic and collection["features"]:
-            lats = [f["geometry"]["coordinates"][1] for f in collection["features"] if f["geometry"] and f["geometry"]["type"] == "Point"]
-            if lats:
-                ax.set_aspect(1 / np.cos(np.radians(np.mean(lats))))
-        else:
-            ax.set_aspect("equal")
-        ax.set_xlabel("longitude" if geographic else "x")
-        ax.set_ylabel("latitude" if geographic else "y")
-        ax.ticklabel_format(useOffset=False, style="plain")
-        ax.tick_params(axis="x", labelrotation=30)
-        ax.legend(handles=handles, title="severity", loc="best", fontsize=8)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.margins(0.1)
+        place = f"{origin[0]:.6f}, {origin[1]:.6f} (lon, lat)" if geographic else f"{origin[0]:.2f}, {origin[1]:.2f}"
+        ax.set_xlabel(f"east (m) of {place}" if geographic else f"x - {origin[0]:.2f} (map units)")
+        ax.set_ylabel("north (m)" if geographic else f"y - {origin[1]:.2f}")
+        ax.legend(handles=[*handles, Line2D([], [], color="#1f77b4", marker="s", mfc="none", ls="", label="photo")],
+                  title="severity", loc="best", fontsize=8)
         ax.set_title("defects by severity")
     else:
         counts = {r["image"]: 0 for r in images}

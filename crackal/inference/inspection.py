@@ -94,12 +94,13 @@ def write_inspection(out: str | Path, defects: list[dict], images: list[dict], g
     collection = defects_geojson(defects, georefs, images)
     written["geojson"].write_text(json.dumps(collection))
 
-    per_image = summarise(defects, images)
+    severities = list(options.severity.names) if any(r.get("gsd_m") for r in images) else None
+    per_image = summarise(defects, images, severity_names=severities)
     written["condition_images"] = out / "condition_images.csv"
     write_csv(per_image, written["condition_images"])
     per_segment = None
     if segmented:
-        per_segment = summarise(defects, images, key="segment")
+        per_segment = summarise(defects, images, key="segment", severity_names=severities)
         written["condition_segments"] = out / "condition_segments.csv"
         write_csv(per_segment, written["condition_segments"])
     written["map"] = draw_map(collection, defects, images, list(options.severity.names), out / "severity_map.png")
@@ -115,5 +116,6 @@ def write_inspection(out: str | Path, defects: list[dict], images: list[dict], g
     if threshold is not None:
         summary_settings["crack threshold"] = f"{threshold:.2f}"
     written["summary_md"], written["summary_html"] = write_report(out, defects, images, per_image, per_segment,
-                                                                  summary_settings, "severity_map.png")
+                                                                  summary_settings, "severity_map.png",
+                                                                  severity_names=severities)
     return {k: str(v) for k, v in written.items()} | {"count": len(defects)}
