@@ -5,9 +5,9 @@ pixels lie within ``gap_px`` of each other are one crack (a crack a thresholded 
 breaks into fragments is counted once). Per crack:
 
 - **length**: the centre line (skeleton, spurs shorter than twice the crack's radius at their
-  branch point pruned), traced into paths between free ends and branch points, each path
-  simplified to within 1 px of its pixels (8-connected steps alone, 1 or sqrt 2 px each, read
-  an inclined crack up to 8 % long) and extended at every free end to the crack's
+  branch point pruned), traced into paths between free ends and branch points, each measured
+  along chords between every 8th pixel (8-connected steps alone, 1 or sqrt 2 px each, read an
+  inclined crack up to 8 % long) and extended at every free end to the crack's
   outline by the distance transform there (so a straight crack measures its full extent);
   the bridged gaps themselves are not counted;
 - **width** along the centre line from the distance transform ``d`` of the crack mask:
@@ -31,7 +31,8 @@ breaks into fragments is counted once). Per crack:
   ``severity`` bands, by default the LTPP manual's for longitudinal and transverse cracking
   (mean width <= 6 mm low, <= 19 mm moderate, above high); ``bridge``: the AASHTO bridge
   element manual's for reinforced concrete (<= 0.3 mm low, <= 1.3 mm moderate, above high);
-- the bounding box and the centre line as polylines (simplified to ``simplify_px``).
+- the bounding box and the centre line as polylines through every ``polyline_step_px``-th
+  centre-line pixel and the ends of each path.
 
 Other classes (potholes, patches, manholes ...) become regions: the outline of each piece as
 a polygon, its area and bounding box.
@@ -55,16 +56,16 @@ import numpy as np
 from scipy import ndimage
 
 from crackal.errors import CrackalError, OptionError, check_options, choose
-from crackal.inference.skeleton import prune_spurs, skeleton_graph
+from crackal.inference.skeleton import SQRT2, prune_spurs
 
 WidthStatistic = Literal["mean", "median", "p95", "max"]
 WIDTH_STATISTICS: tuple[WidthStatistic, ...] = ("mean", "median", "p95", "max")
 CRACK_TYPES = ("longitudinal", "transverse", "diagonal", "block", "alligator")
 UNKNOWN = "unknown"
 _EIGHT = np.ones((3, 3), bool)
-# the centre line's length is measured on its paths simplified to within this distance of the
-# pixels: 8-connected steps alone (1 or sqrt 2 each) over-count an inclined crack by up to 8 %
-LENGTH_TOLERANCE_PX = 1.0
+# the centre line's length is measured along chords between every LENGTH_STEP_PX-th pixel of its
+# paths: 8-connected steps alone (1 or sqrt 2 each) over-count an inclined crack by up to 8 %
+LENGTH_STEP_PX = 8
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ class DefectOptions:
     severity: SeverityBands = field(default_factory=lambda: SEVERITY_PRESETS["pavement"])
     severity_width: WidthStatistic = "mean"  # the width statistic the severity bands apply to
     spur_factor: float = 2.0  # centre-line spurs shorter than this x the radius at their branch point are pruned
-    simplify_px: float = 0.7  # polyline / polygon simplification tolerance (Douglas-Peucker)
+    polyline_step_px: int = 8  # centre-line polylines go through every this-many-th pixel of each path
+    simplify_px: float = 0.7  # polygon simplification tolerance (Douglas-Peucker)
 
     def __post_init__(self) -> None:
         self.severity = severity_bands(self.severity)
@@ -237,6 +239,22 @@ def _widths(filled: np.ndarray, skeleton: np.ndarray, distance: np.ndarray) -> n
     return 2 * d - 1 + twin
 
 
+def _every(points: np.ndarray, step: int) -> np.ndarray:
+    """Every ``step``-th point of a path, its last one included."""
+    if len(points) <= 2 or step <= 1:
+        return points
+    keep = np.arange(0, len(points), step)
+    if keep[-1] != len(points) - 1:
+        keep = np.append(keep, len(points) - 1)
+    return points[keep]
+
+
+def _chord_length(points: np.ndarray, step: int) -> float:
+    """Length of a path along chords between every ``step``-th point."""
+    sampled = _every(points, step)
+    return float(np.hypot(*np.diff(sampled, axis=0).T).sum()) if len(sampled) > 1 else 0.0
+
+
 def _simplify(points: np.ndarray, tolerance: float) -> np.ndarray:
     from skimage.measure import approximate_polygon
 
@@ -283,18 +301,21 @@ def measure_crack(mask: np.ndarray, class_name: str, options: DefectOptions, gsd
     distance = ndimage.distance_transform_edt(filled)
     from skimage.morphology import skeletonize
 
-    skeleton = prune_spurs(skeletonize(filled), distance, options.spur_factor)
-    if not skeleton.any():  # a blob thinning removed entirely: its deepest pixel
-        skeleton = np.zeros_like(filled)
-        skeleton[np.unravel_index(int(np.argmax(distance)), distance.shape)] = True
-    graph = skeleton_graph(skeleton)
+    thin = skeletonize(filled)
+    pixels = int(thin.sum())
+    deepest = float(distance.max())
+    # an upper bound of the length below: steps of at most sqrt 2, at most one free end more than pixels
+    if SQRT2 * pixels + (pixels + 1) * max(deepest - 0.5, 0) < options.min_length_px:
+        return None
+    if not pixels:  # a blob thinning removed entirely: its deepest pixel
+        thin[np.unravel_index(int(np.argmax(distance)), distance.shape)] = True
+    skeleton, graph = prune_spurs(thin, distance, options.spur_factor)
     degree = graph.degree
     ends = degree <= 1
     extension = np.maximum(distance[graph.rows[ends], graph.cols[ends]] - 0.5, 0) * np.where(degree[ends] == 0, 2, 1)
     row0, col0 = origin[0] - 1, origin[1] - 1  # the crop was padded by one pixel
     paths = [np.stack([graph.cols[p] + 0.5, graph.rows[p] + 0.5], 1).astype(float) for p in graph.paths()]
-    smooth = [_simplify(p, LENGTH_TOLERANCE_PX) for p in paths]
-    length = sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in smooth) + float(extension.sum())
+    length = sum(_chord_length(p, LENGTH_STEP_PX) for p in paths) + float(extension.sum())
     if length < options.min_length_px:
         return None
     widths = _width_entry(_widths(filled, skeleton, distance))
@@ -332,7 +353,7 @@ def measure_crack(mask: np.ndarray, class_name: str, options: DefectOptions, gsd
     entry["centroid"] = [round(float(cols.mean() + col0 + 0.5), 2), round(float(rows.mean() + row0 + 0.5), 2)]
     lines = []
     for points in paths:
-        points = _simplify(points, options.simplify_px) + [col0, row0]
+        points = _every(points, options.polyline_step_px) + [col0, row0]
         lines.append(_round_points(points if len(points) > 1 else np.concatenate([points, points])))
     entry["lines"] = lines
     return entry
@@ -387,7 +408,7 @@ def extract_defects(class_mask: np.ndarray, class_names: list[str], options: Def
 
     >>> m = np.zeros((40, 120), np.uint8); m[20:23, 10:110] = 1
     >>> [(d["type"], d["length_px"], d["width_median_px"]) for d in extract_defects(m, ["background", "crack"])]
-    [('transverse', 99.01, 3.0)]
+    [('transverse', 99.06, 3.0)]
     """
     height, width = class_mask.shape
     return defects_by_blocks(lambda r0, r1, c0, c1: class_mask[r0:r1, c0:c1], height, width, class_names, options,
@@ -461,7 +482,8 @@ def defects_by_blocks(
                 mask = window == index
                 if not mask.any():
                     continue
-                labels, _ = bridge_labels(mask, options.gap_px)
+                labels, count = _instance_labels(mask, name, options)
+                too_short = _too_short(mask, labels, count, options) if is_crack_class(name) else np.zeros(count + 1, bool)
                 in_core = np.zeros_like(mask)
                 in_core[core] = True
                 for label, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -472,7 +494,9 @@ def defects_by_blocks(
                     if not core_part.any():
                         continue  # all in the halo: a neighbouring block's
                     if core_part.sum() == own.sum():  # complete in this block: measure now
-                        entry = measure_instance(own, name, options, gsd_m, (box[0].start + wr0, box[1].start + wc0))
+                        if too_short[label]:
+                            continue
+                        entry = measure_instance(own & mask[box], name, options, gsd_m, (box[0].start + wr0, box[1].start + wc0))
                         if entry is not None:
                             found.append(entry)
                         continue
@@ -521,6 +545,33 @@ def defects_by_blocks(
     return found
 
 
+def _instance_labels(mask: np.ndarray, name: str, options: DefectOptions) -> tuple[np.ndarray, int]:
+    """``bridge_labels`` of a class's mask; for cracks with their small holes filled (holes get
+    the label of the crack around them)."""
+    if is_crack_class(name):
+        mask = _fill_small_holes(mask, options.hole_px)
+    return bridge_labels(mask, options.gap_px)
+
+
+def _too_short(mask: np.ndarray, labels: np.ndarray, count: int, options: DefectOptions) -> np.ndarray:
+    """Per label: True where the crack cannot reach ``min_length_px`` (the bound of
+    ``measure_crack`` from the whole block's skeleton), so the many specks of a prediction
+    cost no measurement."""
+    short = np.zeros(count + 1, bool)
+    if options.min_length_px <= 0 or count == 0:
+        return short
+    from skimage.morphology import skeletonize
+
+    filled = labels > 0
+    thin = skeletonize(_fill_small_holes(mask, options.hole_px))
+    pixels = np.bincount(labels[thin], minlength=count + 1)
+    deepest = np.zeros(count + 1)
+    deepest[1:] = ndimage.maximum(ndimage.distance_transform_edt(filled), labels, np.arange(1, count + 1))
+    bound = SQRT2 * pixels + (pixels + 1) * np.maximum(deepest - 0.5, 0)
+    short[1:] = bound[1:] < options.min_length_px
+    return short
+
+
 def _join(union: _UnionFind, pieces: dict, index: int, here: tuple[int, int], mine: dict, there: tuple[int, int],
           other: dict, side: str) -> None:
     """Union the pieces of two blocks whose labels share pixels where their windows overlap."""
@@ -549,9 +600,9 @@ def _measure_window(read, index: int, name: str, box: tuple[int, ...], seed: tup
     ``clip`` (r0, r1, c0, c1) only its pixels inside that box."""
     r0, r1, c0, c1 = max(0, box[0] - halo), min(height, box[1] + halo), max(0, box[2] - halo), min(width, box[3] + halo)
     mask = np.asarray(read(r0, r1, c0, c1)) == index
-    labels, _ = bridge_labels(mask, options.gap_px)
+    labels, _ = _instance_labels(mask, name, options)
     label = labels[seed[0] - r0, seed[1] - c0]
-    chosen = labels == label
+    chosen = (labels == label) & mask
     if clip is not None:
         inside = np.zeros_like(chosen)
         inside[max(0, clip[0] - r0) : clip[1] - r0, max(0, clip[2] - c0) : clip[3] - c0] = True

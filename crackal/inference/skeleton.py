@@ -9,10 +9,10 @@ components``) the closed cells of a crack network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 
 SQRT2 = float(np.sqrt(2.0))
 # (dy, dx) of the forward half of the 8-neighbourhood; each pixel pair is seen once
@@ -27,6 +27,7 @@ class SkeletonGraph:
     rows: np.ndarray
     cols: np.ndarray
     steps: sparse.csr_matrix
+    _paths: list[list[int]] | None = field(default=None, repr=False)
 
     @property
     def degree(self) -> np.ndarray:
@@ -65,6 +66,11 @@ class SkeletonGraph:
         """The centre line as paths of vertex indices, each between two nodes (free ends or
         branch points; a closed loop without a node starts and ends at one of its pixels).
         Every step belongs to exactly one path."""
+        if self._paths is None:
+            self._paths = self._trace()
+        return self._paths
+
+    def _trace(self) -> list[list[int]]:
         degree = self.degree
         seen: set[tuple[int, int]] = set()
         result = []
@@ -141,14 +147,17 @@ def skeleton_graph(skeleton: np.ndarray) -> SkeletonGraph:
 
 
 def prune_spurs(skeleton: np.ndarray, radius: np.ndarray, factor: float = 2.0, min_px: float = 2.0,
-                rounds: int = 2) -> np.ndarray:
-    """The skeleton without its spurs: branches from a free end to a branch point shorter than
-    ``max(min_px, factor x radius at the branch point)`` (``radius``: the distance transform of
-    the crack mask), the short forks a thinning leaves at the ends and sides of a thick crack."""
+                rounds: int = 3) -> tuple[np.ndarray, SkeletonGraph]:
+    """The skeleton without its spurs, and its graph: branches from a free end to a branch
+    point shorter than ``max(min_px, factor x radius at the branch point)`` (``radius``: the
+    distance transform of the crack mask), the short forks a thinning leaves at the ends and
+    sides of a thick crack."""
     skeleton = np.asarray(skeleton, bool).copy()
+    graph = skeleton_graph(skeleton)
     for _ in range(rounds):
-        graph = skeleton_graph(skeleton)
         degree = graph.degree
+        if not (degree >= 3).any():
+            break
         removed = False
         for path in graph.paths():
             first, last = degree[path[0]], degree[path[-1]]
@@ -162,11 +171,5 @@ def prune_spurs(skeleton: np.ndarray, radius: np.ndarray, factor: float = 2.0, m
                 removed = True
         if not removed:
             break
-    return skeleton
-
-
-def filled_cells(skeleton: np.ndarray) -> np.ndarray:
-    """Label image of the regions a skeleton encloses (its closed cells), 0 elsewhere."""
-    inside = ndimage.binary_fill_holes(skeleton) & ~np.asarray(skeleton, bool)
-    labels, _ = ndimage.label(inside)
-    return labels
+        graph = skeleton_graph(skeleton)
+    return skeleton, graph
