@@ -13,6 +13,7 @@ are background.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +31,13 @@ OUTPUT_BLOCK = 512
 
 @contextmanager
 def gdal_env():
-    """rasterio's environment with a bounded block cache."""
+    """rasterio's environment with a bounded block cache; a TIFF without georeferencing is no
+    cause for a warning (it is read and written in pixel coordinates)."""
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         yield
 
 

@@ -246,3 +246,24 @@ def test_cli_defect_option_errors(extra, message, run, tmp_path, capsys):
     assert main(argv + [e.replace("{tmp}", str(tmp_path)) for e in extra]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_plain_tiffs_small_as_images_large_in_windows(run, tmp_path):
+    import tifffile
+
+    photos = tmp_path / "tiffs"
+    photos.mkdir()
+    tifffile.imwrite(photos / "small.tif", road(200, 300))
+    big = np.full((300, 600, 3), 200, np.uint8)
+    big[150:153, 20:580] = 20
+    tifffile.imwrite(photos / "big.tif", big)
+    out = tmp_path / "pred"
+    records = api.predict(run, photos, out, defects=True, window=128, progress=False)  # 180,000 px > 4 x 128^2 > 60,000
+    assert {r["image"] for r in records} == {"small.tif", "big.tif"}
+    assert (out / "masks" / "small.png").is_file() and (out / "masks" / "big.tif").is_file()
+    with rasterio.open(out / "masks" / "big.tif") as mask:
+        assert mask.crs is None and mask.read(1)[150:153, 20:580].min() == 255
+    collection = json.loads((out / "defects.geojson").read_text())
+    assert collection["coordinates"] == "pixel"
+    lengths = {f["properties"]["image"]: f["properties"]["length_px"] for f in collection["features"]}
+    assert lengths["big.tif"] == pytest.approx(560, rel=0.02) and lengths["small.tif"] == pytest.approx(200, rel=0.02)
