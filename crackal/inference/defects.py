@@ -4,9 +4,9 @@ Cracks (every class whose name holds ``crack``) become instances: the mask's pie
 pixels lie within ``gap_px`` of each other are one crack (a crack a thresholded prediction
 breaks into fragments is counted once). Per crack:
 
-- **length**: the centre line (skeleton, spurs shorter than twice the crack's radius at their
-  branch point pruned), traced into paths between free ends and branch points, each measured
-  along chords between every 8th pixel (8-connected steps alone, 1 or sqrt 2 px each, read an
+- **length**: the centre line (skeleton, spurs shorter than 6 px or twice the crack's radius
+  at their branch point pruned), traced into paths between free ends and branch points, each
+  measured along chords between every 8th pixel (8-connected steps alone, 1 or sqrt 2 px each, read an
   inclined crack up to 8 % long) and extended at every free end to the crack's
   outline by the distance transform there (so a straight crack measures its full extent);
   the bridged gaps themselves are not counted;
@@ -18,9 +18,11 @@ breaks into fragments is counted once). Per crack:
 - **orientation**: the principal direction of the centre-line pixels, in degrees counter-
   clockwise from the image's x axis (0 = left-right, 90 = up-down);
 - **type**: ``block`` or ``alligator`` for a network (at least ``network_min_loops`` closed
-  cells in the centre line, or ``network_min_branch_points`` branch points), by the mean cell
-  size: the convex hull's area over the number of cells (the loops, or half the branch points
-  when cells do not close); cells under ``alligator_max_cell_m2`` (0.1 m^2, about
+  cells of ``min_cell_px`` or more in the centre line, or ``network_min_branch_points``
+  branch points that are also ``network_min_branch_density`` per 100 x 100 px of the
+  crack's convex hull: cells that do not close), by the mean cell size: the convex hull's
+  area over the number of cells (the loops, or half the branch points when cells do not
+  close); cells under ``alligator_max_cell_m2`` (0.1 m^2, about
   0.3 x 0.3 m, the fatigue-cracking pieces of the LTPP distress manual; without a ground
   sampling distance ``alligator_max_cell_px``) are alligator, larger ones block cracking.
   Otherwise ``longitudinal`` within ``axis_tolerance_deg`` of the direction of travel
@@ -56,7 +58,7 @@ import numpy as np
 from scipy import ndimage
 
 from crackal.errors import CrackalError, OptionError, check_options, choose
-from crackal.inference.skeleton import SQRT2, prune_spurs
+from crackal.inference.skeleton import SQRT2, closed_cells, prune_spurs
 
 WidthStatistic = Literal["mean", "median", "p95", "max"]
 WIDTH_STATISTICS: tuple[WidthStatistic, ...] = ("mean", "median", "p95", "max")
@@ -144,12 +146,15 @@ class DefectOptions:
     travel_direction_deg: float = 90.0  # direction of travel in the image, counter-clockwise from its x axis
     axis_tolerance_deg: float = 30.0  # longitudinal / transverse within this angle of that direction / its normal
     network_min_loops: int = 2  # a crack with this many closed cells ...
-    network_min_branch_points: int = 6  # ... or this many branch points is a network (block or alligator)
+    network_min_branch_points: int = 6  # ... or this many branch points ...
+    network_min_branch_density: float = 10.0  # ... at least this many per 100 x 100 px of its convex hull is a network
     alligator_max_cell_m2: float = 0.1  # network cells smaller than this are alligator cracking, larger block
     alligator_max_cell_px: float = 2500.0  # the same in px^2 when the GSD is unknown
     severity: SeverityBands = field(default_factory=lambda: SEVERITY_PRESETS["pavement"])
     severity_width: WidthStatistic = "mean"  # the width statistic the severity bands apply to
-    spur_factor: float = 2.0  # centre-line spurs shorter than this x the radius at their branch point are pruned
+    spur_factor: float = 2.0  # centre-line spurs shorter than this x the radius at their branch point ...
+    spur_px: float = 6.0  # ... or than this many px are pruned
+    min_cell_px: int = 64  # closed cells of the centre line smaller than this are noise, not loops
     polyline_step_px: int = 8  # centre-line polylines go through every this-many-th pixel of each path
     simplify_px: float = 0.7  # polygon simplification tolerance (Douglas-Peucker)
 
@@ -315,7 +320,7 @@ def measure_crack(mask: np.ndarray, class_name: str, options: DefectOptions, gsd
         return None
     if not pixels:  # a blob thinning removed entirely: its deepest pixel
         thin[np.unravel_index(int(np.argmax(distance)), distance.shape)] = True
-    skeleton, graph = prune_spurs(thin, distance, options.spur_factor)
+    skeleton, graph = prune_spurs(thin, distance, options.spur_factor, options.spur_px)
     degree = graph.degree
     ends = degree <= 1
     extension = np.maximum(distance[graph.rows[ends], graph.cols[ends]] - 0.5, 0) * np.where(degree[ends] == 0, 2, 1)
@@ -326,15 +331,17 @@ def measure_crack(mask: np.ndarray, class_name: str, options: DefectOptions, gsd
         return None
     widths = _width_entry(_widths(filled, skeleton, distance))
     orientation = _orientation_deg(graph.rows.astype(float), graph.cols.astype(float))
-    loops, branches = graph.loops(), graph.branch_points()
+    loops, branches = closed_cells(skeleton, options.min_cell_px), graph.branch_points()
 
     rows, cols = np.nonzero(mask)
     entry: dict = {"class": class_name}
-    network = loops >= options.network_min_loops or branches >= options.network_min_branch_points
+    hull = _convex_hull_area(rows, cols) if loops or branches >= options.network_min_branch_points else 0.0
+    network = loops >= options.network_min_loops or (
+        branches >= options.network_min_branch_points and branches / max(hull, 1.0) * 1e4 >= options.network_min_branch_density)
     cell_px = None
     if network or "alligator" in class_name.lower():
         cells = max(loops, math.ceil(branches / 2), 1)
-        cell_px = _convex_hull_area(rows, cols) / cells
+        cell_px = (hull or _convex_hull_area(rows, cols)) / cells
         small = cell_px * gsd_m**2 < options.alligator_max_cell_m2 if gsd_m else cell_px < options.alligator_max_cell_px
         kind = "alligator" if small or "alligator" in class_name.lower() else "block"
     else:

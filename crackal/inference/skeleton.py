@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 
 SQRT2 = float(np.sqrt(2.0))
 # (dy, dx) of the forward half of the 8-neighbourhood; each pixel pair is seen once
@@ -173,3 +173,17 @@ def prune_spurs(skeleton: np.ndarray, radius: np.ndarray, factor: float = 2.0, m
             break
         graph = skeleton_graph(skeleton)
     return skeleton, graph
+
+
+def closed_cells(skeleton: np.ndarray, min_px: int = 1) -> int:
+    """Number of regions a skeleton encloses (its closed cells) of at least ``min_px`` pixels.
+
+    >>> ring = np.zeros((12, 12), bool); ring[2, 2:10] = ring[9, 2:10] = ring[2:10, 2] = ring[2:10, 9] = True
+    >>> closed_cells(ring), closed_cells(ring, min_px=64)
+    (1, 0)
+    """
+    inside = ndimage.binary_fill_holes(skeleton) & ~np.asarray(skeleton, bool)
+    labels, count = ndimage.label(inside)
+    if not count:
+        return 0
+    return int((np.bincount(labels.ravel())[1:] >= min_px).sum())
