@@ -193,3 +193,19 @@ def test_severity_options():
         DefectOptions(severity_width="mode")
     with pytest.raises(OptionError, match="gap"):
         DefectOptions(gap_px=-1)
+
+
+def test_a_ragged_prediction_of_one_crack_stays_one_crack():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    clean = band((200, 400), (200, 100), 8, 300, 3).astype(bool)
+    grown = ndimage.binary_dilation(clean, np.ones((3, 3), bool)) & ~clean
+    noisy = clean | (grown & (rng.random(clean.shape) < 0.3))  # a ragged outline
+    noisy[105:118, 120:123] = False  # and a break (the centre line passes y = 111 at x = 121.5)
+    noisy[20:22, 50:52] = True  # and a speck
+    assert ndimage.label(noisy, np.ones((3, 3)))[1] == 3
+    (truth,) = extract_defects(clean.astype(np.uint8), NAMES)
+    (crack,) = extract_defects(noisy.astype(np.uint8), NAMES)
+    assert crack["type"] == truth["type"] == "transverse" and crack["loops"] == 0
+    assert crack["length_px"] == pytest.approx(truth["length_px"], rel=0.05)
