@@ -29,8 +29,11 @@ def read_segments(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise CrackalError(f"segments file not found: {path}; give a CSV with columns image,segment")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error):
+        rows = []
     if not rows or not {"image", "segment"} <= set(rows[0]):
         raise CrackalError(f"{path} needs a header with the columns image and segment (one row per image)")
     return {row["image"].strip(): row["segment"].strip() for row in rows if row.get("image")}

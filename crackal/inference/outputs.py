@@ -140,6 +140,12 @@ def predict_folder(
                    (chainage is None or chainage > 0, "chainage", f"must be a positive length in metres, got {chainage}"),
                    (not (segments and chainage), "segments", "and --chainage are two ways to make segments: give one")])
     options = defects if isinstance(defects, DefectOptions) else DefectOptions() if defects else None
+    check_options([(options is not None or not (segments or chainage), "segments" if segments else "chainage",
+                    "makes a condition summary per segment: add --defects")])
+    if segments and options is not None:
+        from crackal.inference.condition import read_segments
+
+        read_segments(segments)  # a bad file fails now, not after the prediction
     if two_stage:
         predictor = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
     else:

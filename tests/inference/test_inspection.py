@@ -237,6 +237,7 @@ def test_cli_predict_defects_in_pixel_coordinates(run, tmp_path, capsys):
         (["--window", "10"], "--window must be at least 64 px"),
         (["--segments", "{tmp}/missing.csv"], "segments file not found"),
         (["--segments", "{tmp}/s.csv", "--chainage", "50"], "--segments and --chainage are two ways"),
+        (["--segments", "{tmp}/x.png"], "needs a header with the columns image and segment"),
     ],
 )
 def test_cli_defect_option_errors(extra, message, run, tmp_path, capsys):
@@ -267,3 +268,13 @@ def test_plain_tiffs_small_as_images_large_in_windows(run, tmp_path):
     assert collection["coordinates"] == "pixel"
     lengths = {f["properties"]["image"]: f["properties"]["length_px"] for f in collection["features"]}
     assert lengths["big.tif"] == pytest.approx(560, rel=0.02) and lengths["small.tif"] == pytest.approx(200, rel=0.02)
+
+
+def test_segments_need_defects(run, tmp_path, capsys):
+    Image.fromarray(road(64, 64)).save(tmp_path / "x.png")
+    (tmp_path / "s.csv").write_text("image,segment\nx.png,A\n")
+    assert main(["predict", str(run), str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--segments",
+                 str(tmp_path / "s.csv"), "--quiet"]) == 1
+    assert "--segments makes a condition summary per segment: add --defects" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
