@@ -71,36 +71,50 @@ class SkeletonGraph:
         return self._paths
 
     def _trace(self) -> list[list[int]]:
+        """Paths without a Python step per pixel: the vertices of degree 2 form chains (the
+        components of the graph without its nodes), each ordered by its distance from one end
+        (one multi-source breadth-first search for all chains), then joined to the nodes at
+        its ends; node-to-node steps are paths of two vertices, a free vertex a path of one."""
         degree = self.degree
-        seen: set[tuple[int, int]] = set()
-        result = []
-
-        def walk(start: int, nxt: int) -> list[int]:
-            path, prev, cur = [start], start, nxt
-            seen.add((min(start, nxt), max(start, nxt)))
-            while True:
-                path.append(cur)
-                if degree[cur] != 2 or cur == start:
-                    return path
-                after = [n for n in self.neighbours(cur) if n != prev]
-                if not after:  # a two-vertex loop cannot happen; be safe
-                    return path
-                prev, cur = cur, int(after[0])
-                key = (min(prev, cur), max(prev, cur))
-                if key in seen:
-                    return path
-                seen.add(key)
-
-        for node in np.flatnonzero(degree != 2):
-            if degree[node] == 0:
-                result.append([int(node)])
-            for n in self.neighbours(node):
-                if (min(node, n), max(node, n)) not in seen:
-                    result.append(walk(int(node), int(n)))
-        for v in range(len(self.rows)):  # loops made only of degree-2 vertices
-            for n in self.neighbours(v):
-                if (min(v, n), max(v, n)) not in seen:
-                    result.append(walk(v, int(n)))
+        node = degree != 2
+        result: list[list[int]] = [[int(v)] for v in np.flatnonzero(degree == 0)]
+        coo = self.steps.tocoo()
+        direct = (coo.row < coo.col) & node[coo.row] & node[coo.col]
+        result += [[int(a), int(b)] for a, b in zip(coo.row[direct], coo.col[direct])]
+        chain = np.flatnonzero(~node)
+        if not len(chain):
+            return result
+        inner = self.steps[chain][:, chain].tocsr()
+        count, component = sparse.csgraph.connected_components(inner, directed=False)
+        inner_degree = np.diff(inner.indptr)
+        # one start per chain: its lowest vertex with fewer than 2 chain neighbours (an end), else (a loop) its lowest
+        order = np.lexsort((np.arange(len(chain)), inner_degree > 1, component))
+        first = np.ones(len(order), bool)
+        first[1:] = component[order[1:]] != component[order[:-1]]
+        heads = order[first]  # one per component, in component order
+        loops = inner_degree[heads] == 2
+        if loops.any():  # cut each loop open next to its start, so distances run one way round
+            inner = inner.tolil()
+            for head in heads[loops]:
+                other = inner.rows[head][0]
+                inner[head, other] = 0
+                inner[other, head] = 0
+            inner = inner.tocsr()
+            inner.eliminate_zeros()
+        distance = sparse.csgraph.dijkstra(inner, directed=False, indices=heads, unweighted=True, min_only=True)
+        ranked = np.lexsort((distance, component))
+        bounds = np.flatnonzero(np.diff(component[ranked])) + 1
+        for index, members in enumerate(np.split(ranked, bounds)):
+            vertices = chain[members].tolist()
+            if loops[index]:
+                result.append([*vertices, vertices[0]])
+                continue
+            head_nodes = [int(n) for n in self.neighbours(vertices[0]) if node[n]]
+            tail_nodes = [int(n) for n in self.neighbours(vertices[-1]) if node[n]]
+            if len(vertices) == 1:  # one vertex between two nodes
+                result.append([head_nodes[0], vertices[0], head_nodes[-1]])
+            else:
+                result.append([*head_nodes[:1], *vertices, *tail_nodes[:1]])
         return result
 
     def path_length(self, path: list[int]) -> float:
@@ -182,8 +196,18 @@ def closed_cells(skeleton: np.ndarray, min_px: int = 1) -> int:
     >>> closed_cells(ring), closed_cells(ring, min_px=64)
     (1, 0)
     """
-    inside = ndimage.binary_fill_holes(skeleton) & ~np.asarray(skeleton, bool)
-    labels, count = ndimage.label(inside)
-    if not count:
-        return 0
-    return int((np.bincount(labels.ravel())[1:] >= min_px).sum())
+    sizes = hole_sizes(np.asarray(skeleton, bool))[1]
+    return int((sizes[1:] >= min_px).sum())
+
+
+def hole_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The holes of a mask: a label image of the background regions that do not reach the
+    border (4-connected, as a thinning sees them; 0 elsewhere) and their sizes (index 0: 0).
+    One labelling pass, where ``binary_fill_holes`` iterates a dilation."""
+    labels, count = ndimage.label(~mask)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[border] = 0
+    sizes[0] = 0
+    hole = sizes > 0
+    return np.where(hole[labels], labels, 0), sizes
