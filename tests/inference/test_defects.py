@@ -209,3 +209,18 @@ def test_a_ragged_prediction_of_one_crack_stays_one_crack():
     (crack,) = extract_defects(noisy.astype(np.uint8), NAMES)
     assert crack["type"] == truth["type"] == "transverse" and crack["loops"] == 0
     assert crack["length_px"] == pytest.approx(truth["length_px"], rel=0.05)
+
+
+def test_skeleton_paths_cover_every_step_once():
+    from skimage.morphology import skeletonize
+
+    from crackal.data.synth import SynthOptions, synth_sample
+
+    _, label = synth_sample(np.random.default_rng(3), (256, 256), SynthOptions(crack_free_fraction=0.0, max_cracks=6))
+    graph = skeleton_graph(skeletonize(label > 0))
+    steps = [(min(a, b), max(a, b)) for path in graph.paths() for a, b in zip(path[:-1], path[1:])]
+    assert len(steps) == len(set(steps)) == graph.steps.nnz // 2
+    assert all(graph.steps[a, b] > 0 for a, b in steps)
+    assert sum(graph.path_length(p) for p in graph.paths()) == pytest.approx(graph.length)
+    degree = graph.degree
+    assert all(degree[p[0]] != 2 and degree[p[-1]] != 2 for p in graph.paths() if p[0] != p[-1])
