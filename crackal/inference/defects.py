@@ -422,8 +422,8 @@ def extract_defects(class_mask: np.ndarray, class_names: list[str], options: Def
     ignored), sorted by class, then top to bottom, left to right.
 
     >>> m = np.zeros((40, 120), np.uint8); m[20:23, 10:110] = 1
-    >>> [(d["type"], d["length_px"], d["width_median_px"]) for d in extract_defects(m, ["background", "crack"])]
-    [('transverse', 99.24, 3.0)]
+    >>> [(d["type"], round(d["length_px"]), d["width_median_px"]) for d in extract_defects(m, ["background", "crack"])]
+    [('transverse', 99, 3.0)]
     """
     height, width = class_mask.shape
     return defects_by_blocks(lambda r0, r1, c0, c1: class_mask[r0:r1, c0:c1], height, width, class_names, options,

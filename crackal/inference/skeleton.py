@@ -17,6 +17,7 @@ from scipy import ndimage, sparse
 SQRT2 = float(np.sqrt(2.0))
 # (dy, dx) of the forward half of the 8-neighbourhood; each pixel pair is seen once
 _FORWARD = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, SQRT2), (1, -1, SQRT2))
+VECTOR_TRACE_FROM = 2000  # skeletons of this many pixels or more are traced chain by chain, not step by step
 
 
 @dataclass
@@ -71,6 +72,41 @@ class SkeletonGraph:
         return self._paths
 
     def _trace(self) -> list[list[int]]:
+        return self._walk() if len(self.rows) < VECTOR_TRACE_FROM else self._chains()
+
+    def _walk(self) -> list[list[int]]:
+        """Paths by walking from each node along its steps: quick for small skeletons."""
+        degree = self.degree
+        seen: set[tuple[int, int]] = set()
+        result = []
+
+        def walk(start: int, nxt: int) -> list[int]:
+            path, prev, cur = [start], start, nxt
+            seen.add((min(start, nxt), max(start, nxt)))
+            while True:
+                path.append(cur)
+                if degree[cur] != 2 or cur == start:
+                    return path
+                after = [n for n in self.neighbours(cur) if n != prev]
+                prev, cur = cur, int(after[0])
+                key = (min(prev, cur), max(prev, cur))
+                if key in seen:
+                    return path
+                seen.add(key)
+
+        for node in np.flatnonzero(degree != 2).tolist():
+            if degree[node] == 0:
+                result.append([node])
+            for n in self.neighbours(node).tolist():
+                if (min(node, n), max(node, n)) not in seen:
+                    result.append(walk(node, n))
+        for v in range(len(self.rows)):  # loops made only of degree-2 vertices
+            for n in self.neighbours(v).tolist():
+                if (min(v, n), max(v, n)) not in seen:
+                    result.append(walk(v, n))
+        return result
+
+    def _chains(self) -> list[list[int]]:
         """Paths without a Python step per pixel: the vertices of degree 2 form chains (the
         components of the graph without its nodes), each ordered by its distance from one end
         (one multi-source breadth-first search for all chains), then joined to the nodes at

@@ -217,10 +217,15 @@ def test_skeleton_paths_cover_every_step_once():
     from crackal.data.synth import SynthOptions, synth_sample
 
     _, label = synth_sample(np.random.default_rng(3), (256, 256), SynthOptions(crack_free_fraction=0.0, max_cracks=6))
-    graph = skeleton_graph(skeletonize(label > 0))
-    steps = [(min(a, b), max(a, b)) for path in graph.paths() for a, b in zip(path[:-1], path[1:])]
-    assert len(steps) == len(set(steps)) == graph.steps.nnz // 2
-    assert all(graph.steps[a, b] > 0 for a, b in steps)
-    assert sum(graph.path_length(p) for p in graph.paths()) == pytest.approx(graph.length)
-    degree = graph.degree
-    assert all(degree[p[0]] != 2 and degree[p[-1]] != 2 for p in graph.paths() if p[0] != p[-1])
+    skeleton = skeletonize(label > 0)
+    skeleton[5, 5:15] = skeleton[14, 5:15] = skeleton[5:15, 5] = skeleton[5:15, 14] = True  # a loop without a node
+    for trace in ("_walk", "_chains"):  # small skeletons are walked, large ones traced chain by chain
+        graph = skeleton_graph(skeleton)
+        paths = getattr(graph, trace)()
+        steps = [(min(a, b), max(a, b)) for path in paths for a, b in zip(path[:-1], path[1:])]
+        assert len(steps) == len(set(steps)) == graph.steps.nnz // 2
+        assert all(graph.steps[a, b] > 0 for a, b in steps)
+        assert sum(graph.path_length(p) for p in paths) == pytest.approx(graph.length)
+        degree = graph.degree
+        assert all(degree[p[0]] != 2 and degree[p[-1]] != 2 for p in paths if p[0] != p[-1])
+        assert sum(p[0] == p[-1] and len(p) > 1 for p in paths) >= 1
