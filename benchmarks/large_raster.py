@@ -70,26 +70,41 @@ def write_raster(path: Path, size: int) -> Path:
 
 
 def child(run: Path, raster: Path, out: Path, window: int, defects: bool) -> None:
-    """One size in this process: predict, then report peak memory and times as JSON."""
+    """One size in this process: what ``crackal predict --defects`` does, in its two phases
+    (prediction into GeoTIFFs, then defects from the mask GeoTIFF block by block and the
+    outputs), with the peak memory after each, as JSON."""
     from crackal import api
+    from crackal.inference.defects import DefectOptions, defects_by_blocks
+    from crackal.inference.geo import raster_georef
+    from crackal.inference.inspection import write_inspection
+    from crackal.inference.outputs import DEFECT_BLOCK
+    from crackal.inference.raster import gdal_env, mask_reader, open_raster
+
+    def peak_mb() -> float:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     started = time.perf_counter()
-    records = api.predict(run, raster, out, defects=defects, window=window, progress=False)
-    total = time.perf_counter() - started
-    size = records[0]["height"] * records[0]["width"]
-    predict_seconds = records[0]["seconds"]
-    found = 0
+    records = api.predict(run, raster, out, window=window, progress=False)
+    predicted = time.perf_counter()
+    height, width = records[0]["height"], records[0]["width"]
+    result = {"megapixels": round(height * width / 1e6, 1), "predict_seconds": round(predicted - started, 1),
+              "megapixels_per_second": round(height * width / 1e6 / (predicted - started), 3),
+              "peak_rss_predict_mb": peak_mb()}
     if defects:
-        found = len(json.loads((out / "defects.json").read_text())["defects"])
-    print(json.dumps({
-        "megapixels": round(size / 1e6, 1),
-        "predict_seconds": round(predict_seconds, 1),
-        "megapixels_per_second": round(size / 1e6 / predict_seconds, 3),
-        "defects_seconds": round(total - predict_seconds, 1),
-        "total_seconds": round(total, 1),
-        "defects": found,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+        with gdal_env(), open_raster(raster) as ds:
+            georef = raster_georef(ds)
+        options = DefectOptions()
+        with mask_reader(out / "masks" / f"{raster.stem}.tif", 2) as read:
+            found = defects_by_blocks(read, height, width, ["background", "crack"], options, georef.gsd_m,
+                                      block=max(window, DEFECT_BLOCK))
+        extracted = time.perf_counter()
+        found = [{"image": raster.name, **d} for d in found]
+        images = [{"image": raster.name, "height": height, "width": width, "gsd_m": georef.gsd_m, "georeferencing": "raster"}]
+        write_inspection(out, found, images, {raster.name: georef}, options)
+        result.update(defects=len(found), defects_seconds=round(extracted - predicted, 1),
+                      outputs_seconds=round(time.perf_counter() - extracted, 1))
+    result.update(total_seconds=round(time.perf_counter() - started, 1), peak_rss_mb=peak_mb())
+    print(json.dumps(result))
 
 
 def main() -> None:

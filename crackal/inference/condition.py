@@ -254,7 +254,10 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
     def plane(coords) -> np.ndarray:  # map coordinates as plotted
         return (np.asarray(coords, float).reshape(-1, 2) - origin) * scale
 
-    def draw(ax, geometry: dict | None, color: str, points_ok: bool = True) -> None:
+    # shapes gathered per colour and drawn as one collection each: a survey has thousands of paths
+    buckets: dict[str, dict[str, list]] = {}
+
+    def draw(ax, geometry: dict | None, color: str) -> None:
         if geometry is None:
             return
         kind, coords = geometry["type"], geometry["coordinates"]
@@ -262,16 +265,26 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
             coords, kind = [coords], "MultiLineString"
         if kind == "Polygon":
             coords, kind = [coords], "MultiPolygon"
+        bucket = buckets.setdefault(color, {"lines": [], "polygons": [], "points": []})
         if kind == "MultiLineString":
-            for line in coords:
-                a = plane(line)
-                ax.plot(a[:, 0], a[:, 1], color=color, lw=1.2)
+            bucket["lines"] += [plane(line) for line in coords]
         elif kind == "MultiPolygon":
-            for polygon in coords:
-                a = plane(polygon[0])
-                ax.fill(a[:, 0], a[:, 1], facecolor=color, edgecolor=color, alpha=0.5)
-        elif kind == "Point" and points_ok:
-            ax.plot(*plane(coords)[0], "o", color=color, ms=4)
+            bucket["polygons"] += [plane(polygon[0]) for polygon in coords]
+        elif kind == "Point":
+            bucket["points"].append(plane(coords)[0])
+
+    def flush(ax) -> None:
+        from matplotlib.collections import LineCollection, PolyCollection
+
+        for color, bucket in buckets.items():
+            if bucket["lines"]:
+                ax.add_collection(LineCollection(bucket["lines"], colors=color, linewidths=1.2))
+            if bucket["polygons"]:
+                ax.add_collection(PolyCollection(bucket["polygons"], facecolors=color, edgecolors=color, alpha=0.5))
+            if bucket["points"]:
+                ax.plot(*np.asarray(bucket["points"]).T, "o", color=color, ms=4)
+        buckets.clear()
+        ax.autoscale_view()
 
     if collection.get("coordinates") != "pixel":
         every = [p for f in collection["features"] if f["geometry"] for p in _points(f["geometry"])]
@@ -281,20 +294,24 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
         if geographic:
             scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
         fig, ax = plt.subplots(figsize=(8, 8))
+        photos = []
         for feature in collection["features"]:
             props = feature["properties"]
             if props.get("feature") == "image":
                 if feature["geometry"]:
-                    ax.plot(*plane(feature["geometry"]["coordinates"])[0], "s", color="#1f77b4", ms=4, mfc="none")
+                    photos.append(plane(feature["geometry"]["coordinates"])[0])
                 continue
             draw(ax, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
+        flush(ax)
+        if photos:
+            ax.plot(*np.asarray(photos).T, "s", color="#1f77b4", ms=4, mfc="none", ls="")
         ax.set_aspect("equal", adjustable="datalim")
         ax.margins(0.1)
         place = f"{origin[0]:.6f}, {origin[1]:.6f} (lon, lat)" if geographic else f"{origin[0]:.2f}, {origin[1]:.2f}"
         ax.set_xlabel(f"east (m) of {place}" if geographic else f"x - {origin[0]:.2f} (map units)")
         ax.set_ylabel("north (m)" if geographic else f"y - {origin[1]:.2f}")
-        ax.legend(handles=[*handles, Line2D([], [], color="#1f77b4", marker="s", mfc="none", ls="", label="photo")],
-                  title="severity", loc="best", fontsize=8)
+        photo = [Line2D([], [], color="#1f77b4", marker="s", mfc="none", ls="", label="photo")] if photos else []
+        ax.legend(handles=[*handles, *photo], title="severity", loc="best", fontsize=8)
         ax.set_title("defects by severity")
     else:
         counts = {r["image"]: 0 for r in images}
@@ -315,6 +332,7 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
             for d in defects:
                 if d["image"] == name:
                     draw(ax, defect_geometry(d, Georef()), severity_color(d["severity"], severity_names))
+            flush(ax)
             ax.set_xlim(0, width)
             ax.set_ylim(height, 0)
             ax.set_aspect("equal")
