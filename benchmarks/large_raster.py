@@ -148,13 +148,10 @@ def main() -> None:
     verdict = (f"peak {large['peak_rss_mb']:.0f} MB on {large['raster']} against {small['peak_rss_mb']:.0f} MB on "
                f"{small['raster']}: ratio {ratio:.2f} (target <= 1.2, and under 2,048 MB)")
     print(verdict)
-    write_docs(
-        "large_raster", rows,
-        f"{verdict}. Prediction {large['megapixels_per_second']:.2f} Mpx/s on {large['raster']}. Window "
-        f"{args.window} px, default compact U-Net ({epochs} epochs on 40 synthetic images), "
-        f"defects extracted block by block (4096 px blocks); wall time {time.perf_counter() - started:.0f} s.",
-        hardware=hardware(),
-    )
+    note = (f"{verdict}. Prediction {large['megapixels_per_second']:.2f} Mpx/s on {large['raster']}. Window "
+            f"{args.window} px, default compact U-Net ({epochs} epochs on 40 synthetic images), "
+            f"defects extracted block by block (4096 px blocks); wall time {time.perf_counter() - started:.0f} s.")
+    write_docs("large_raster", rows, note, hardware=hardware())
 
 
 if __name__ == "__main__":
