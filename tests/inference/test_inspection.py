@@ -17,9 +17,14 @@ from crackal.inference.geo import offset_lonlat, read_gps
 from crackal.inference.raster import mask_reader
 
 rasterio = pytest.importorskip("rasterio")
-from rasterio.transform import from_origin  # noqa: E402
+from rasterio.transform import Affine  # noqa: E402
 
 ORIGIN_X, ORIGIN_Y, PIXEL = 500000.0, 4200000.0, 0.01  # UTM 33N, 1 cm pixels
+
+
+def from_origin(x, y, xsize, ysize):
+    """The north-up geotransform with its top-left corner at (x, y)."""
+    return Affine(xsize, 0.0, x, 0.0, -ysize, y)
 
 
 def dark_is_crack(model, image, **kwargs):
