@@ -1,8 +1,8 @@
 """``crackal`` command line: one sub-command per job. User errors print one line and exit 1.
 
 Each module here is one command group: ``segmentation`` (synth, train, evaluate, predict,
-demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify`` and
-``change``. The commands call ``crackal.api``; nothing below the CLI knows of typer.
+demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify``,
+``change`` and ``serve`` (the labelling web app). The commands call ``crackal.api``; nothing below the CLI knows of typer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
-from crackal.cli import al, change, classify, detect, segmentation  # noqa: E402
+from crackal.cli import al, change, classify, detect, segmentation, serve  # noqa: E402
 from crackal.errors import CrackalError, OptionError  # noqa: E402
 
 app = typer.Typer(
@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.demo,
-                al.simulate):
+                al.simulate, serve.serve):
     app.command()(command)
 app.add_typer(al.app, name="al")
 app.add_typer(detect.app, name="detect")
