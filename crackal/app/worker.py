@@ -144,10 +144,13 @@ class RoundWorker:
         self._lock = threading.Lock()
 
     def _running(self, status: dict) -> bool:
+        """Whether a worker is on a round: it has not reported an end, and its process lives."""
+        if status.get("state") not in ("starting", "running"):
+            return False
         if self.process is not None:
             return self.process.poll() is None
         pid = int(status.get("pid") or 0)  # a worker started by an earlier server
-        return status.get("state") in ("starting", "running") and pid > 0 and _alive(pid)
+        return pid > 0 and _alive(pid)
 
     def status(self) -> dict:
         """The last report, with ``running`` (the process is alive) and, for a worker that died
