@@ -71,3 +71,106 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# --- browser tests ------------------------------------------------------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def chromium_or_skip() -> str:
+    """The Debian ``chromium`` binary (or ``CRACKAL_CHROMIUM``), with playwright importable.
+    Without them the browser tests are skipped on a workstation and fail in CI (``CI`` set):
+    ``.ci/run`` installs chromium, so there they must run."""
+    import os
+    import shutil
+
+    import pytest
+
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is not installed (pip install -e '.[test]')"
+    path = os.environ.get("CRACKAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if problem is None and not path:
+        problem = "no chromium binary (apt-get install -y chromium, or set CRACKAL_CHROMIUM)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {problem}")
+        pytest.skip(problem)
+    return str(path)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``crackal serve PROJECT --port N`` in a child process, until ``stop``."""
+
+    def __init__(self, project: Path, lease_minutes: float = 30) -> None:
+        import os
+        import subprocess
+        import sys
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project.parent / f"{project.name}-serve.log"
+        env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "crackal", "serve", str(project), "--port", str(self.port),
+                                             "--lease-minutes", str(lease_minutes)], stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/login", timeout=2).read()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"crackal serve did not start: {self.log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+
+
+def browser_page(playwright, chromium: str, width: int = 1280, height: int = 800):
+    """A new headless Chromium page (its browser closes with ``page.context.browser.close()``)."""
+    browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(15000)
+    return page
+
+
+def sign_in_page(page, url: str, name: str) -> None:
+    """Sign in through the login form."""
+    page.goto(url + "/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORDS[name])
+    page.click("#signin")
+    page.wait_for_url(url + "/queue")
+
+
+def screenshot(page, name: str, tmp: Path) -> Path:
+    """Save a screenshot in ``tmp``; with ``CRACKAL_SCREENSHOTS=1`` also as docs/images/NAME (the README's)."""
+    import os
+    import shutil
+
+    path = tmp / name
+    page.screenshot(path=str(path))
+    if os.environ.get("CRACKAL_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / name)
+    return path
