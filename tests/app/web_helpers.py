@@ -163,13 +163,13 @@ def sign_in_page(page, url: str, name: str) -> None:
     page.wait_for_url(url + "/queue")
 
 
-def screenshot(page, name: str, tmp: Path) -> Path:
+def screenshot(page, name: str, tmp: Path, full_page: bool = False) -> Path:
     """Save a screenshot in ``tmp``; with ``CRACKAL_SCREENSHOTS=1`` also as docs/images/NAME (the README's)."""
     import os
     import shutil
 
     path = tmp / name
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     if os.environ.get("CRACKAL_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / name)
