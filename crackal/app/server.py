@@ -204,9 +204,16 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
     """A Starlette endpoint around ``handler(ctx, user, request, body)``, which runs in a worker
     thread: the session (401, or a redirect to the login for a page), the CSRF token of a write
     (403), the admin role (403); errors become JSON ``{"error": ...}`` answers (``HTTPError``: its
-    status; a lease held by someone else: 409; any other ``CrackalError``: 400)."""
+    status; a lease held by someone else: 409; any other ``CrackalError``: 400). The answer's
+    ``Server-Timing`` header says how long the server took."""
 
     async def view(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await answer(request)
+        response.headers["server-timing"] = f"app;dur={1000 * (time.perf_counter() - started):.1f}"
+        return response
+
+    async def answer(request: Request) -> Response:
         ctx: Context = request.app.state.ctx
         try:
             user = None

@@ -78,3 +78,13 @@ def test_the_charts_show_every_finished_round_and_a_new_one_joins_them(served):
     assert rounds_in(page, "chart-score", "F1") == [1, 2, 3, 4]
     assert "Round 4 finished: 10 labelled images, 2 new images queued" in page.text_content("#worker-state")
     assert page.eval_on_selector_all("#rounds tbody tr", "rows => rows.map(r => r.dataset.round)") == ["1", "2", "3", "4"]
+
+    # the review viewer shows round 4's maps of a held-out image
+    store = ProjectStore(project)
+    held = store.heldout()[0]
+    store.close()
+    page.goto(f"{url}/review?image={held.id}")
+    page.wait_for_selector("body[data-ready=true]")
+    for layer in ("image", "prediction", "probability", "uncertainty", "truth"):
+        page.wait_for_selector(f"figure[data-layer={layer}][data-loaded=true]")
+    assert "model of round 4" in page.text_content("#title")
