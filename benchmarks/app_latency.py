@@ -49,7 +49,6 @@ def make_project(root: Path) -> Path:
     from crackal.active.labels import NewLabel, store_labels
     from crackal.active.loop import run_round
     from crackal.active.project import create_project
-    from crackal.active.store import ProjectStore
     from crackal.app.accounts import add_user
     from crackal.data.io import read_raw_mask, to_class_mask
     from crackal.data.layout import find_pairs
