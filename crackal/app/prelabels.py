@@ -73,7 +73,7 @@ def prelabel(store: ProjectStore, config: ALConfig, record: ImageRecord) -> np.n
     return _read(path, config)
 
 
-def precompute(store: ProjectStore, config: ALConfig, progress: Progress, chunk: int = 4) -> int:
+def precompute(store: ProjectStore, config: ALConfig, progress: Progress, chunk: int = 1) -> int:
     """Pre-annotate every queued image that has no cached pre-annotation yet; returns how many."""
     from crackal.active.labels import latest_prelabels
 
