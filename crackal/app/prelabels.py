@@ -81,7 +81,8 @@ def precompute(store: ProjectStore, config: ALConfig, progress: Progress, chunk:
     if round_ is None:
         return 0
     todo = [record for record, _, _ in store.queue() if not _path(store, config, record, round_).is_file()]
-    for start in progress.bar(range(0, len(todo), chunk), desc=f"pre-annotating the queue ({len(todo)} images)", unit="batches"):
+    for start in progress.bar(range(0, len(todo), chunk), desc=f"pre-annotating the queue ({len(todo)} images)",
+                               unit="images" if chunk == 1 else "batches"):
         records = todo[start:start + chunk]
         found = latest_prelabels(store, config, records)
         for record in records:

@@ -289,8 +289,9 @@ def login(ctx: Context, _user, request: Request, body: bytes) -> Response:
     name, password = str(data.get("name", "")), str(data.get("password", ""))
     moment = ctx.settings.clock()
     with ctx.guard:
-        recent = [t for t in ctx.failures.get(name, []) if moment - t < LOGIN_WINDOW]
-        ctx.failures[name] = recent
+        recent = [t for t in ctx.failures.pop(name, []) if moment - t < LOGIN_WINDOW]
+        if recent:  # names without recent failures are not kept
+            ctx.failures[name] = recent
     if len(recent) >= LOGIN_FAILURES:
         raise HTTPError(429, f"too many failed sign-ins for {name}; wait {LOGIN_WINDOW / 60:.0f} minutes")
     with ctx.store() as (store, _):
