@@ -3,6 +3,7 @@ labels written through the project's one label path, refusals that change nothin
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import sys
@@ -435,3 +436,28 @@ def test_worker_status_survives_a_restart_of_the_server(project):
     status = client.get("/api/worker").json()
     assert status["state"] == "stopped" and "start it again to resume" in status["error"] and not status["running"]
     assert json.loads((project / ".worker.json").read_text())["state"] == "running"  # the report is kept as written
+
+
+def test_images_and_thumbnails_are_served_as_crackal_reads_them(tmp_path):
+    from PIL import Image
+
+    from crackal.data.io import read_image
+
+    project = make_web_project(tmp_path / "p", count=5, size=(40, 300), initial=4, heldout=1)
+    store = ProjectStore(project)
+    png, tiff = store.queue()[0][0], store.queue()[1][0]
+    wide = np.asarray(Image.open(tiff.path).convert("RGB")).astype(np.uint16) * 257  # a 16-bit TIFF instead of a PNG
+    Image.fromarray(wide[:, :, 0]).save(tmp_path / "grey16.tif")
+    store.conn.execute("UPDATE images SET path = ? WHERE id = ?", (str(tmp_path / "grey16.tif"), tiff.id))
+    store.close()
+    client = client_of(project)
+    sign_in(client, "ana")
+    direct = client.get(f"/api/images/{png.id}/image")
+    assert direct.headers["content-type"] == "image/png" and direct.content == png.path.read_bytes()  # the file itself
+    converted = client.get(f"/api/images/{tiff.id}/image")
+    assert converted.headers["content-type"] == "image/png"
+    decoded = np.asarray(Image.open(io.BytesIO(converted.content)))
+    assert np.array_equal(decoded, read_image(tmp_path / "grey16.tif"))  # what the model sees
+    thumb = client.get(f"/api/images/{png.id}/thumb")
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size == (160, 21)

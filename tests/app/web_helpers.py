@@ -22,7 +22,7 @@ ROLES = {"ana": "labeller", "bob": "labeller", "root": "admin"}
 FAST = {"base_channels": 8, "depth": 2, "epochs": 1, "samples_per_epoch": 8, "batch_size": 4, "crop_size": 64}
 
 
-def make_web_project(root: Path, data: Path | None = None, count: int = 10, size: int = 64, task: str = "segmentation",
+def make_web_project(root: Path, data: Path | None = None, count: int = 10, size: int | tuple[int, int] = 64, task: str = "segmentation",
                      classes: list[str] | None = None, initial: int = 6, query_size: int = 3, heldout: int = 2,
                      users: bool = True) -> Path:
     """A labelling project (no ground truth for the pool) of ``count`` synthetic images, the
