@@ -422,9 +422,11 @@ def _browser_ready(path: Path) -> str | None:
     try:
         with Image.open(path) as img:
             fmt, mode, orientation = img.format, img.mode, img.getexif().get(0x0112, 1)
+            managed = "icc_profile" in img.info or "gamma" in img.info  # a browser would adjust the colours
     except Exception:  # noqa: BLE001 - read_image reports it properly
         return None
-    if fmt in ("PNG", "JPEG") and mode in ("L", "RGB", "RGBA", "P", "LA") and orientation in (1, None):
+    # (alpha is left out: crackal drops it, a browser blends it)
+    if fmt in ("PNG", "JPEG") and mode in ("L", "RGB", "P") and orientation in (1, None) and not managed:
         return "image/png" if fmt == "PNG" else "image/jpeg"
     return None
 
