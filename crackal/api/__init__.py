@@ -2,7 +2,8 @@
 
 ``crackal synth / train / evaluate / predict`` -> ``synth``, ``train``, ``evaluate``, ``predict``;
 ``crackal detect train`` -> ``detect_train``; ``crackal al step`` -> ``al_step``;
-``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``.
+``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``;
+``crackal serve`` -> ``serve`` (``--add-user`` -> ``add_user``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ _WHERE = {
                      "simulate"), ("crackal.api.active", None)),
     **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
     **dict.fromkeys(("evaluate", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
+    **dict.fromkeys(("add_user", "serve"), ("crackal.api.webapp", None)),
     "change_tiles": ("crackal.change.api", "pool_and_test"),
     "change_simulate": ("crackal.change.api", "simulate"),
     "change_synth": ("crackal.change.api", "synth_pairs"),
@@ -36,6 +38,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "add_user",
     "al_config",
     "al_export",
     "al_export_queue",
@@ -56,6 +59,7 @@ __all__ = [
     "detect_train",
     "evaluate",
     "predict",
+    "serve",
     "simulate",
     "synth",
     "train",
