@@ -41,7 +41,7 @@ def serve_ml(
     app = create_ml_backend(project, credentials, int(max_body_mb * 2 ** 20), document_root)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     console.print(f"crackal ML backend of {project} at {url}; in Label Studio: project Settings > Model > Connect Model, "
-                  f"Backend URL {url}{' with Basic Authentication' if credentials else ''}", highlight=False)
+                  f"Backend URL {url}{' with Basic Authentication' if credentials else ''}", highlight=False, soft_wrap=True)
     if host not in LOOPBACK and credentials is None:
         console.print(f"warning: listening on {host} without --basic-auth: anyone who reaches this port can read predictions "
                       "and write labels into the project", style="yellow", highlight=False)
