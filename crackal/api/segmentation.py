@@ -169,3 +169,13 @@ def evaluate(
 
 
 predict = predict_folder  # crackal predict: see crackal.inference.outputs
+
+
+def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx") -> Path:
+    """Export a run for another engine (``crackal export``): ``onnx`` writes ``model.onnx`` (image ->
+    class probabilities), ``trunk.onnx`` and ``head.onnx`` (MC-Dropout's head-only sampling) and
+    ``onnx.json`` into ``out`` (default ``RUN/onnx``); returns the folder."""
+    choose(("onnx",), format, "format")
+    from crackal.inference.onnx import export_onnx
+
+    return export_onnx(checkpoint, out)

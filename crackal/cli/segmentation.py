@@ -157,6 +157,8 @@ def predict(
     two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
+    engine: Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")] = "torch",
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: every CPU available).")] = None,
     skip_invalid: SkipInvalid = False,
     quiet: Quiet = False,
 ) -> None:
@@ -166,8 +168,20 @@ def predict(
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
-                          progress=progress_for(quiet))
+                          engine=engine, threads=threads, progress=progress_for(quiet))
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
+
+
+def export(
+    checkpoint: Checkpoint,
+    format: Annotated[str, typer.Option("--format", help="onnx: model.onnx, plus trunk.onnx and head.onnx for MC-Dropout.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Folder for the exported files (default: RUN/onnx).")] = None,
+) -> None:
+    """Export a trained run for ONNX Runtime (dynamic height and width)."""
+    from crackal import api
+
+    folder = api.export(checkpoint, out, format=format)
+    console.print(f"exported to {folder} (model.onnx, trunk.onnx, head.onnx, onnx.json)")
 
 
 def demo(

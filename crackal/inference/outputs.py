@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from crackal.data.io import list_images, mask_png, read_image, write_png
-from crackal.errors import CrackalError, check_options
+from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.measure import measure_defects
 from crackal.inference.render import class_mask_from_probs, overlay, probability_png
 from crackal.inference.two_stage import predict_two_stage
 from crackal.models.predict import predict_image
+from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_write_json, load_model
 from crackal.training.config import TrainConfig
@@ -91,6 +92,8 @@ def predict_folder(
     two_stage: str | Path | None = None,
     box_margin: int = 16,
     box_threshold: float | None = None,
+    engine: Engine = "torch",
+    threads: int | None = None,
 ) -> list[dict]:
     """Predict a folder or a single image; writes ``masks/``, ``probabilities/``, ``overlays/``
     and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given);
@@ -102,6 +105,9 @@ def predict_folder(
     first and the model segments only its boxes, grown by ``box_margin`` px (boxes scoring below
     ``box_threshold``, default the detector's validation choice, are dropped); the rest is
     background.
+
+    ``engine="onnxruntime"`` runs the run's ONNX export (``RUN/onnx``, written first when missing)
+    with ONNX Runtime on the CPU, ``threads`` intra-op threads (default: every CPU available).
     """
     files, out = image_files(inputs), Path(out)
     check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
@@ -111,7 +117,17 @@ def predict_folder(
     tile_size = config.tile_size if tile_size is None else tile_size
     check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
     check_tiling(tile_size, overlap)
-    if two_stage:
+    choose(ENGINES, engine, "engine")
+    if engine == "onnxruntime":
+        if two_stage:
+            raise CrackalError("two-stage prediction runs on the PyTorch engine; leave out --engine onnxruntime")
+        from crackal.inference.onnx import OnnxSegmenter, onnx_folder
+
+        runtime = OnnxSegmenter(onnx_folder(checkpoint), threads=threads)
+
+        def predictor(image: np.ndarray) -> np.ndarray:
+            return predict_image(runtime, image, tile_size=tile_size, overlap=overlap, tta=tta)
+    elif two_stage:
         predictor = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
     else:
         def predictor(image: np.ndarray) -> np.ndarray:
@@ -127,12 +143,23 @@ def predict_folder(
         started = time.perf_counter()
         probs = predictor(image)
         seconds = time.perf_counter() - started
-        class_mask = class_mask_from_probs(probs, threshold)
-        write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
-        write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
-        write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
-        records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1],
-                        "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))})
+        records.append(write_prediction(out, path, image, probs, threshold, config, gsd, seconds))
+    return write_measurements(records, out, threshold, gsd, inputs)
+
+
+def write_prediction(out: Path, path: Path, image: np.ndarray, probs: np.ndarray, threshold: float,
+                     config: TrainConfig, gsd: float | None, seconds: float) -> dict:
+    """Write one image's mask, probability map and overlay; returns its measurement record."""
+    class_mask = class_mask_from_probs(probs, threshold)
+    write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
+    write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
+    write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
+    return {"image": path.name, "height": image.shape[0], "width": image.shape[1],
+            "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))}
+
+
+def write_measurements(records: list[dict], out: Path, threshold: float, gsd: float | None, inputs: str | Path) -> list[dict]:
+    """``measurements.csv`` and ``.json`` of the records (an error when there is none)."""
     if not records:
         raise CrackalError(f"no readable image in {inputs}")
     write_table(records, out / "measurements.csv")
