@@ -168,7 +168,17 @@ def evaluate(
     return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
 
 
-predict = predict_folder  # crackal predict: see crackal.inference.outputs
+def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray: str | None = None,
+            ray_actors: int | None = None, **options) -> list[dict]:
+    """Predict a folder or a single image (``crackal predict``): see ``predict_folder``
+    (``crackal.inference.outputs``) for the outputs and ``options``. With ``ray`` (``auto``, an
+    address, or ``local``) the images are predicted on Ray by ``ray_actors`` model replicas
+    (``crackal.scale``; the same outputs)."""
+    if ray is None:
+        return predict_folder(checkpoint, inputs, out, **options)
+    from crackal.scale.jobs import predict_folder_ray
+
+    return predict_folder_ray(checkpoint, inputs, out, address=ray, actors=ray_actors, **options)
 
 
 def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx") -> Path:

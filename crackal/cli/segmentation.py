@@ -17,6 +17,8 @@ from crackal.cli.options import (
     Downscale,
     Masks,
     Quiet,
+    RayActors,
+    RayAddress,
     Resume,
     Seed,
     SkipInvalid,
@@ -159,6 +161,8 @@ def predict(
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     engine: Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")] = "torch",
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: every CPU available).")] = None,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
     skip_invalid: SkipInvalid = False,
     quiet: Quiet = False,
 ) -> None:
@@ -168,7 +172,7 @@ def predict(
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
-                          engine=engine, threads=threads, progress=progress_for(quiet))
+                          engine=engine, threads=threads, ray=ray, ray_actors=ray_actors, progress=progress_for(quiet))
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
 
 

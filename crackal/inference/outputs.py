@@ -26,7 +26,7 @@ from crackal.inference.two_stage import predict_two_stage
 from crackal.models.predict import predict_image
 from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_write_json, load_model
+from crackal.training.checkpoint import atomic_write_json, load_model, read_checkpoint
 from crackal.training.config import TrainConfig
 from crackal.training.detection import load_detector
 
@@ -77,6 +77,61 @@ def write_table(records: list[dict], path: Path) -> None:
         writer.writerows(records)
 
 
+def check_prediction_options(gsd: float | None) -> None:
+    """The options of a folder prediction that do not depend on the run."""
+    check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
+
+
+def make_predictor(
+    checkpoint: str | Path,
+    *,
+    threshold: float | None = None,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    tta: bool = False,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
+    engine: Engine = "torch",
+    threads: int | None = None,
+    device: str = "cpu",
+    load: bool = True,
+) -> tuple[Predictor, TrainConfig, float]:
+    """The prediction of one image as a function (image -> probabilities), with the run's config
+    and the crack threshold (see ``predict_folder`` for the options). ``load=False`` only checks
+    the options (and writes a missing ONNX export): the function returned then must not be used.
+    """
+    state = read_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    threshold = state.get("threshold", 0.5) if threshold is None else threshold
+    tile_size = config.tile_size if tile_size is None else tile_size
+    check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
+    check_tiling(tile_size, overlap)
+    choose(ENGINES, engine, "engine")
+    if engine == "onnxruntime":
+        if two_stage:
+            raise CrackalError("two-stage prediction runs on the PyTorch engine; leave out --engine onnxruntime")
+        from crackal.inference.onnx import OnnxSegmenter, onnx_folder
+
+        folder = onnx_folder(checkpoint)
+        runtime = OnnxSegmenter(folder, threads=threads) if load else None
+
+        def predictor(image: np.ndarray) -> np.ndarray:
+            return predict_image(runtime, image, tile_size=tile_size, overlap=overlap, tta=tta)
+
+        return predictor, config, threshold
+    model = load_model(checkpoint, device)[0] if load else None
+    if two_stage:
+        if not load:
+            return (lambda image: image), config, threshold
+        return two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size), config, threshold
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        return predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
+
+    return predict, config, threshold
+
+
 def predict_folder(
     checkpoint: str | Path,
     inputs: str | Path,
@@ -110,28 +165,10 @@ def predict_folder(
     with ONNX Runtime on the CPU, ``threads`` intra-op threads (default: every CPU available).
     """
     files, out = image_files(inputs), Path(out)
-    check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
-    model, state = load_model(checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    threshold = state.get("threshold", 0.5) if threshold is None else threshold
-    tile_size = config.tile_size if tile_size is None else tile_size
-    check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
-    check_tiling(tile_size, overlap)
-    choose(ENGINES, engine, "engine")
-    if engine == "onnxruntime":
-        if two_stage:
-            raise CrackalError("two-stage prediction runs on the PyTorch engine; leave out --engine onnxruntime")
-        from crackal.inference.onnx import OnnxSegmenter, onnx_folder
-
-        runtime = OnnxSegmenter(onnx_folder(checkpoint), threads=threads)
-
-        def predictor(image: np.ndarray) -> np.ndarray:
-            return predict_image(runtime, image, tile_size=tile_size, overlap=overlap, tta=tta)
-    elif two_stage:
-        predictor = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
-    else:
-        def predictor(image: np.ndarray) -> np.ndarray:
-            return predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
+    check_prediction_options(gsd)
+    predictor, config, threshold = make_predictor(
+        checkpoint, threshold=threshold, tile_size=tile_size, overlap=overlap, tta=tta, two_stage=two_stage,
+        box_margin=box_margin, box_threshold=box_threshold, engine=engine, threads=threads)
     records = []
     for path in Progress.of(progress).bar(files, desc="predicting", unit="images"):
         try:
