@@ -161,6 +161,8 @@ def predict(
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
     engine: Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")] = "torch",
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: every CPU available).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Threads reading and writing images while the network runs (default 2; 0: one image after the other).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Tiles (or whole small images) per forward pass, across images.")] = 4,
     ray: RayAddress = None,
     ray_actors: RayActors = None,
     skip_invalid: SkipInvalid = False,
@@ -172,7 +174,7 @@ def predict(
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
-                          engine=engine, threads=threads, ray=ray, ray_actors=ray_actors, progress=progress_for(quiet))
+                          engine=engine, threads=threads, workers=workers, batch_size=batch_size, ray=ray, ray_actors=ray_actors, progress=progress_for(quiet))
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv)")
 
 

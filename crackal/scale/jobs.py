@@ -24,7 +24,7 @@ from crackal.options import METHODS
 from crackal.progress import Progress
 from crackal.scale.cluster import cluster_plan, compute, connect
 
-IMAGES_PER_CALL = 2  # images an actor predicts per map_batches call
+IMAGES_PER_CALL = 4  # images an actor predicts per map_batches call
 
 
 def _quiet_data(ray) -> None:
@@ -48,6 +48,7 @@ class FolderPredictor:
         self.out = Path(out)
         self.skip_invalid = options.pop("skip_invalid")
         self.gsd = options.pop("gsd")
+        self.batch_size = options.pop("batch_size")
         self.predictor, self.config, self.threshold = make_predictor(checkpoint, device=device, threads=threads, **options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -55,17 +56,18 @@ class FolderPredictor:
         from crackal.data.io import read_image
         from crackal.inference.outputs import write_prediction
 
-        records = []
-        for path in map(Path, batch["path"]):
+        readable, by_position = [], {}
+        for position, path in zip(batch["position"], map(Path, batch["path"])):
             try:
-                image = read_image(path)
+                readable.append((int(position), path, read_image(path)))
             except CrackalError as exc:
-                records.append(None if self.skip_invalid else {"error": str(exc)})
-                continue
-            started = time.perf_counter()
-            probs = self.predictor(image)
-            seconds = time.perf_counter() - started
-            records.append(write_prediction(self.out, path, image, probs, self.threshold, self.config, self.gsd, seconds))
+                by_position[int(position)] = None if self.skip_invalid else {"error": str(exc)}
+        last = time.perf_counter()
+        for (position, path), image, probs in self.predictor.stream((((p, f), i) for p, f, i in readable), self.batch_size):
+            now = time.perf_counter()
+            by_position[position] = write_prediction(self.out, path, image, probs, self.threshold, self.config, self.gsd, now - last)
+            last = now
+        records = [by_position[int(p)] for p in batch["position"]]
         return {"position": batch["position"], "record": np.array([json.dumps(r) for r in records])}
 
 
@@ -87,11 +89,15 @@ def predict_folder_ray(
     gsd: float | None = None,
     skip_invalid: bool = False,
     progress: bool | Progress = True,
+    workers: int | None = None,
+    batch_size: int = 4,
     **options,
 ) -> list[dict]:
     """``predict_folder`` on Ray: the same files and records. ``address`` as in ``connect``;
     ``actors`` model replicas (default one per GPU, else one per CPU); ``options`` are
-    ``make_predictor``'s (threshold, tile_size, overlap, tta, engine, two_stage ...)."""
+    ``make_predictor``'s (threshold, tile_size, overlap, tta, engine, two_stage ...). Each actor
+    batches the tiles of its images ``batch_size`` at a time; ``workers`` (this machine's reader
+    threads) has no use here."""
     from crackal.inference.outputs import check_prediction_options, image_files, make_predictor, write_measurements
     from crackal.training.checkpoint import resolve_checkpoint
 
@@ -108,7 +114,7 @@ def predict_folder_ray(
         FolderPredictor, batch_size=IMAGES_PER_CALL, batch_format="numpy", compute=compute(ray, plan),
         num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
         fn_constructor_kwargs={"checkpoint": str(checkpoint), "out": str(out.resolve()),
-                               "options": {**options, "gsd": gsd, "skip_invalid": skip_invalid},
+                               "options": {**options, "gsd": gsd, "skip_invalid": skip_invalid, "batch_size": batch_size},
                                "threads": plan.threads, "device": "cuda" if plan.num_gpus else "cpu"},
     )
     rows = _gather(ray, dataset, len(files), Progress.of(progress), f"predicting on Ray ({plan.actors} actors)", "images")

@@ -107,3 +107,21 @@ def test_without_ray_nothing_imports_ray(run, images, tmp_path):
             f"assert main(['predict', {str(run)!r}, {str(images)!r}, '--out', {str(tmp_path / 'p')!r}, '--quiet']) == 0; "
             "assert 'ray' not in sys.modules and 'crackal.scale' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_al_step_on_ray_selects_what_the_local_step_selects(ray_cluster, tmp_path):
+    from crackal.active.loop import run_round
+    from crackal.active.store import ProjectStore
+    from crackal.cli import main
+    from crackal.data.synth import write_synthetic_dataset
+    from tests.active.conftest import make_project
+
+    data = write_synthetic_dataset(tmp_path / "data", count=18, size=64, seed=4)
+    local = run_round(make_project(tmp_path / "local", data, seed=7))
+    assert main(["al", "step", str(make_project(tmp_path / "ray", data, seed=7)), "--ray", "local", "--quiet"]) == 0
+    store = ProjectStore(tmp_path / "ray")
+    try:
+        assert [record.name for record, _, _ in store.queue()] == local.selected
+        assert store.current_round()["pool_uncertainty"] == pytest.approx(local.uncertainty, abs=1e-6)
+    finally:
+        store.close()
