@@ -94,7 +94,7 @@ def main() -> None:
         rows.append(row)
     ray.shutdown()
     header = list(rows[0])
-    table = (header, [[row[k] if isinstance(row[k], str) else round(row[k], 2) for k in header] for row in rows])
+    table = (header, [[row[k] if isinstance(row[k], str) else round(row[k], 3) for k in header] for row in rows])
     for line in [" | ".join(header), *(" | ".join(str(v) for v in r) for r in table[1])]:
         print(line)
     if not args.no_docs:

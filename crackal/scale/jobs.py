@@ -110,7 +110,8 @@ def predict_folder_ray(
     _quiet_data(ray)
     plan = cluster_plan(ray, actors)
     items = [{"position": i, "path": str(path.resolve())} for i, path in enumerate(files)]
-    dataset = ray.data.from_items(items).map_batches(
+    blocks = max(1, min(len(items), 4 * plan.actors))  # enough blocks for every actor to have work
+    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         FolderPredictor, batch_size=IMAGES_PER_CALL, batch_format="numpy", compute=compute(ray, plan),
         num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
         fn_constructor_kwargs={"checkpoint": str(checkpoint), "out": str(out.resolve()),
@@ -182,7 +183,7 @@ def score_pool_ray(
     groups = [{"index": g, "paths": json.dumps([str(p) for p in paths[start:start + batch_size]])}
               for g, start in enumerate(range(0, len(paths), batch_size))]
     options = {"heuristic": heuristic, "reduction": reduction, "method": method, "iterations": iterations, "seed": seed}
-    dataset = ray.data.from_items(groups).map_batches(
+    dataset = ray.data.from_items(groups, override_num_blocks=max(1, min(len(groups), 4 * plan.actors))).map_batches(
         PoolScorer, batch_size=1, batch_format="numpy", compute=compute(ray, plan),
         num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
         fn_constructor_kwargs={"checkpoints": [str(c) for c in checkpoints], "options": options,
