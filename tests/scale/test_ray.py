@@ -122,6 +122,6 @@ def test_al_step_on_ray_selects_what_the_local_step_selects(ray_cluster, tmp_pat
     store = ProjectStore(tmp_path / "ray")
     try:
         assert [record.name for record, _, _ in store.queue()] == local.selected
-        assert store.current_round()["pool_uncertainty"] == pytest.approx(local.uncertainty, abs=1e-6)
+        assert store.current_round()["pool_uncertainty"] == pytest.approx(local.pool_uncertainty, abs=1e-6)
     finally:
         store.close()
