@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.demo,
+for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.export, segmentation.demo,
                 al.simulate, serve.serve):
     app.command()(command)
 app.add_typer(al.app, name="al")
