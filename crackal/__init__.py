@@ -22,6 +22,7 @@ _API = (
     "al_init", "al_step", "al_run", "al_config", "al_export", "al_export_queue", "al_import", "al_status", "al_report", "simulate",
     "classify_train", "classify_evaluate", "classify_predict",
     "change_synth", "change_tiles", "change_simulate",
+    "serve", "add_user",
 )
 _LAZY = {
     **{name: "crackal.api" for name in _API},

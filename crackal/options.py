@@ -27,6 +27,8 @@ REDUCTION_NAMES: tuple[str, ...] = get_args(Reduction)
 DEFAULT_REDUCTION: Reduction = "topk"
 Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
 METHODS: tuple[str, ...] = get_args(Method)
+Engine = Literal["torch", "onnxruntime"]  # crackal predict --engine
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)

@@ -51,6 +51,48 @@ def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterable[torch.Te
         yield torch.stack(pending)
 
 
+def _groups(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """The pool cut into consecutive groups of ``size`` images (the last may be shorter)."""
+    group: list[np.ndarray] = []
+    for image in images:
+        group.append(image)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def group_seed(seed: int, index: int) -> int:
+    """The torch seed of the pool's ``index``-th group: each group draws its own samples, so a
+    group scores the same wherever it runs (this process, or a Ray worker)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def score_group(
+    models: nn.Module | Sequence[nn.Module],
+    images: Sequence[np.ndarray],
+    index: int,
+    heuristic: str = "bald",
+    reduction: Reduction = DEFAULT_REDUCTION,
+    method: Method = "mc_dropout",
+    iterations: int = 20,
+    reference_batches: Callable[[], torch.Tensor] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """The scores of one group of pool images (the ``index``-th, seeded by ``group_seed``); runs
+    of same-sized images go through the model together."""
+    scores = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(group_seed(seed, index))
+        for batch in _batches(images, len(images)):
+            stats = sample(method, models, batch, iterations, reference_batches)
+            defect = 1 - stats.mean[:, 0]
+            scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
+            del stats, defect
+    return torch.cat(scores).numpy().astype(np.float64)
+
+
 def score_pool(
     models: nn.Module | Sequence[nn.Module],
     images: SizedImages,
@@ -69,6 +111,8 @@ def score_pool(
     ``method``: ``mc_dropout`` (head-only fast path when the model allows it), ``mc_batchnorm``
     (needs ``reference_batches``, random labelled mini-batches) or ``ensemble`` (``models`` is a
     list); ``random`` scores without running a model. Seeded: the same call gives the same scores.
+    The pool is scored in groups of ``batch_size`` images, each seeded by ``group_seed(seed,
+    index)``, so ``crackal.scale`` scoring a group on a Ray worker gives the same numbers.
     """
     choose(STRATEGIES, heuristic, "strategy")
     choose(REDUCTIONS, reduction, "reduction")
@@ -80,15 +124,10 @@ def score_pool(
     if heuristic == "random":
         return np.random.default_rng(seed).random(len(images))
     scores = []
-    batches = Progress.of(progress).bar(_batches(images, batch_size), total=-(-len(images) // batch_size),
-                                        desc=f"scoring pool ({len(images)} images)", unit="batches")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for index, batch in enumerate(batches):
-            stats = sample(method, models, batch, iterations, reference_batches)
-            defect = 1 - stats.mean[:, 0]
-            scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
-            del stats, defect
-            if index % TRIM_EVERY == 0:
-                _trim_heap()
-    return torch.cat(scores).numpy().astype(np.float64)
+    groups = Progress.of(progress).bar(_groups(images, batch_size), total=-(-len(images) // batch_size),
+                                       desc=f"scoring pool ({len(images)} images)", unit="batches")
+    for index, group in enumerate(groups):
+        scores.append(score_group(models, group, index, heuristic, reduction, method, iterations, reference_batches, seed))
+        if index % TRIM_EVERY == 0:
+            _trim_heap()
+    return np.concatenate(scores)

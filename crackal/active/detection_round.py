@@ -18,6 +18,7 @@ from crackal.active.store import ImageRecord, ProjectStore
 from crackal.data.boxes import ImageBoxes, boxes_from_mask, read_voc, write_voc
 from crackal.data.detection import BoxSample, DetectionDataset
 from crackal.data.io import read_image, read_raw_mask, to_class_mask
+from crackal.errors import CrackalError
 from crackal.models.detect import detect_image, image_tensor
 from crackal.progress import Progress
 from crackal.training.detection import evaluate_detector, load_detector, train_detector
@@ -62,8 +63,10 @@ class DetectionRounds:
         return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}, {}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress, batch_size: int = 4) -> np.ndarray:
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None, batch_size: int = 4) -> np.ndarray:
         """One disagreement score per pool image (random scores for the random baseline)."""
+        if ray is not None:
+            raise CrackalError("--ray scores segmentation pools; score a detection project without --ray")
         seed = config.round_config(round_).seed
         if config.strategy == "random":
             return np.random.default_rng(seed).random(len(pool))

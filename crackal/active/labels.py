@@ -16,7 +16,7 @@ from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.active.tasks import TASKS
 from crackal.data.boxes import ImageBoxes, read_voc, write_voc
-from crackal.data.io import MASK_SUFFIXES, mask_png, read_image, read_raw_mask, to_class_mask, write_png
+from crackal.data.io import MASK_SUFFIXES, image_size, mask_png, read_image, read_raw_mask, to_class_mask, write_png
 from crackal.data.layout import MASK_NAME_SUFFIXES
 from crackal.errors import CrackalError
 
@@ -45,7 +45,7 @@ def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num
 
 def _checked_mask(record: ImageRecord, mask_path: Path, num_classes: int, binarize: bool = False) -> np.ndarray:
     mask = to_class_mask(read_raw_mask(mask_path), num_classes, mask_path, binarize)
-    height, width = read_image(record.path).shape[:2]
+    height, width = image_size(record.path)  # from the header: a large photo is not decoded
     if mask.shape != (height, width):
         raise CrackalError(
             f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {record.name} is {width}x{height} "

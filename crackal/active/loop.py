@@ -58,15 +58,16 @@ def _train_and_evaluate(store: ProjectStore, config: ALConfig, round_: int, prog
     store.update_round(round_, state="scoring", checkpoint=str(checkpoint), metrics=metrics, **extras)
 
 
-def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labelled: int, progress: Progress
-                      ) -> tuple[list[str], float | None]:
+def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labelled: int, progress: Progress,
+                      ray: str | None = None) -> tuple[list[str], float | None]:
     """Score the pool with the round's model(s), queue the next batch, close the round."""
     pool = store.unlabelled()
     selected, selected_scores, scores_by_id, uncertainty = [], [], {}, None
     k = min(config.query_size, (config.budget - labelled) if config.budget else config.query_size)
     if pool:
         checkpoint = Path(store.current_round()["checkpoint"])
-        scores = TASKS[config.task].score_pool(store, config, round_, _run_dir(store, round_), checkpoint, pool, progress)
+        scores = TASKS[config.task].score_pool(store, config, round_, _run_dir(store, round_), checkpoint, pool, progress,
+                                               ray=ray)
         scores_by_id = {r.id: float(s) for r, s in zip(pool, scores)}
         uncertainty = None if config.strategy == "random" else float(np.mean(scores))
         if k > 0:
@@ -80,19 +81,20 @@ def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labell
     return [names[i] for i in selected], uncertainty
 
 
-def run_round(root: str | Path, progress: bool | Progress = False) -> RoundResult:
+def run_round(root: str | Path, progress: bool | Progress = False, ray: str | None = None) -> RoundResult:
     """One round, or the rest of an interrupted one: label the queue (simulation), train,
-    evaluate on the held-out set, score the pool, queue the next batch."""
+    evaluate on the held-out set, score the pool (on Ray at ``ray``, an address or ``local``,
+    when given), queue the next batch."""
     progress = Progress.of(progress)
     with project_lock(root, "crackal al step"):
         store, config = open_project(root)
         try:
-            return _run_round(store, config, progress)
+            return _run_round(store, config, progress, ray)
         finally:
             store.close()
 
 
-def _run_round(store: ProjectStore, config: ALConfig, progress: Progress) -> RoundResult:
+def _run_round(store: ProjectStore, config: ALConfig, progress: Progress, ray: str | None = None) -> RoundResult:
     _label_queue(store, config)
     last = store.current_round()
     round_ = last["round"] if last and last["state"] != "done" else (last["round"] + 1 if last else 1)
@@ -102,7 +104,7 @@ def _run_round(store: ProjectStore, config: ALConfig, progress: Progress) -> Rou
     store.start_round(round_, len(labelled))
     if store.current_round()["state"] == "training":
         _train_and_evaluate(store, config, round_, progress)
-    selected, uncertainty = _score_and_select(store, config, round_, len(labelled), progress)
+    selected, uncertainty = _score_and_select(store, config, round_, len(labelled), progress, ray)
     return RoundResult(round_, len(labelled), store.current_round()["metrics"], selected, uncertainty)
 
 

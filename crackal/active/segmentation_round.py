@@ -69,9 +69,16 @@ class SegmentationRounds:
         return result.best_checkpoint, metrics, {"class_weights": ckpt["class_weights"]}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress) -> np.ndarray:
-        """One acquisition score per pool image, from the round's model(s)."""
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None) -> np.ndarray:
+        """One acquisition score per pool image, from the round's model(s); on Ray at ``ray`` when given."""
         tcfg = config.round_config(round_)
+        if ray is not None:
+            from crackal.scale.jobs import score_pool_ray
+
+            checkpoints = [checkpoint] + [run_dir / f"member{m}" for m in range(1, config.ensemble_size)] \
+                if config.method == "ensemble" else [checkpoint]
+            return score_pool_ray(checkpoints, [r.path for r in pool], config.strategy, config.reduction, config.method,
+                                  config.iterations, seed=tcfg.seed, address=ray, progress=progress)
         model = load_model(checkpoint)[0]
         models = [model] + [load_model(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] \
             if config.method == "ensemble" else model

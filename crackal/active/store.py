@@ -1,7 +1,8 @@
 """The project store: one SQLite database (``project.db``) plus files under the project folder.
 
 ```
-PROJECT/project.db      images, labels (every version: when, by whom), rounds, scores, the queue
+PROJECT/project.db      images, labels (every version: when, by whom), rounds, scores, the queue;
+                        the web app's users (salted password hashes), sessions and leases
 PROJECT/labels/         label files (masks 0/255 or class indices, or VOC boxes): NAME.png, then
                         NAME.v2.png ... for re-labels; a file is never overwritten once recorded
 PROJECT/rounds/NNN/     each round's training run (config, checkpoints, metrics)
@@ -27,7 +28,9 @@ from pathlib import Path
 from crackal.active.config import ALConfig
 from crackal.errors import CrackalError
 
-SCHEMA_VERSION = 2  # 1: label columns in images, paths relative to the folder where 'al init' ran
+# 1: label columns in images, paths relative to the folder where 'al init' ran; 2: the labels table;
+# 3: users, sessions and leases of the labelling web app (new tables only: version 2 readers ignore them)
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -69,6 +72,26 @@ CREATE TABLE IF NOT EXISTS scores (
     image_id INTEGER NOT NULL REFERENCES images(id),
     score REAL NOT NULL,
     PRIMARY KEY (round, image_id)
+);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('labeller', 'admin')),
+    password TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    leased_at REAL NOT NULL,
+    expires_at REAL NOT NULL
 );
 """
 # An image with its current (latest) label, if any.

@@ -27,8 +27,9 @@ class RoundTask(Protocol):
         """Train on the labelled images; (best checkpoint, held-out metrics, extra round columns)."""
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress) -> np.ndarray:
-        """One acquisition score per ``pool`` image, higher = label it sooner."""
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None) -> np.ndarray:
+        """One acquisition score per ``pool`` image, higher = label it sooner (on Ray at ``ray``
+        when given and the task supports it)."""
 
     def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], np.ndarray | ImageBoxes]:
         """The checkpoint's model loaded once, as a function from an image to its label (class mask, or boxes)."""

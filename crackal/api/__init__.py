@@ -2,7 +2,8 @@
 
 ``crackal synth / train / evaluate / predict`` -> ``synth``, ``train``, ``evaluate``, ``predict``;
 ``crackal detect train`` -> ``detect_train``; ``crackal al step`` -> ``al_step``;
-``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``.
+``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``;
+``crackal serve`` -> ``serve`` (``--add-user`` -> ``add_user``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ _WHERE = {
     **dict.fromkeys(("al_config", "al_export", "al_export_queue", "al_import", "al_init", "al_report", "al_run", "al_status", "al_step",
                      "simulate"), ("crackal.api.active", None)),
     **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
-    **dict.fromkeys(("evaluate", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
+    **dict.fromkeys(("evaluate", "export", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
+    **dict.fromkeys(("add_user", "serve"), ("crackal.api.webapp", None)),
     "change_tiles": ("crackal.change.api", "pool_and_test"),
     "change_simulate": ("crackal.change.api", "simulate"),
     "change_synth": ("crackal.change.api", "synth_pairs"),
@@ -36,6 +38,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "add_user",
     "al_config",
     "al_export",
     "al_export_queue",
@@ -55,7 +58,9 @@ __all__ = [
     "detect_predict",
     "detect_train",
     "evaluate",
+    "export",
     "predict",
+    "serve",
     "simulate",
     "synth",
     "train",

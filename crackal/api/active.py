@@ -60,12 +60,13 @@ def _train_options(train: TrainConfig | DetectionConfig | dict | None) -> dict:
     return train.to_dict() if isinstance(train, (TrainConfig, DetectionConfig)) else dict(train or {})
 
 
-def al_step(project: str | Path, progress: bool | Progress = True) -> RoundResult:
+def al_step(project: str | Path, progress: bool | Progress = True, ray: str | None = None) -> RoundResult:
     """One round (or the rest of an interrupted one): in a simulation label the queue from the
-    ground truth; train; evaluate on the held-out set; score the pool; queue the next images."""
+    ground truth; train; evaluate on the held-out set; score the pool (on Ray with ``ray``: an
+    address, ``auto`` or ``local``); queue the next images."""
     from crackal.active.loop import run_round
 
-    return run_round(project, progress)
+    return run_round(project, progress, ray)
 
 
 def al_run(project: str | Path, rounds: int | None = None, progress: bool | Progress = True, on_round=None) -> str:

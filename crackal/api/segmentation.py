@@ -14,6 +14,7 @@ from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.outputs import predict_folder, two_stage_predictor
 from crackal.interop.coco import find_coco_file, write_class_masks
 from crackal.progress import Progress
+from crackal.training import distributed
 from crackal.training.checkpoint import load_model, resolve_checkpoint, save_scores
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
@@ -68,9 +69,15 @@ def train(
     ``data`` has no mask folder) the images are ``data`` (or ``data/images/``), their labels are
     rasterised once into ``out/coco_masks/`` and training goes on as with a mask folder; the
     class names are the file's categories (background first) unless ``classes`` is given.
+
+    Under ``torchrun`` (several processes) the model trains with DistributedDataParallel and
+    rank 0 alone writes the run folder (docs/scale-out.md).
     """
     out = Path(out)
-    check_run_folder(out, resume, "crackal train")
+    distributed.start(options.get("device", "auto"))  # under torchrun: rank 0 checks and writes the run folder
+    main = distributed.is_main()
+    if main:
+        check_run_folder(out, resume, "crackal train")
     source: dict[str, str] = {}  # how a COCO dataset was given, for --resume
     if resume:
         saved = load_run_data(out)
@@ -87,7 +94,8 @@ def train(
                 raise CrackalError("give the labels either as a mask folder (--masks) or as a COCO file (--coco), not both")
             names = resolve_class_names(data, classes) if classes else None
             source = {"coco": str(Path(coco).resolve()), "coco_data": str(Path(data).resolve())}
-            data, classes = write_class_masks(coco, data, out / COCO_MASKS, names, skip_invalid)
+            with distributed.main_first():
+                data, classes = write_class_masks(coco, data, out / COCO_MASKS, names, skip_invalid)
             masks = out / COCO_MASKS
     pairs, names, problems = open_dataset(data, masks, classes, skip_invalid, binarize)
     if not resume:
@@ -95,9 +103,10 @@ def train(
         options.setdefault("class_colors", colors if colors and len(colors) == len(names) else None)
         config = TrainConfig(**{**options, "class_names": names})
     split = load_split(split_file) if split_file else make_split([p.name for p in pairs], val, test, config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    save_split(split, out / "split.json")
-    save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems, **source)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_split(split, out / "split.json")
+        save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems, **source)
     train_set = SegmentationDataset(pick(pairs, split["train"], "train"), config.num_classes, binarize=binarize)
     val_set = SegmentationDataset(pick(pairs, split.get("val", []), "val"), config.num_classes, binarize=binarize)
     return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights,
@@ -168,4 +177,24 @@ def evaluate(
     return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
 
 
-predict = predict_folder  # crackal predict: see crackal.inference.outputs
+def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray: str | None = None,
+            ray_actors: int | None = None, **options) -> list[dict]:
+    """Predict a folder or a single image (``crackal predict``): see ``predict_folder``
+    (``crackal.inference.outputs``) for the outputs and ``options``. With ``ray`` (``auto``, an
+    address, or ``local``) the images are predicted on Ray by ``ray_actors`` model replicas
+    (``crackal.scale``; the same outputs)."""
+    if ray is None:
+        return predict_folder(checkpoint, inputs, out, **options)
+    from crackal.scale.jobs import predict_folder_ray
+
+    return predict_folder_ray(checkpoint, inputs, out, address=ray, actors=ray_actors, **options)
+
+
+def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx") -> Path:
+    """Export a run for another engine (``crackal export``): ``onnx`` writes ``model.onnx`` (image ->
+    class probabilities), ``trunk.onnx`` and ``head.onnx`` (MC-Dropout's head-only sampling) and
+    ``onnx.json`` into ``out`` (default ``RUN/onnx``); returns the folder."""
+    choose(("onnx",), format, "format")
+    from crackal.inference.onnx import export_onnx
+
+    return export_onnx(checkpoint, out)

@@ -2,8 +2,8 @@
 
 Each module here is one command group: ``segmentation`` (synth, train, evaluate, predict,
 demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify``,
-``change`` and ``serve`` (``serve-ml``: a project as Label Studio's ML backend, a
-``crackal.app`` web app). The commands call ``crackal.api`` (``serve-ml``: ``crackal.app``);
+``change`` and ``serve`` (``serve``: the labelling web app; ``serve-ml``: a project as Label
+Studio's ML backend). The commands call ``crackal.api`` (``serve-ml``: ``crackal.app``);
 nothing below the CLI knows of typer.
 """
 
@@ -27,8 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.demo,
-                al.simulate):
+for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.export, segmentation.demo,
+                al.simulate, serve.serve):
     app.command()(command)
 app.add_typer(al.app, name="al")
 app.add_typer(detect.app, name="detect")

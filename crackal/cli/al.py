@@ -16,6 +16,7 @@ from crackal.cli.options import (
     Iterations,
     QuerySize,
     Quiet,
+    RayAddress,
     Reduction,
     RoundCrop,
     RoundEpochs,
@@ -101,11 +102,11 @@ def init(
 
 
 @app.command("step")
-def step(project: Project, quiet: Quiet = False) -> None:
+def step(project: Project, ray: RayAddress = None, quiet: Quiet = False) -> None:
     """One round: (label the queue in a simulation,) train, evaluate, score the pool, select."""
     from crackal import api
 
-    print_round(api.al_step(project, progress=progress_for(quiet)))
+    print_round(api.al_step(project, progress=progress_for(quiet), ray=ray))
 
 
 @app.command("run")

@@ -17,6 +17,8 @@ from crackal.cli.options import (
     Downscale,
     Masks,
     Quiet,
+    RayActors,
+    RayAddress,
     Resume,
     Seed,
     SkipInvalid,
@@ -157,6 +159,12 @@ def predict(
     two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
+    engine: Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")] = "torch",
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: every CPU available).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Threads reading and writing images while the network runs (default 2; 0: one image after the other).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Tiles (or whole small images) per forward pass, across images.")] = 4,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
     defects: Annotated[bool, typer.Option("--defects", help="Also write defect instances (defects.csv/.json/.geojson: type, length, width, severity, geometry) and the condition summary (condition.md/.html, severity_map.png).")] = False,
     gap: Annotated[float, typer.Option(help="--defects: crack pieces this close (px) are one crack.")] = 5.0,
     severity: Annotated[str, typer.Option(help="--defects: severity bands by crack width in mm: pavement (LTPP: 6, 19), bridge (AASHTO: 0.3, 1.3) or bounds like 0.2,0.5[:names].")] = "pavement",
@@ -178,10 +186,23 @@ def predict(
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
+                          engine=engine, threads=threads, workers=workers, batch_size=batch_size, ray=ray, ray_actors=ray_actors,
                           defects=options, heading=heading, segments=segments, chainage=chainage, window=window,
                           progress=progress_for(quiet))
     extra = ", defects.csv/.geojson, condition.md" if defects else ""
     console.print(f"predicted {len(records)} image(s) into {out} (masks/, probabilities/, overlays/, measurements.csv{extra})")
+
+
+def export(
+    checkpoint: Checkpoint,
+    format: Annotated[str, typer.Option("--format", help="onnx: model.onnx, plus trunk.onnx and head.onnx for MC-Dropout.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Folder for the exported files (default: RUN/onnx).")] = None,
+) -> None:
+    """Export a trained run for ONNX Runtime (dynamic height and width)."""
+    from crackal import api
+
+    folder = api.export(checkpoint, out, format=format)
+    console.print(f"exported to {folder} (model.onnx, trunk.onnx, head.onnx, onnx.json)")
 
 
 def demo(

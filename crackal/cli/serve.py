@@ -1,7 +1,9 @@
-"""``crackal serve-ml PROJECT``: a project as Label Studio's ML backend (docs/label-studio-ml-backend.md)."""
+"""``crackal serve``: the labelling web app and dashboard of a project (and its users);
+``crackal serve-ml``: a project as Label Studio's ML backend (docs/label-studio-ml-backend.md)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +41,7 @@ def serve_ml(
     app = create_ml_backend(project, credentials, int(max_body_mb * 2 ** 20), document_root)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     console.print(f"crackal ML backend of {project} at {url}; in Label Studio: project Settings > Model > Connect Model, "
-                  f"Backend URL {url}{' with Basic Authentication' if credentials else ''}", highlight=False)
+                  f"Backend URL {url}{' with Basic Authentication' if credentials else ''}", highlight=False, soft_wrap=True)
     if host not in LOOPBACK and credentials is None:
         console.print(f"warning: listening on {host} without --basic-auth: anyone who reaches this port can read predictions "
                       "and write labels into the project", style="yellow", highlight=False)
@@ -52,3 +54,29 @@ def serve_ml(
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         log.removeHandler(handler)
+
+
+def serve(
+    project: Annotated[Path, typer.Argument(help="Project folder (made by 'crackal al init').")],
+    host: Annotated[str, typer.Option(help="Address to listen on: 127.0.0.1 serves this machine only; 0.0.0.0 every network it is on (put HTTPS in front).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    lease_minutes: Annotated[float, typer.Option(help="How long an opened image stays reserved for its labeller (renewed while the editor is open).")] = 30.0,
+    add_user: Annotated[str | None, typer.Option(help="Add this user instead of serving (the password is asked for, or read from standard input with --password-stdin).")] = None,
+    role: Annotated[str, typer.Option(help="With --add-user: labeller, or admin (starts rounds, releases leases).")] = "labeller",
+    password_stdin: Annotated[bool, typer.Option(help="With --add-user: read the password from the first line of standard input.")] = False,
+    replace: Annotated[bool, typer.Option(help="With --add-user: set a new password and role of an existing user (signs them out).")] = False,
+) -> None:
+    """Serve the project's labelling app and dashboard in the browser (http://127.0.0.1:8765).
+
+    First add users: crackal serve PROJECT --add-user NAME --role admin
+    """
+    from crackal import api
+
+    if add_user is None:
+        if password_stdin or replace:
+            raise typer.BadParameter("--password-stdin and --replace go with --add-user NAME")
+        api.serve(project, host=host, port=port, lease_minutes=lease_minutes,
+                  on_ready=lambda url: console.print(f"serving {project} at {url} (open it in a browser; Ctrl+C stops)"))
+        return
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    console.print(api.add_user(project, add_user, password, role, replace))

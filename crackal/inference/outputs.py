@@ -19,22 +19,29 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from crackal.data.io import list_images, mask_png, read_image, write_png
-from crackal.errors import CrackalError, check_options
+from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.defects import DefectOptions, defects_by_blocks, extract_defects, is_crack_class
 from crackal.inference.geo import Georef, check_heading, gps_georef, raster_georef, read_gps
 from crackal.inference.measure import measure_defects
 from crackal.inference.raster import RASTER_SUFFIXES, gdal_env, is_georeferenced_tiff, mask_reader, open_raster, predict_raster, raster_size
 from crackal.inference.render import class_mask_from_probs, overlay, probability_png
+from crackal.inference.stream import ahead, default_workers, predict_stream
 from crackal.inference.two_stage import predict_two_stage
+from crackal.models.predict import Engine as NetworkEngine
 from crackal.models.predict import predict_image
+from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_write_json, load_model
+from crackal.training.checkpoint import atomic_write_json, load_model, read_checkpoint
 from crackal.training.config import TrainConfig
 from crackal.training.detection import load_detector
 
@@ -86,6 +93,95 @@ def write_table(records: list[dict], path: Path) -> None:
         writer.writerows(records)
 
 
+@dataclass
+class ImagePredictor:
+    """Image -> class probabilities ``(C, H, W)``: a network (a PyTorch model or an ONNX Runtime
+    engine) run tiled, or a per-image function (detect-then-segment)."""
+
+    model: nn.Module | NetworkEngine | None
+    function: Predictor | None
+    tile_size: int
+    overlap: int
+    tta: bool
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The probabilities of one image."""
+        if self.function is not None:
+            return self.function(image)
+        assert self.model is not None
+        return predict_image(self.model, image, tile_size=self.tile_size, overlap=self.overlap, tta=self.tta)
+
+    def stream(self, images: Iterable[tuple[object, np.ndarray]], batch_size: int) -> Iterator[tuple[object, np.ndarray, np.ndarray]]:
+        """``(key, image, probabilities)`` in order; a network's tiles of consecutive images are
+        batched together (``predict_stream``)."""
+        if self.model is None:
+            yield from ((key, image, self(image)) for key, image in images)
+        else:
+            yield from predict_stream(self.model, images, self.tile_size, self.overlap, self.tta, batch_size)
+
+
+def check_prediction_options(gsd: float | None, *, defects: bool | DefectOptions = False, heading: float | None = None,
+                             segments: str | Path | None = None, chainage: float | None = None,
+                             window: int = 2048) -> DefectOptions | None:
+    """The options of a folder prediction that do not depend on the run; the defect options
+    (None without ``defects``)."""
+    check_heading(heading)
+    check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}"),
+                   (window >= 64, "window", f"must be at least 64 px, got {window}"),
+                   (chainage is None or chainage > 0, "chainage", f"must be a positive length in metres, got {chainage}"),
+                   (not (segments and chainage), "segments", "and --chainage are two ways to make segments: give one")])
+    options = defects if isinstance(defects, DefectOptions) else DefectOptions() if defects else None
+    check_options([(options is not None or not (segments or chainage), "segments" if segments else "chainage",
+                    "makes a condition summary per segment: add --defects")])
+    if segments and options is not None:
+        from crackal.inference.condition import read_segments
+
+        read_segments(segments)  # a bad file fails now, not after the prediction
+    return options
+
+
+def make_predictor(
+    checkpoint: str | Path,
+    *,
+    threshold: float | None = None,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    tta: bool = False,
+    two_stage: str | Path | None = None,
+    box_margin: int = 16,
+    box_threshold: float | None = None,
+    engine: Engine = "torch",
+    threads: int | None = None,
+    device: str = "cpu",
+    load: bool = True,
+) -> tuple[ImagePredictor, TrainConfig, float]:
+    """The prediction of one image (an ``ImagePredictor``: image -> probabilities), with the run's config
+    and the crack threshold (see ``predict_folder`` for the options). ``load=False`` only checks
+    the options (and writes a missing ONNX export): the function returned then must not be used.
+    """
+    state = read_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    threshold = state.get("threshold", 0.5) if threshold is None else threshold
+    tile_size = config.tile_size if tile_size is None else tile_size
+    check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
+    check_tiling(tile_size, overlap)
+    choose(ENGINES, engine, "engine")
+    if engine == "onnxruntime":
+        if two_stage:
+            raise CrackalError("two-stage prediction runs on the PyTorch engine; leave out --engine onnxruntime")
+        from crackal.inference.onnx import OnnxSegmenter, onnx_folder
+
+        folder = onnx_folder(checkpoint)
+        runtime = OnnxSegmenter(folder, threads=threads) if load else None
+
+        return ImagePredictor(runtime, None, tile_size, overlap, tta), config, threshold
+    model = load_model(checkpoint, device)[0] if load else None
+    if two_stage and load:
+        two_stage_fn = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
+        return ImagePredictor(None, two_stage_fn, tile_size, overlap, tta), config, threshold
+    return ImagePredictor(model, None, tile_size, overlap, tta), config, threshold
+
+
 def predict_folder(
     checkpoint: str | Path,
     inputs: str | Path,
@@ -101,6 +197,10 @@ def predict_folder(
     two_stage: str | Path | None = None,
     box_margin: int = 16,
     box_threshold: float | None = None,
+    engine: Engine = "torch",
+    threads: int | None = None,
+    workers: int | None = None,
+    batch_size: int = 4,
     defects: bool | DefectOptions = False,
     heading: float | None = None,
     segments: str | Path | None = None,
@@ -111,71 +211,158 @@ def predict_folder(
     and ``measurements.csv/.json`` (area in px, and m^2 when ``gsd`` in metres/pixel is given);
     returns one record per image.
 
-    ``defects`` (True, or ``DefectOptions``) also writes the defect instances and the condition
-    summary (``inference.inspection``): ``defects.csv/.json/.geojson``, ``condition_images.csv``,
-    ``condition.md/.html``, ``severity_map.png``; per segment too with ``segments`` (a CSV
-    ``image,segment``) or ``chainage`` (bins of that many metres along the photos' GPS track).
-    ``heading`` (degrees clockwise from north of the image's top; default the EXIF
-    GPSImgDirection) with ``gsd`` places a GPS photo's defects on the map. GeoTIFFs (and TIFFs
-    larger than four windows) are read and written in windows of ``window`` px; their GSD is
-    the geotransform's (in a projected CRS), else ``gsd``.
-
     The crack threshold defaults to the one chosen on the validation split during training.
     Images larger than ``tile_size`` (default: the run's) are cut into tiles overlapping by
     ``overlap`` px. With ``two_stage`` (a run of ``crackal detect train``) the detector runs
     first and the model segments only its boxes, grown by ``box_margin`` px (boxes scoring below
     ``box_threshold``, default the detector's validation choice, are dropped); the rest is
     background.
+
+    ``engine="onnxruntime"`` runs the run's ONNX export (``RUN/onnx``, written first when missing)
+    with ONNX Runtime on the CPU, ``threads`` intra-op threads (default: every CPU available).
+
+    ``workers`` threads (default 2) read and decode the next images and write the finished ones
+    while the network runs, and the tiles (or whole small images) of consecutive images go through
+    it ``batch_size`` at a time; ``workers=0`` is the plain loop, one image after the other.
+
+    ``defects`` (True, or ``DefectOptions``) also writes the defect instances and the condition
+    summary (``inference.inspection``): ``defects.csv/.json/.geojson``, ``condition_images.csv``,
+    ``condition.md/.html``, ``severity_map.png``; per segment too with ``segments`` (a CSV
+    ``image,segment``) or ``chainage`` (bins of that many metres along the photos' GPS track).
+    ``heading`` (degrees clockwise from north of the image's top; default the EXIF
+    GPSImgDirection) with ``gsd`` places a GPS photo's defects on the map. GeoTIFFs (and TIFFs
+    larger than four windows) are read and written in windows of ``window`` px, one after the
+    other; their GSD is the geotransform's (in a projected CRS), else ``gsd``.
     """
     files, out = image_files(inputs), Path(out)
-    check_options([(gsd is None or gsd > 0, "gsd", f"is the ground sampling distance in metres per pixel and must be > 0, got {gsd}")])
-    model, state = load_model(checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    threshold = state.get("threshold", 0.5) if threshold is None else threshold
-    tile_size = config.tile_size if tile_size is None else tile_size
-    check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
-    check_tiling(tile_size, overlap)
-    check_heading(heading)
-    check_options([(window >= 64, "window", f"must be at least 64 px, got {window}"),
-                   (chainage is None or chainage > 0, "chainage", f"must be a positive length in metres, got {chainage}"),
-                   (not (segments and chainage), "segments", "and --chainage are two ways to make segments: give one")])
-    options = defects if isinstance(defects, DefectOptions) else DefectOptions() if defects else None
-    check_options([(options is not None or not (segments or chainage), "segments" if segments else "chainage",
-                    "makes a condition summary per segment: add --defects")])
-    if segments and options is not None:
-        from crackal.inference.condition import read_segments
-
-        read_segments(segments)  # a bad file fails now, not after the prediction
-    if two_stage:
-        predictor = two_stage_predictor(model, config, two_stage, box_margin, box_threshold, tta, tile_size)
-    else:
-        def predictor(image: np.ndarray) -> np.ndarray:
-            return predict_image(model, image, tile_size=tile_size, overlap=overlap, tta=tta)
-    records: list[dict] = []
-    found: list[dict] = []  # defect instances of every image
-    images: list[dict] = []  # per image: size, GSD, time taken (for the condition summary)
-    georefs: dict[str, Georef] = {}
+    options = check_prediction_options(gsd, defects=defects, heading=heading, segments=segments, chainage=chainage, window=window)
+    workers = default_workers() if workers is None else workers
+    check_options([(workers >= 0, "workers", f"must be >= 0, got {workers}"),
+                   (batch_size >= 1, "batch_size", f"must be >= 1, got {batch_size}")])
+    predictor, config, threshold = make_predictor(
+        checkpoint, threshold=threshold, tile_size=tile_size, overlap=overlap, tta=tta, two_stage=two_stage,
+        box_margin=box_margin, box_threshold=box_threshold, engine=engine, threads=threads)
     bar = Progress.of(progress)
-    for path in bar.bar(files, desc="predicting", unit="images"):
+    rasters = [path for path in files if is_raster(path, window)]
+    photos = [path for path in files if path not in set(rasters)]
+    records: list[dict] = []
+    if photos and workers == 0:
+        records += predict_one_by_one(predictor, photos, out, threshold, config, gsd, skip_invalid, options, bar)
+    elif photos:
+        records += predict_overlapped(predictor, photos, out, threshold, config, gsd, skip_invalid, workers, batch_size, bar, options)
+    georefs: dict[str, Georef] = {}
+    for path in rasters:
         try:
-            if _is_raster(path, window):
-                record, image_defects, georef = _predict_raster_file(
-                    path, out, predictor, config, threshold, gsd, window, overlap, options, bar)
-            else:
-                record, image_defects, georef = _predict_image_file(path, out, predictor, config, threshold, gsd, heading, options)
+            record, georefs[path.name] = _predict_raster_file(path, out, predictor, config, threshold, gsd, window, overlap, options, bar)
         except CrackalError:
             if skip_invalid:
                 continue
             raise
         records.append(record)
-        if options is not None:
-            found += [{"image": path.name, **d} for d in image_defects]
-            georefs[path.name] = georef
-            images.append({"image": path.name, "height": record["height"], "width": record["width"],
-                           "gsd_m": georef.gsd_m if georef.kind == "raster" and georef.gsd_m else gsd,
-                           "georeferencing": georef.kind, "taken": record.pop("_taken", None)})
+    order = {path.name: i for i, path in enumerate(files)}
+    records.sort(key=lambda r: order[r["image"]])
+    return write_measurements(records, out, threshold, gsd, inputs, options=options, files=files, heading=heading,
+                              georefs=georefs, segments=segments, chainage=chainage)
+
+
+def predict_one_by_one(predictor: ImagePredictor, files: list[Path], out: Path, threshold: float, config: TrainConfig,
+                       gsd: float | None, skip_invalid: bool, options: DefectOptions | None, progress: Progress) -> list[dict]:
+    """The plain loop: read, predict, write, one image after the other."""
+    records = []
+    for path in progress.bar(files, desc="predicting", unit="images"):
+        try:
+            image = read_image(path)
+        except CrackalError:
+            if skip_invalid:
+                continue
+            raise
+        started = time.perf_counter()
+        probs = predictor(image)
+        seconds = time.perf_counter() - started
+        records.append(write_prediction(out, path, image, probs, threshold, config, gsd, seconds, options))
+    return records
+
+
+def _read(path: Path) -> np.ndarray | CrackalError:
+    try:
+        return read_image(path)
+    except CrackalError as exc:
+        return exc
+
+
+def predict_overlapped(predictor: ImagePredictor, files: list[Path], out: Path, threshold: float, config: TrainConfig,
+                       gsd: float | None, skip_invalid: bool, workers: int, batch_size: int, progress: Progress,
+                       options: DefectOptions | None = None) -> list[dict]:
+    """Read and decode ahead in ``workers`` threads, predict the tiles of consecutive images
+    ``batch_size`` at a time, write behind in ``workers`` threads; the records in file order
+    (``seconds``: the wall time between one image's probabilities and the next)."""
+    depth = 2 * (batch_size + workers)
+
+    def readable(decoded: Iterator[tuple[Path, Future]]) -> Iterator[tuple[Path, np.ndarray]]:
+        for path, future in decoded:
+            image = future.result()
+            if isinstance(image, CrackalError):
+                if skip_invalid:
+                    continue
+                raise image
+            yield path, image
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="crackal-read") as readers, \
+            ThreadPoolExecutor(workers, thread_name_prefix="crackal-write") as writers:
+        written: deque[Future] = deque()
+        records = []
+        stream = predictor.stream(readable(ahead(_read, files, readers, depth)), batch_size)
+        last = time.perf_counter()
+        for path, image, probs in progress.bar(stream, total=len(files), desc="predicting", unit="images"):
+            now = time.perf_counter()
+            written.append(writers.submit(write_prediction, out, path, image, probs, threshold, config, gsd, now - last, options))
+            last = now
+            while len(written) > depth:
+                records.append(written.popleft().result())
+        records += [future.result() for future in written]
+    return records
+
+
+def write_prediction(out: Path, path: Path, image: np.ndarray, probs: np.ndarray, threshold: float,
+                     config: TrainConfig, gsd: float | None, seconds: float, options: DefectOptions | None = None) -> dict:
+    """Write one image's mask, probability map and overlay; returns its measurement record (with
+    its defect instances under ``"_defects"`` when ``options`` are given)."""
+    class_mask = class_mask_from_probs(probs, threshold)
+    write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
+    write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
+    write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
+    record = {"image": path.name, "height": image.shape[0], "width": image.shape[1],
+              "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))}
+    if options is not None:
+        record["_defects"] = extract_defects(class_mask, config.class_names, options, gsd)
+    return record
+
+
+def write_measurements(records: list[dict], out: Path, threshold: float, gsd: float | None, inputs: str | Path, *,
+                       options: DefectOptions | None = None, files: Iterable[Path] = (), heading: float | None = None,
+                       georefs: dict[str, Georef] | None = None, segments: str | Path | None = None,
+                       chainage: float | None = None) -> list[dict]:
+    """``measurements.csv`` and ``.json`` of the records (an error when there is none); with
+    ``options``, the defect tables and condition summary of the records' ``"_defects"`` too
+    (photos are placed by their EXIF GPS, rasters by ``georefs``)."""
     if not records:
         raise CrackalError(f"no readable image in {inputs}")
+    found: list[dict] = []  # defect instances of every image
+    images: list[dict] = []  # per image: size, GSD, time taken (for the condition summary)
+    georefs = dict(georefs or {})
+    paths = {path.name: path for path in files}
+    for record in records:
+        image_defects, taken = record.pop("_defects", []), record.pop("_taken", None)
+        if options is None:
+            continue
+        name = record["image"]
+        if name not in georefs:
+            georefs[name], taken = photo_georef(paths[name], record["height"], record["width"], gsd, heading)
+        georef = georefs[name]
+        found += [{"image": name, **d} for d in image_defects]
+        images.append({"image": name, "height": record["height"], "width": record["width"],
+                       "gsd_m": georef.gsd_m if georef.kind == "raster" and georef.gsd_m else gsd,
+                       "georeferencing": georef.kind, "taken": taken})
     write_table(records, out / "measurements.csv")
     atomic_write_json({"threshold": threshold, "gsd_m_per_px": gsd, "images": records}, out / "measurements.json")
     if options is not None:
@@ -185,7 +372,15 @@ def predict_folder(
     return records
 
 
-def _is_raster(path: Path, window: int) -> bool:
+def photo_georef(path: Path, height: int, width: int, gsd: float | None, heading: float | None) -> tuple[Georef, str | None]:
+    """A photo's ``Georef`` from its EXIF GPS (pixel coordinates when it has none) and the time it was taken."""
+    info = read_gps(path)
+    if info is None:
+        return Georef(width=width, height=height), None
+    return gps_georef(info, height, width, gsd, heading), info.get("taken")
+
+
+def is_raster(path: Path, window: int) -> bool:
     """GeoTIFFs, and TIFFs larger than four windows, take the windowed path."""
     if path.suffix.lower() not in RASTER_SUFFIXES:
         return False
@@ -198,32 +393,9 @@ def _is_raster(path: Path, window: int) -> bool:
     return height * width > 4 * window * window
 
 
-def _predict_image_file(path: Path, out: Path, predictor: Predictor, config: TrainConfig, threshold: float, gsd: float | None,
-                        heading: float | None, options: DefectOptions | None) -> tuple[dict, list[dict], Georef]:
-    image = read_image(path)
-    started = time.perf_counter()
-    probs = predictor(image)
-    seconds = time.perf_counter() - started
-    class_mask = class_mask_from_probs(probs, threshold)
-    write_png(out / "masks" / f"{path.stem}.png", mask_png(class_mask, config.num_classes))
-    write_png(out / "probabilities" / f"{path.stem}.png", probability_png(probs))
-    write_png(out / "overlays" / f"{path.stem}.png", overlay(image, class_mask, colors=config.class_colors))
-    record = {"image": path.name, "height": image.shape[0], "width": image.shape[1],
-              "seconds": round(seconds, 3), **_flatten(measure_defects(class_mask, config.class_names, gsd))}
-    if options is None:
-        return record, [], Georef()
-    found = extract_defects(class_mask, config.class_names, options, gsd)
-    info = read_gps(path)
-    georef = Georef(width=image.shape[1], height=image.shape[0])
-    if info is not None:
-        georef = gps_georef(info, image.shape[0], image.shape[1], gsd, heading)
-        record["_taken"] = info.get("taken")
-    return record, found, georef
-
-
 def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: TrainConfig, threshold: float, gsd: float | None,
                          window: int, overlap: int, options: DefectOptions | None,
-                         progress: Progress) -> tuple[dict, list[dict], Georef]:
+                         progress: Progress) -> tuple[dict, Georef]:
     with gdal_env(), open_raster(path) as ds:
         georef = raster_georef(ds) or Georef(width=ds.width, height=ds.height)
     gsd_m = georef.gsd_m or gsd
@@ -253,4 +425,5 @@ def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: Tr
             record[f"{name}_length_px"] = round(length, 1)
             if gsd_m:
                 record[f"{name}_length_m"] = round(length * gsd_m, 4)
-    return record, found, georef
+    record["_defects"] = found
+    return record, georef

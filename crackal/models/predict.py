@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import numpy as np
 import torch
 from torch import nn
@@ -12,6 +15,14 @@ from crackal.models.tiling import TileBlender, tile_boxes
 
 DEFAULT_TILE = 512
 FLIPS = ((), (-1,), (-2,), (-2, -1))
+
+
+class Engine(Protocol):
+    """Anything that turns a normalised batch into class probabilities, like a PyTorch model does."""
+
+    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """``(N, C, H, W)`` class probabilities of a normalised batch ``(N, 3, H, W)``."""
+        ...
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -38,8 +49,16 @@ def forward_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = Fal
     return (total / len(flips)).float()
 
 
+def _forward(model) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """A PyTorch model's ``forward_probabilities``, or another engine's ``probabilities`` method."""
+    if isinstance(model, nn.Module):
+        model.eval()
+        return lambda batch, tta: forward_probabilities(model, batch, tta)
+    return model.probabilities
+
+
 def predict_image(
-    model: nn.Module,
+    model: nn.Module | Engine,
     image: np.ndarray,
     tile_size: int = DEFAULT_TILE,
     overlap: int = 64,
@@ -50,19 +69,20 @@ def predict_image(
 
     Images no larger than ``tile_size`` on both sides go through the model whole; larger
     ones are cut into overlapping tiles whose outputs are blended (see ``tiling``).
-    The model is put in eval mode.
+    The model is put in eval mode. ``model`` may also be another engine (an ``Engine``, such as
+    ``crackal.inference.onnx.OnnxSegmenter``): the tiling and blending are the same.
     """
-    model.eval()
+    forward = _forward(model)
     height, width = image.shape[:2]
     tensor = to_tensor(image)
     boxes = tile_boxes(height, width, tile_size, overlap)
     if len(boxes) == 1:
-        return forward_probabilities(model, tensor[None], tta)[0].cpu().numpy()
+        return forward(tensor[None], tta)[0].cpu().numpy()
     blender = None
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
         tiles = torch.stack([tensor[:, t:b, l:r] for t, l, b, r in chunk])
-        probs = forward_probabilities(model, tiles, tta).cpu().numpy()
+        probs = forward(tiles, tta).cpu().numpy()
         if blender is None:
             blender = TileBlender(probs.shape[1], height, width)
         for box, p in zip(chunk, probs):

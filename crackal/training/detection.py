@@ -18,6 +18,7 @@ from crackal.metrics.detection import DetectionEvaluator
 from crackal.models.detect import detect_images
 from crackal.models.detector import create_detector
 from crackal.progress import Progress
+from crackal.training import distributed
 from crackal.training.checkpoint import read_checkpoint
 from crackal.training.config import DetectionConfig
 from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
@@ -127,6 +128,8 @@ def train_detector(
     weights: str | Path | None = None,
 ) -> TrainResult:
     """Train a RetinaNet on whole images (random flips); keep the best by validation mAP@0.5."""
+    if distributed.launched():
+        raise CrackalError("detector training runs in one process; start 'crackal detect train' without torchrun")
     run_dir = Path(run_dir)
     device = start_run(run_dir, config)
     runner = DetectionRunner(train_set, val_set, config, device, weights)

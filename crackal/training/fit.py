@@ -21,6 +21,7 @@ from torch import nn
 
 from crackal.errors import CrackalError
 from crackal.progress import Progress
+from crackal.training import distributed
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
 from crackal.training.config import SavedConfig
 from crackal.training.plots import plot_history
@@ -94,9 +95,12 @@ def seed_everything(seed: int) -> None:
 
 
 def start_run(run_dir: Path, config) -> torch.device:
-    """Make ``run_dir/checkpoints``, pick the device and threads, seed everything."""
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    """Make ``run_dir/checkpoints``, pick the device and threads, seed everything (under
+    ``torchrun``: join the process group; each rank gets its own GPU)."""
+    distributed.start(config.device)
+    if distributed.is_main():
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    device = distributed.local_device(resolve_device(config.device))
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
@@ -127,8 +131,10 @@ def _saved_best(state: dict) -> float | None:
 
 
 def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = False, progress: Progress | None = None) -> TrainResult:
-    """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring)."""
+    """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring).
+    Under ``torchrun`` every rank trains and only rank 0 validates and writes."""
     progress = progress or Progress(enabled=False)
+    main = distributed.is_main()
     last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     history: list[dict] = []
     start_epoch, best, best_epoch, threshold, elapsed = 0, None, 0, 0.5, 0.0
@@ -137,7 +143,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         runner.load_state_dict(state)
         history, start_epoch, best_epoch = state["history"], state["epoch"], state["best_epoch"]
         best, threshold, elapsed = _saved_best(state), state["threshold"], state.get("seconds", 0.0)
-    config.save(run_dir / "config.json")
+    if main:
+        config.save(run_dir / "config.json")
     epochs = config.epochs  # type: ignore[attr-defined]
     time_limit = config.time_limit_min  # type: ignore[attr-defined]
     started = time.perf_counter() - elapsed
@@ -148,11 +155,15 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
         torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
         record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
-        out_of_time = bool(time_limit) and time.perf_counter() - started > 60 * time_limit
-        if runner.has_validation and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == epochs or out_of_time):  # type: ignore[attr-defined]
+        out_of_time = distributed.from_main(bool(time_limit) and time.perf_counter() - started > 60 * time_limit)
+        if main and runner.has_validation and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == epochs or out_of_time):  # type: ignore[attr-defined]
             record.update(runner.validate())
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
+        if not main:
+            if out_of_time:
+                break
+            continue
         score = record.get(runner.score_name)
         improved = (best is None or score > best) if score is not None else not runner.has_validation
         checkpoint = {"model": runner.best_model().state_dict(), "config": config.to_dict(), "epoch": epoch + 1,
@@ -170,7 +181,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         if out_of_time:
             progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
             break
-    plot_history(history, run_dir / "training_curves.png")
-    runner.finish(run_dir)
+    if main:
+        plot_history(history, run_dir / "training_curves.png")
+        runner.finish(run_dir)
     return TrainResult(run_dir, best_path, best_epoch, best, runner.score_name, threshold, history,
                        history[-1]["seconds"] if history else 0.0)

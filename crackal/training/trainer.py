@@ -14,10 +14,12 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
+from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.progress import Progress
+from crackal.training import distributed
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
@@ -48,6 +50,13 @@ class SegmentationRunner:
         self.samples = config.samples_per_epoch or len(train_set)
         self.batch_size = min(config.batch_size, self.samples)  # a tiny dataset still makes a step per epoch
         self.steps_per_epoch = max(1, self.samples // self.batch_size)
+        self.ranks = distributed.world_size()
+        if self.ranks > 1 and config.tile_filter:
+            raise CrackalError("--tile-filter trains a second head outside the network's forward pass; train it in one process")
+        if self.batch_size < self.ranks:
+            raise CrackalError(f"--batch-size {self.batch_size} is the global batch and must be at least the number of "
+                               f"processes ({self.ranks})")
+        self.network = distributed.wrap(self.model, device)  # DistributedDataParallel under torchrun
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         warmup = int(round(config.warmup_epochs * self.steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -69,9 +78,10 @@ class SegmentationRunner:
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
         """One epoch of crops (the flow updates under ``prf``); its ``train_loss``, ``lr`` and flow state."""
-        self.crops.set_seed(seed)
+        self.crops.set_seed(seed * self.ranks + distributed.rank())  # one process: the epoch's seed
         sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
-        loader = DataLoader(self.crops, batch_size=self.batch_size, sampler=sampler, drop_last=True)
+        indices = distributed.shard(list(sampler)) if self.ranks > 1 else sampler
+        loader = DataLoader(self.crops, batch_size=self.batch_size // self.ranks, sampler=indices, drop_last=True)
         self.model.train()
         losses = []
         desc = f"epoch {epoch + 1}/{self.config.epochs}"
@@ -81,6 +91,7 @@ class SegmentationRunner:
                 self.balancer.update(*monitor_precision_recall(self.model, self.monitor, self.config.tile_size), step=step)
                 self.balancer.apply(self.loss_fn, self.crops.sampler, self.class_weights)
                 self.model.train()
+        distributed.sync_buffers(self.model)
         record = {"train_loss": float(np.mean(losses)), "lr": self.scheduler.get_last_lr()[0]}
         if self.balancer is not None and self.balancer.log:
             record.update({k: self.balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
@@ -90,7 +101,7 @@ class SegmentationRunner:
         if self.device.type == "cpu":
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            loss = self.loss_fn(self.model(images), masks)
+            loss = self.loss_fn(self.network(images), masks)
             if self.config.tile_filter:
                 loss = loss + cast(TileFilterSegmenter, self.model).filter_loss(images, masks)  # built with tile_filter
         self.optimizer.zero_grad(set_to_none=True)
@@ -157,4 +168,6 @@ def train(
     run_dir = Path(run_dir)
     device = start_run(run_dir, config)
     runner = SegmentationRunner(train_set, val_set, config, device, weights, encoder_weights)
-    return fit(runner, config, run_dir, resume, Progress.of(progress))
+    result = fit(runner, config, run_dir, resume, Progress.of(progress) if distributed.is_main() else Progress(enabled=False))
+    distributed.finish()
+    return result

@@ -12,6 +12,7 @@ from PIL import Image
 
 from crackal import api
 from crackal.cli import main
+from crackal.inference import outputs
 from crackal.inference.defects import defects_by_blocks
 from crackal.inference.geo import offset_lonlat, read_gps
 from crackal.inference.raster import mask_reader
@@ -27,7 +28,7 @@ def from_origin(x, y, xsize, ysize):
     return Affine(xsize, 0.0, x, 0.0, -ysize, y)
 
 
-def dark_is_crack(model, image, **kwargs):
+def dark_is_crack(image):
     """A stand-in model: P(crack) = 1 on dark pixels."""
     crack = (image.mean(-1) < 60).astype(np.float32)
     return np.stack([1 - crack, crack])
@@ -35,7 +36,15 @@ def dark_is_crack(model, image, **kwargs):
 
 @pytest.fixture(autouse=True)
 def stand_in_model(monkeypatch):
-    monkeypatch.setattr("crackal.inference.outputs.predict_image", dark_is_crack)
+    """The run's predictor, with the stand-in in place of its network (on every prediction path)."""
+    real = outputs.make_predictor
+
+    def stand_in(checkpoint, **options):
+        predictor, config, threshold = real(checkpoint, **options)
+        predictor.model, predictor.function = None, dark_is_crack
+        return predictor, config, threshold
+
+    monkeypatch.setattr(outputs, "make_predictor", stand_in)
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +292,23 @@ def test_segments_need_defects(run, tmp_path, capsys):
     assert "--segments makes a condition summary per segment: add --defects" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
+
+
+def test_a_folder_of_photos_and_a_geotiff_in_one_run(run, tmp_path):
+    """Photos go through the overlapped loader (or one by one), the GeoTIFF window by window; the
+    records and defects come out in file order, the same both ways."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, height in enumerate((200, 260)):
+        image = road(height, 300)
+        image[150 + 20 * i : 152 + 20 * i, 60:200] = 20  # a second crack, a different one per photo
+        Image.fromarray(image).save(folder / f"b{i}.png")
+    write_geotiff(folder / "a_ortho.tif", road())
+    results = {}
+    for workers in (0, 2):
+        out = tmp_path / f"workers{workers}"
+        records = api.predict(run, folder, out, defects=True, window=128, workers=workers, progress=False)
+        assert [r["image"] for r in records] == ["a_ortho.tif", "b0.png", "b1.png"]
+        results[workers] = json.loads((out / "defects.json").read_text())["defects"]
+    assert results[0] == results[2]
+    assert [d["image"] for d in results[0]].count("b1.png") == 2 and any(d["image"] == "a_ortho.tif" for d in results[0])

@@ -1,0 +1,737 @@
+"""The labelling web app: ``create_app(project)`` is a Starlette application, served by
+``crackal serve`` under uvicorn (``serve``).
+
+Pages (plain HTML + JavaScript from ``static/``): login, the queue, the mask editor (the box
+editor in detection projects), the dashboard and the prediction review. Every page and API
+call except the login needs a session cookie (HttpOnly, SameSite=Strict); every write also
+needs the session's CSRF token in the ``X-CSRF-Token`` header. Images are addressed by their
+database id only: no file name or path is ever taken from a request. Labels go through
+``crackal.active.labels.store_labels``, the path ``crackal al import`` takes (same checks, same
+atomic write), under the project's write lock.
+
+API (JSON unless noted):
+
+```
+POST /api/login {name, password}          GET  /api/me             POST /api/logout
+GET  /api/queue                            POST /api/queue/next     (lease the next free image)
+GET  /api/images/ID                        GET  /api/images/ID/image | /thumb (image bytes)
+GET  /api/images/ID/prelabel               (mask: zlib-compressed class indices, row-major; boxes: JSON)
+POST /api/images/ID/lease | DELETE ...     POST /api/images/ID/skip
+POST /api/images/ID/mask  (PNG of class indices)       POST /api/images/ID/boxes {boxes: [{x0, y0, x1, y1, label}]}
+GET  /api/dashboard                        GET  /api/worker         POST /api/worker/start (admin)
+GET  /api/review                           GET  /api/review/ID/LAYER (PNG: prediction, probability, uncertainty, truth)
+```
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+from PIL import Image, ImageOps
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from crackal.active.config import ALConfig
+from crackal.active.lock import project_lock
+from crackal.active.store import ImageRecord, ProjectStore
+from crackal.app import accounts, leases
+from crackal.app.worker import RoundWorker
+from crackal.data.boxes import ImageBoxes, fit_to_image
+from crackal.data.io import image_size
+from crackal.errors import CrackalError
+from crackal.inference.render import class_color
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "crackal_session"
+CSRF_HEADER = "x-csrf-token"
+MAX_UPLOAD = 64 * 2**20  # bytes of one request body (a 4000x3000 mask PNG is well under 1 MB)
+MAX_BOXES = 10_000
+THUMB = 160
+LOGIN_FAILURES = 5  # per name within LOGIN_WINDOW seconds, then logins of that name wait
+LOGIN_WINDOW = 300.0
+PAGES = {"queue": "queue.html", "dashboard": "dashboard.html", "review": "review.html"}
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+]
+
+
+class HTTPError(Exception):
+    """An answer other than 200, with a message for the page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class AppSettings:
+    """How the app runs: lease and session lengths, the largest request body, how long a label
+    write waits for the project's write lock, the clock (tests move it) and the worker's command."""
+
+    lease_minutes: float = 30.0
+    session_hours: float = 12.0
+    max_upload_bytes: int = MAX_UPLOAD
+    lock_wait: float = 10.0
+    secure_cookies: bool = False  # set behind an HTTPS proxy
+    clock: Callable[[], float] = time.time
+    worker_command: list[str] | None = None
+
+
+@dataclass
+class Context:
+    """The state of one served project."""
+
+    root: Path
+    settings: AppSettings
+    worker: RoundWorker
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    skipped: dict[int, dict[int, float]] = field(default_factory=dict)  # user id -> image id -> when
+    thumbs: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    failures: dict[str, list[float]] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)  # the dicts above
+
+    @contextmanager
+    def store(self) -> Iterator[tuple[ProjectStore, ALConfig]]:
+        """The project's store (one connection per request) and settings."""
+        store = ProjectStore(self.root)
+        try:
+            yield store, ALConfig.from_dict(store.settings())
+        finally:
+            store.close()
+
+    def session(self, token: str | None) -> tuple[accounts.User, str] | None:
+        """The user and CSRF token of a request's session cookie."""
+        with self.store() as (store, _):
+            return accounts.session_user(store, token, self.settings.clock)
+
+
+# --- request handling -----------------------------------------------------------------------------
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware: a body larger than ``limit`` gets 413 (by its Content-Length before it is
+    read, or as soon as the bytes received pass the limit); every answer gets the security headers."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Serve one request (ASGI)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_with_headers(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            if length is not None and int(length) > self.limit:
+                raise _TooLarge
+        except ValueError:
+            await _plain(send_with_headers, 400, "bad Content-Length")
+            return
+        except _TooLarge:
+            await _plain(send_with_headers, 413, self._message())
+            return
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send_with_headers)
+        except _TooLarge:
+            if not started:
+                await _plain(send_with_headers, 413, self._message())
+
+    def _message(self) -> str:
+        return f"the request is larger than the server's limit of {self.limit:,} bytes"
+
+
+async def _plain(send, status: int, message: str) -> None:
+    body = JSONResponse({"error": message}).body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _same_origin(request: Request) -> bool:
+    """A write's Origin (when the browser sends one) must be this server."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+Handler = Callable[[Context, "accounts.User | None", Request, bytes], object]
+
+
+def endpoint(handler: Handler, *, session: bool = True, write: bool = False, admin: bool = False, page: bool = False):
+    """A Starlette endpoint around ``handler(ctx, user, request, body)``, which runs in a worker
+    thread: the session (401, or a redirect to the login for a page), the CSRF token of a write
+    (403), the admin role (403); errors become JSON ``{"error": ...}`` answers (``HTTPError``: its
+    status; a lease held by someone else: 409; any other ``CrackalError``: 400). The answer's
+    ``Server-Timing`` header says how long the server took."""
+
+    async def view(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await answer(request)
+        response.headers["server-timing"] = f"app;dur={1000 * (time.perf_counter() - started):.1f}"
+        return response
+
+    async def answer(request: Request) -> Response:
+        ctx: Context = request.app.state.ctx
+        try:
+            user = None
+            if session:
+                found = await run_in_threadpool(ctx.session, request.cookies.get(COOKIE))
+                if found is None:
+                    if page:
+                        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+                    raise HTTPError(401, "sign in first (your session is missing or has expired)")
+                user, csrf = found
+                if write and not (_same_origin(request) and accounts.csrf_ok(csrf, request.headers.get(CSRF_HEADER))):
+                    raise HTTPError(403, "missing or wrong CSRF token; reload the page")
+                if admin and not user.admin:
+                    raise HTTPError(403, "only an admin can do this")
+            elif write and not _same_origin(request):
+                raise HTTPError(403, "cross-site request refused")
+            body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
+            result = await run_in_threadpool(handler, ctx, user, request, body)
+        except HTTPError as exc:
+            return JSONResponse({"error": exc.message}, exc.status)
+        except leases.LeaseConflict as exc:
+            return JSONResponse({"error": str(exc), "leased_by": exc.lease.user}, 409)
+        except CrackalError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        if isinstance(result, Response):
+            return result
+        response = JSONResponse(result)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    return view
+
+
+def _json(body: bytes) -> dict:
+    import json
+
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise HTTPError(400, "the request body is not JSON") from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, "the request body must be a JSON object")
+    return value
+
+
+def _record(store: ProjectStore, request: Request) -> ImageRecord:
+    """The image named by the integer id in the URL (the only way a request names a file)."""
+    found = store.images("id = ?", (int(request.path_params["image_id"]),))
+    if not found:
+        raise HTTPError(404, "no such image")
+    return found[0]
+
+
+def _queued(store: ProjectStore) -> dict[int, tuple[int, int, float | None]]:
+    """Queued image id -> (rank, round that queued it, score)."""
+    return {record.id: (rank, round_, score) for rank, (record, round_, score) in enumerate(store.queue())}
+
+
+def _static(name: str) -> Response:
+    return FileResponse(STATIC / name, headers={"cache-control": "no-cache"})
+
+
+def _colours(config: ALConfig) -> list[str]:
+    return ["#000000"] + ["#" + "".join(f"{int(v):02x}" for v in class_color(i)) for i in range(1, len(config.class_names))]
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+def login(ctx: Context, _user, request: Request, body: bytes) -> Response:
+    """Check a name and password; set the session cookie."""
+    data = _json(body)
+    name, password = str(data.get("name", "")), str(data.get("password", ""))
+    moment = ctx.settings.clock()
+    with ctx.guard:
+        recent = [t for t in ctx.failures.pop(name, []) if moment - t < LOGIN_WINDOW]
+        if recent:  # names without recent failures are not kept
+            ctx.failures[name] = recent
+    if len(recent) >= LOGIN_FAILURES:
+        raise HTTPError(429, f"too many failed sign-ins for {name}; wait {LOGIN_WINDOW / 60:.0f} minutes")
+    with ctx.store() as (store, _):
+        user = accounts.authenticate(store, name, password)
+        if user is None:
+            with ctx.guard:
+                ctx.failures.setdefault(name, []).append(moment)
+            raise HTTPError(401, "wrong name or password")
+        token, csrf = accounts.new_session(store, user, ctx.settings.session_hours, ctx.settings.clock)
+    with ctx.guard:
+        ctx.failures.pop(name, None)
+    response = JSONResponse({"name": user.name, "role": user.role, "csrf": csrf})
+    response.set_cookie(COOKIE, token, max_age=int(ctx.settings.session_hours * 3600), httponly=True, samesite="strict",
+                        secure=ctx.settings.secure_cookies, path="/")
+    return response
+
+
+def logout(ctx: Context, _user, request: Request, body: bytes) -> Response:
+    """End the session."""
+    with ctx.store() as (store, _):
+        accounts.end_session(store, request.cookies.get(COOKIE))
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def me(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Who is signed in, the CSRF token, and what the pages need of the project."""
+    found = ctx.session(request.cookies.get(COOKIE))
+    assert found is not None  # the endpoint checked the session
+    with ctx.store() as (_, config):
+        return {"name": user.name, "role": user.role, "csrf": found[1], "project": ctx.root.name,
+                "task": config.task, "class_names": config.class_names, "colours": _colours(config),
+                "lease_minutes": ctx.settings.lease_minutes}
+
+
+# --- queue and leases --------------------------------------------------------------------------------
+
+
+def queue(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """The images waiting for labels, in acquisition order, with who is on each."""
+    with ctx.store() as (store, _):
+        live = leases.active_leases(store, ctx.settings.clock)
+        skipped = ctx.skipped.get(user.id, {})
+        items = []
+        for rank, (record, round_, score) in enumerate(store.queue()):
+            lease = live.get(record.id)
+            items.append({"id": record.id, "name": record.name, "rank": rank, "round": round_, "score": score,
+                          "leased_by": lease.user if lease else None, "lease_expires": lease.expires_at if lease else None,
+                          "mine": bool(lease and lease.user == user.name), "skipped": record.id in skipped})
+        return {"items": items, "labelled": len(store.labelled())}
+
+
+def next_image(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Lease the next image to label: one this user already holds, else the first free one in
+    acquisition order that they did not skip, else the one they skipped longest ago."""
+    with ctx.store() as (store, _):
+        live = leases.active_leases(store, ctx.settings.clock)
+        skipped = dict(ctx.skipped.get(user.id, {}))
+        queued = [record for record, _, _ in store.queue()]
+        mine = [r for r in queued if r.id in live and live[r.id].user == user.name and r.id not in skipped]
+        free = [r for r in queued if r.id not in live and r.id not in skipped]
+        later = sorted((r for r in queued if r.id in skipped and (r.id not in live or live[r.id].user == user.name)),
+                       key=lambda r: skipped[r.id])
+        for record in mine + free + later:
+            try:
+                lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)
+            except leases.LeaseConflict:
+                continue  # taken a moment ago by someone else
+            with ctx.guard:
+                ctx.skipped.get(user.id, {}).pop(record.id, None)
+            return {"id": record.id, "name": record.name, "lease_expires": lease.expires_at}
+        message = "the queue is empty: every selected image is labelled" if not queued else \
+            "every queued image is being labelled by someone else"
+        return {"id": None, "message": message}
+
+
+def take_lease(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Lease (or renew the lease of) a queued image; 409 when someone else holds it."""
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+        if record.id not in _queued(store):
+            raise HTTPError(409, f"{record.name} is not in the labelling queue"
+                                 + (f" (labelled by {record.labelled_by})" if record.labelled else ""))
+        lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)
+        return {"id": record.id, "leased_by": lease.user, "lease_expires": lease.expires_at}
+
+
+def release_lease(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Release a lease: one's own, or anyone's for an admin."""
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+        leases.release(store, record.id, record.name, user, ctx.settings.clock)
+        return {"ok": True}
+
+
+def skip(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Put an image aside: release its lease; it comes back to this user after the others."""
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+        leases.release(store, record.id, record.name, user, ctx.settings.clock)
+    with ctx.guard:
+        ctx.skipped.setdefault(user.id, {})[record.id] = ctx.settings.clock()
+    return {"ok": True}
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+
+def image_info(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """An image's name, size, place in the queue, lease and current label."""
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+        height, width = image_size(record.path)
+        queued = _queued(store).get(record.id)
+        lease = leases.holder(store, record.id, ctx.settings.clock)
+        return {"id": record.id, "name": record.name, "role": record.role, "width": width, "height": height,
+                "queued": queued is not None, "rank": queued[0] if queued else None, "round": queued[1] if queued else None,
+                "score": queued[2] if queued else None,
+                "lease": {"user": lease.user, "expires_at": lease.expires_at, "mine": lease.user == user.name} if lease else None,
+                "labelled_by": record.labelled_by, "labelled_at": record.labelled_at,
+                "has_truth": record.truth_path is not None or record.label_path is not None}
+
+
+def _browser_ready(path: Path) -> str | None:
+    """The media type when a browser shows the file exactly as crackal reads it (8-bit PNG or
+    JPEG without an EXIF rotation), else None (it is converted)."""
+    try:
+        with Image.open(path) as img:
+            fmt, mode, orientation = img.format, img.mode, img.getexif().get(0x0112, 1)
+            managed = "icc_profile" in img.info or "gamma" in img.info  # a browser would adjust the colours
+    except Exception:  # noqa: BLE001 - read_image reports it properly
+        return None
+    # (alpha is left out: crackal drops it, a browser blends it)
+    if fmt in ("PNG", "JPEG") and mode in ("L", "RGB", "P") and orientation in (1, None) and not managed:
+        return "image/png" if fmt == "PNG" else "image/jpeg"
+    return None
+
+
+def image_bytes(ctx: Context, user: accounts.User, request: Request, body: bytes) -> Response:
+    """The image as the model sees it (the file itself when a browser shows it the same way)."""
+    from crackal.data.io import read_image
+
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+    media = _browser_ready(record.path)
+    headers = {"cache-control": "private, max-age=3600"}
+    if media:
+        return FileResponse(record.path, media_type=media, headers=headers)
+    out = io.BytesIO()
+    Image.fromarray(read_image(record.path)).save(out, format="PNG", compress_level=1)
+    return Response(out.getvalue(), media_type="image/png", headers=headers)
+
+
+def thumbnail(ctx: Context, user: accounts.User, request: Request, body: bytes) -> Response:
+    """A small JPEG of the image (kept in memory for the last 512 asked)."""
+    with ctx.store() as (store, _):
+        record = _record(store, request)
+    with ctx.guard:
+        cached = ctx.thumbs.get(record.id)
+    if cached is None:
+        with Image.open(record.path) as img:
+            img.draft("RGB", (THUMB * 2, THUMB * 2))  # JPEG: decode at a fraction of the size
+            small = ImageOps.exif_transpose(img).convert("RGB")
+            small.thumbnail((THUMB, THUMB))
+            out = io.BytesIO()
+            small.save(out, format="JPEG", quality=85)
+        cached = out.getvalue()
+        with ctx.guard:
+            ctx.thumbs[record.id] = cached
+            while len(ctx.thumbs) > 512:
+                ctx.thumbs.popitem(last=False)
+    return Response(cached, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
+
+
+def prelabel_data(ctx: Context, user: accounts.User, request: Request, body: bytes) -> Response:
+    """The latest round's pre-annotation: a mask as zlib-compressed class indices (row-major,
+    ``X-Width`` x ``X-Height``), or boxes as JSON; empty before the first round."""
+    from crackal.app.prelabels import latest_round, prelabel
+
+    with ctx.store() as (store, config):
+        record = _record(store, request)
+        found = prelabel(store, config, record)
+        round_ = latest_round(store)
+    height, width = image_size(record.path)
+    if config.task == "detection":
+        boxes = found if isinstance(found, ImageBoxes) else ImageBoxes()
+        return JSONResponse({"round": round_, "boxes": [
+            {"x0": float(b[0]), "y0": float(b[1]), "x1": float(b[2]), "y1": float(b[3]), "label": int(label)}
+            for b, label in zip(boxes.boxes.tolist(), boxes.labels.tolist())]})
+    mask = np.zeros((height, width), np.uint8) if found is None else np.asarray(found, np.uint8)
+    if mask.shape != (height, width):
+        raise HTTPError(500, f"the cached pre-annotation of {record.name} is {mask.shape[1]}x{mask.shape[0]}, not {width}x{height}")
+    return Response(zlib.compress(mask.tobytes(), 1), media_type="application/octet-stream",
+                    headers={"x-width": str(width), "x-height": str(height), "x-round": "" if round_ is None else str(round_),
+                             "cache-control": "no-store"})
+
+
+# --- labels ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _label_write(ctx: Context, user: accounts.User, request: Request) -> Iterator[tuple[ProjectStore, ALConfig, ImageRecord]]:
+    """Under the project's write lock: the image, checked to be queued and leased to ``user``."""
+    with ctx.write_lock, ctx.store() as (store, config), ExitStack() as stack:
+        record = _record(store, request)
+        try:
+            stack.enter_context(project_lock(ctx.root, f"crackal serve ({user.name} labels {record.name})",
+                                             wait=ctx.settings.lock_wait))
+        except CrackalError as exc:  # a round or an import is writing the project
+            raise HTTPError(409, f"{exc} (nothing stored)") from None
+        record = _record(store, request)  # as it is now, under the lock
+        if record.id not in _queued(store):
+            raise HTTPError(409, f"{record.name} is not in the labelling queue"
+                                 + (f" (labelled by {record.labelled_by} at {record.labelled_at})" if record.labelled else "")
+                                 + "; nothing stored")
+        lease = leases.holder(store, record.id, ctx.settings.clock)
+        if lease is None or lease.user != user.name:
+            held = f"it is leased to {lease.user}" if lease else "your lease has expired or was released"
+            raise HTTPError(409, f"{record.name} is not leased to you ({held}); open it again to take it. Nothing stored")
+        yield store, config, record
+
+
+def submit_mask(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Store a painted mask (a PNG of class indices at the image's size) as the image's label,
+    through the checks and the atomic write of ``crackal al import``."""
+    from crackal.active.labels import NewLabel, _checked_mask, store_labels
+
+    if not body:
+        raise HTTPError(400, "no mask in the request: send a PNG of class indices")
+    with _label_write(ctx, user, request) as (store, config, record):
+        if config.task != "segmentation":
+            raise HTTPError(400, "this is a detection project: submit boxes")
+        uploads = ctx.root / ".uploads"
+        uploads.mkdir(exist_ok=True)
+        upload = uploads / f"{record.id}-{secrets.token_hex(8)}.png"
+        upload.write_bytes(body)
+        source = f"the mask submitted for {record.name}"
+        try:
+            try:
+                mask_height, mask_width = image_size(upload)  # header only: refused before anything is decoded
+                height, width = image_size(record.path)
+                if (mask_height, mask_width) != (height, width):
+                    raise CrackalError(f"{upload}: mask is {mask_width}x{mask_height} but image {record.name} is "
+                                       f"{width}x{height} (width x height); label the image at its own size")
+                mask = _checked_mask(record, upload, len(config.class_names))
+            except CrackalError as exc:
+                raise CrackalError(str(exc).replace(str(upload), source) + " (nothing stored)") from None
+            store_labels(store, [NewLabel(record, source, mask, user.name)], config.class_names)
+        finally:
+            upload.unlink(missing_ok=True)
+        leases.drop(store, [record.id])
+        return {"ok": True, "id": record.id, "name": record.name, "labelled_by": user.name,
+                "defect_pixels": int((mask > 0).sum())}
+
+
+def _boxes(data: dict, config: ALConfig, size: tuple[int, int], name: str) -> ImageBoxes:
+    items = data.get("boxes")
+    if not isinstance(items, list):
+        raise HTTPError(400, 'send {"boxes": [{"x0": .., "y0": .., "x1": .., "y1": .., "label": ..}, ...]}')
+    if len(items) > MAX_BOXES:
+        raise HTTPError(400, f"{len(items)} boxes: at most {MAX_BOXES} per image")
+    names = config.class_names
+    coords, labels = [], []
+    for number, item in enumerate(items, start=1):
+        try:
+            box = [float(item[k]) for k in ("x0", "y0", "x1", "y1")]
+            label = item.get("label", 1)
+            index = names.index(label) if isinstance(label, str) else int(label)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CrackalError(f"box {number} of {name}: expected numbers x0, y0, x1, y1 and a label (a class name or "
+                               f"index); got {str(item)[:80]} (nothing stored)") from None
+        if not np.isfinite(box).all():
+            raise CrackalError(f"box {number} of {name} has a coordinate that is not a number (nothing stored)")
+        if not 1 <= index < len(names) or (isinstance(label, float) and label != index):
+            raise CrackalError(f"box {number} of {name}: label {label!r} is not a defect class "
+                               f"({', '.join(names[1:])}, or 1..{len(names) - 1}) (nothing stored)")
+        coords.append(box)
+        labels.append(index)
+    boxes = ImageBoxes(np.array(coords, np.float32).reshape(-1, 4), np.array(labels, np.int64))
+    try:
+        return fit_to_image(boxes, size, "the submitted boxes", name)
+    except CrackalError as exc:
+        raise CrackalError(f"{exc} (nothing stored)") from None
+
+
+def submit_boxes(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Store drawn boxes as the image's label (a VOC file, as ``crackal al import`` writes)."""
+    from crackal.active.labels import NewLabel, store_labels
+
+    data = _json(body)
+    with _label_write(ctx, user, request) as (store, config, record):
+        if config.task != "detection":
+            raise HTTPError(400, "this is a segmentation project: submit a mask")
+        boxes = _boxes(data, config, image_size(record.path), record.name)
+        store_labels(store, [NewLabel(record, f"the boxes submitted for {record.name}", boxes, user.name)], config.class_names)
+        leases.drop(store, [record.id])
+        return {"ok": True, "id": record.id, "name": record.name, "labelled_by": user.name, "boxes": len(boxes)}
+
+
+# --- dashboard, worker, review --------------------------------------------------------------------------
+
+
+def dashboard_data(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Rounds, curves, class balance, labellers, cost, stopping advice (see ``crackal.app.dashboard``)."""
+    from crackal.app.dashboard import dashboard
+
+    with ctx.store() as (store, config):
+        return {**dashboard(store, config), "worker": ctx.worker.status(), "admin": user.admin}
+
+
+def worker_status(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """The round worker's state and progress."""
+    return ctx.worker.status()
+
+
+def worker_start(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Start the next round (or finish an interrupted one) in the background (admins)."""
+    with ctx.store() as (store, config):
+        waiting = len(store.queue())
+        current = store.current_round()
+    interrupted = current is not None and current["state"] != "done"
+    if waiting and not config.simulation and not interrupted:
+        raise HTTPError(409, f"{waiting} queued image{'s' if waiting > 1 else ''} still wait for labels; "
+                             "the next round trains on them, so label them first")
+    if ctx.worker.status()["running"]:
+        raise HTTPError(409, "a round is already running in this project; wait for it to finish")
+    try:
+        return ctx.worker.start()
+    except CrackalError as exc:
+        raise HTTPError(409, str(exc)) from None
+
+
+def review_list(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """Every pool and held-out image, for the review viewer."""
+    from crackal.app.prelabels import latest_round
+
+    with ctx.store() as (store, config):
+        queued = _queued(store)
+        images = [{"id": r.id, "name": r.name, "role": r.role, "labelled": r.labelled, "queued": r.id in queued,
+                   "has_truth": r.truth_path is not None or r.label_path is not None} for r in store.images()]
+        return {"images": images, "round": latest_round(store), "task": config.task}
+
+
+def review_image(ctx: Context, user: accounts.User, request: Request, body: bytes) -> Response:
+    """One layer of the review viewer as a PNG (404 where there is none)."""
+    from crackal.app.review import LAYERS, review_layer
+
+    layer = request.path_params["layer"]
+    if layer not in LAYERS:
+        raise HTTPError(404, f"no layer {layer[:40]!r}; layers: {', '.join(LAYERS)}")
+    with ctx.store() as (store, config):
+        record = _record(store, request)
+        data = review_layer(store, config, record, layer)
+    if data is None:
+        raise HTTPError(404, f"no {layer} for {record.name}" + (" yet (no round has run)" if layer != "truth" else ""))
+    return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=60"})
+
+
+# --- pages ------------------------------------------------------------------------------------------------
+
+
+def page(name: str) -> Handler:
+    """A page that needs a session."""
+    return lambda ctx, user, request, body: _static(PAGES[name])
+
+
+def label_page(ctx: Context, user: accounts.User, request: Request, body: bytes) -> Response:
+    """The mask editor, or the box editor in a detection project."""
+    with ctx.store() as (store, config):
+        _record(store, request)
+    return _static("boxes.html" if config.task == "detection" else "editor.html")
+
+
+def home(ctx: Context, user, request: Request, body: bytes) -> Response:
+    """To the queue when signed in, else to the login."""
+    found = ctx.session(request.cookies.get(COOKIE))
+    return RedirectResponse("/queue" if found else "/login", status_code=303)
+
+
+def static_file(ctx: Context, user, request: Request, body: bytes) -> Response:
+    """A file of the app's own ``static/`` folder, by a name from a fixed list (no path is
+    built from the request)."""
+    name = request.path_params["name"]
+    allowed = request.app.state.static_files
+    if name not in allowed:
+        raise HTTPError(404, "not found")
+    return _static(allowed[name])
+
+
+def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: float = 12.0,
+               max_upload_bytes: int = MAX_UPLOAD, settings: AppSettings | None = None) -> Starlette:
+    """The labelling web app of one project (see the module docstring); ``settings`` overrides
+    the keyword arguments (tests set the clock and the worker's command there)."""
+    root = Path(project)
+    ProjectStore(root).close()  # a clear error for a folder without a project; migrates an older one
+    settings = settings or AppSettings(lease_minutes=lease_minutes, session_hours=session_hours,
+                                       max_upload_bytes=max_upload_bytes)
+    ctx = Context(root, settings, RoundWorker(root, settings.worker_command))
+    images = "/api/images/{image_id:int}"
+    routes = [
+        Route("/", endpoint(home, session=False)),
+        Route("/login", endpoint(lambda *a: _static("login.html"), session=False)),
+        Route("/queue", endpoint(page("queue"), page=True)),
+        Route("/dashboard", endpoint(page("dashboard"), page=True)),
+        Route("/review", endpoint(page("review"), page=True)),
+        Route("/label/{image_id:int}", endpoint(label_page, page=True)),
+        Route("/static/{name}", endpoint(static_file, session=False)),
+        Route("/api/login", endpoint(login, session=False, write=True), methods=["POST"]),
+        Route("/api/logout", endpoint(logout, write=True), methods=["POST"]),
+        Route("/api/me", endpoint(me)),
+        Route("/api/queue", endpoint(queue)),
+        Route("/api/queue/next", endpoint(next_image, write=True), methods=["POST"]),
+        Route(images, endpoint(image_info)),
+        Route(images + "/image", endpoint(image_bytes)),
+        Route(images + "/thumb", endpoint(thumbnail)),
+        Route(images + "/prelabel", endpoint(prelabel_data)),
+        Route(images + "/lease", endpoint(take_lease, write=True), methods=["POST"]),
+        Route(images + "/lease", endpoint(release_lease, write=True), methods=["DELETE"]),
+        Route(images + "/skip", endpoint(skip, write=True), methods=["POST"]),
+        Route(images + "/mask", endpoint(submit_mask, write=True), methods=["POST"]),
+        Route(images + "/boxes", endpoint(submit_boxes, write=True), methods=["POST"]),
+        Route("/api/dashboard", endpoint(dashboard_data)),
+        Route("/api/worker", endpoint(worker_status)),
+        Route("/api/worker/start", endpoint(worker_start, write=True, admin=True), methods=["POST"]),
+        Route("/api/review", endpoint(review_list)),
+        Route("/api/review/{image_id:int}/{layer}", endpoint(review_image)),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, limit=settings.max_upload_bytes)])
+    app.state.ctx = ctx
+    app.state.static_files = {p.name: p.name for p in STATIC.iterdir() if p.is_file() and not p.name.startswith(".")}
+    return app
+
+
+def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_minutes: float = 30.0,
+          log_level: str = "info") -> None:
+    """Serve a project's labelling app with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(project, lease_minutes=lease_minutes)
+    # the label path imports torch (seconds): done now, in the background, not in the first submit
+    threading.Thread(target=lambda: __import__("crackal.active.labels"), daemon=True).start()
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
