@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
-from crackal.data.boxes import write_coco, write_voc, write_yolo
+import numpy as np
+
+from crackal.data.boxes import ImageBoxes, write_coco, write_voc, write_yolo
 from crackal.data.detection import BoxSample, DetectionDataset, open_box_dataset
 from crackal.data.io import read_image, write_png
 from crackal.data.splits import load_split, make_split, pick, save_split
@@ -14,6 +18,7 @@ from crackal.errors import CrackalError, choose
 from crackal.inference.outputs import image_files
 from crackal.inference.render import draw_boxes
 from crackal.models.detect import detect_image
+from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint, save_scores
 from crackal.training.config import DetectionConfig
@@ -105,6 +110,22 @@ def detect_evaluate(
     return save_scores(result, out or run_dir / f"detection_{label}.json")
 
 
+def detector_on(checkpoint: str | Path, engine: Engine = "torch",
+                threads: int | None = None) -> tuple[Callable[[np.ndarray], ImageBoxes], list[str], float]:
+    """The run's detector on ``engine`` (``uint8`` image -> ``ImageBoxes``), its class names and its
+    score threshold: the PyTorch model, or for ``onnxruntime`` an ``OnnxDetector`` of ``RUN/onnx``
+    (exported first when missing; ``checkpoint`` may be that folder)."""
+    choose(ENGINES, engine, "engine")
+    if engine == "onnxruntime":
+        from crackal.inference.onnx_detection import OnnxDetector, detector_onnx_folder
+
+        runtime = OnnxDetector(detector_onnx_folder(checkpoint), threads)
+        return runtime, runtime.meta["class_names"], runtime.meta["threshold"]
+    model, state = load_detector(checkpoint)
+    names = DetectionConfig.from_dict(state["config"]).class_names
+    return partial(detect_image, model), names, state.get("threshold", 0.5)
+
+
 def detect_predict(
     checkpoint: str | Path,
     inputs: str | Path,
@@ -112,19 +133,21 @@ def detect_predict(
     *,
     score_threshold: float | None = None,
     box_format: BoxFormat = "voc",
+    engine: Engine = "torch",
+    threads: int | None = None,
     progress: bool | Progress = True,
 ) -> dict[str, int]:
     """Boxes for an image or a folder: ``out/boxes/`` (VOC .xml, YOLO .txt) or ``out/boxes.json``
-    (COCO), and ``out/overlays/`` with the boxes drawn. Returns the box count per image."""
+    (COCO), and ``out/overlays/`` with the boxes drawn. Returns the box count per image.
+    ``engine="onnxruntime"`` runs the run's ONNX export with ``threads`` threads (see ``detector_on``)."""
     choose(BOX_FORMATS, box_format, "box_format")
     files, out = image_files(inputs), Path(out)
-    model, state = load_detector(checkpoint)
-    names = DetectionConfig.from_dict(state["config"]).class_names
-    threshold = state.get("threshold", 0.5) if score_threshold is None else score_threshold
+    detect, names, threshold = detector_on(checkpoint, engine, threads)
+    threshold = threshold if score_threshold is None else score_threshold
     coco, counts = {}, {}
     for path in Progress.of(progress).bar(files, desc="detecting", unit="images"):
         image = read_image(path)
-        found = detect_image(model, image).above(threshold)
+        found = detect(image).above(threshold)
         counts[path.name] = len(found)
         if box_format == "voc":
             write_voc(out / "boxes" / f"{path.stem}.xml", found, names, path.name, image.shape[:2])

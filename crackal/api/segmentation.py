@@ -15,7 +15,7 @@ from crackal.inference.outputs import predict_folder, two_stage_predictor
 from crackal.interop.coco import find_coco_file, write_class_masks
 from crackal.progress import Progress
 from crackal.training import distributed
-from crackal.training.checkpoint import load_model, resolve_checkpoint, save_scores
+from crackal.training.checkpoint import checkpoint_task, load_model, read_checkpoint, resolve_checkpoint, save_scores
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
@@ -191,10 +191,15 @@ def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray:
 
 
 def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx") -> Path:
-    """Export a run for another engine (``crackal export``): ``onnx`` writes ``model.onnx`` (image ->
-    class probabilities), ``trunk.onnx`` and ``head.onnx`` (MC-Dropout's head-only sampling) and
-    ``onnx.json`` into ``out`` (default ``RUN/onnx``); returns the folder."""
+    """Export a run for another engine (``crackal export``) into ``out`` (default ``RUN/onnx``);
+    returns the folder, whose ``onnx.json`` lists the files. The run's kind picks the export:
+    a segmentation run writes ``model.onnx`` (image -> class probabilities), ``trunk.onnx`` and
+    ``head.onnx`` (MC-Dropout's head-only sampling); a detector ``model.onnx`` (image -> boxes,
+    scores, labels); a patch classifier ``model.onnx`` (patches -> class probabilities)."""
     choose(("onnx",), format, "format")
+    from crackal.classify.onnx import export_classifier_onnx
     from crackal.inference.onnx import export_onnx
+    from crackal.inference.onnx_detection import export_detector_onnx
 
-    return export_onnx(checkpoint, out)
+    exporters = {"segmentation": export_onnx, "detection": export_detector_onnx, "classification": export_classifier_onnx}
+    return exporters[checkpoint_task(read_checkpoint(checkpoint))](checkpoint, out)

@@ -6,9 +6,14 @@ image smaller than the window is padded by reflection). Each window is resized t
 classifier's input size and classified; the heat map of a pixel is the mean of the class
 probabilities of the windows that cover it (with a stride longer than the window, a pixel
 between windows takes the value of the nearest covered pixel).
+
+The classifier is a PyTorch model or any callable ``batch -> (N, K) probabilities`` (an
+``OnnxClassifier`` runs the ONNX export): ``patch_probabilities`` makes the one from the other.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -17,6 +22,18 @@ from torch.nn import functional as F
 
 from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError
+
+ProbabilityFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def patch_probabilities(model: nn.Module | ProbabilityFn) -> ProbabilityFn:
+    """``batch -> (N, K)`` class probabilities on the CPU: a PyTorch classifier's softmax (eval mode,
+    on the model's device); any other callable (``OnnxClassifier``) is returned as it is."""
+    if not isinstance(model, nn.Module):
+        return model
+    model.eval()
+    device = next(model.parameters()).device
+    return lambda batch: model(batch.to(device)).float().softmax(1).cpu()
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -41,19 +58,19 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
 
 @torch.inference_mode()
 def sliding_window(
-    model: nn.Module,
+    model: nn.Module | ProbabilityFn,
     image: np.ndarray,
     window: int,
     stride: int,
     batch_size: int = 64,
     input_size: int | None = None,
 ) -> dict:
-    """Classify every window of an ``(H, W, 3) uint8`` image.
+    """Classify every window of an ``(H, W, 3) uint8`` image with ``model`` (see ``patch_probabilities``).
 
     Returns ``{"grid": (K, rows, cols)`` probabilities of each window, ``"heat": (K, H, W)``
     per-pixel mean over covering windows, ``"tops"``, ``"lefts"``: the window offsets}``.
     """
-    model.eval()
+    classify = patch_probabilities(model)
     height, width = image.shape[:2]
     tensor = to_tensor(image)
     ph, pw = max(0, window - height), max(0, window - width)
@@ -62,13 +79,12 @@ def sliding_window(
         tensor = F.pad(tensor[None], (0, pw, 0, ph), mode=mode)[0]
     tops, lefts = window_starts(height, window, stride), window_starts(width, window, stride)
     boxes = [(t, l) for t in tops for l in lefts]
-    device = next(model.parameters()).device
     probs = []
     for start in range(0, len(boxes), batch_size):
         batch = torch.stack([tensor[:, t : t + window, l : l + window] for t, l in boxes[start : start + batch_size]])
         if input_size and input_size != window:
             batch = F.interpolate(batch, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
-        probs.append(model(batch.to(device)).float().softmax(1).cpu())
+        probs.append(classify(batch))
     probs = torch.cat(probs).numpy()  # (windows, K)
     classes = probs.shape[1]
     grid = probs.T.reshape(classes, len(tops), len(lefts))

@@ -22,9 +22,10 @@ from crackal.classify.sliding import heat_overlay, sliding_window
 from crackal.data.io import list_images, read_image, write_png
 from crackal.data.splits import load_split, make_split, save_split
 from crackal.data.transforms import to_tensor
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, choose
 from crackal.metrics.classification import classification_scores
 from crackal.models.patch_classifier import PatchClassifier
+from crackal.options import ENGINES, Engine
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
 from crackal.training.config import SavedConfig
 
@@ -122,7 +123,8 @@ def train_classifier(data: str | Path, out: str | Path, *, val: float = 0.1, tes
         history.append(record)
         if record.get("val_accuracy", epoch) >= best:  # without validation: the last epoch
             best = record.get("val_accuracy", epoch)
-            atomic_save({"model": model.state_dict(), "config": asdict(config), "epoch": epoch + 1}, out / "checkpoints" / "best.pt")
+            atomic_save({"model": model.state_dict(), "config": asdict(config), "epoch": epoch + 1, "task": "classification"},
+                        out / "checkpoints" / "best.pt")
         atomic_write_json({"history": history}, out / "metrics.json")
         if progress:
             progress(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
@@ -171,12 +173,26 @@ def evaluate_classifier(run: str | Path, data: str | Path | None = None, split: 
     return result
 
 
+def classifier_on(run: str | Path, engine: Engine = "torch", threads: int | None = None):
+    """The run's classifier on ``engine`` and its config: the PyTorch model, or for ``onnxruntime``
+    an ``OnnxClassifier`` of ``RUN/onnx`` (exported first when missing; ``run`` may be that folder)."""
+    choose(ENGINES, engine, "engine")
+    if engine == "torch":
+        return load_classifier(run)
+    from crackal.classify.onnx import OnnxClassifier, classifier_onnx_folder
+
+    runtime = OnnxClassifier(classifier_onnx_folder(run), threads)
+    return runtime, ClassifyConfig.from_dict(runtime.meta["config"])
+
+
 def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, window: int | None = None,
-                    stride: int | None = None, batch_size: int = 64, threshold: float = 0.5) -> list[dict]:
+                    stride: int | None = None, batch_size: int = 64, threshold: float = 0.5,
+                    engine: Engine = "torch", threads: int | None = None) -> list[dict]:
     """Sliding-window maps for an image or a folder: ``heatmaps/<name>.png`` (defect probability
     x 255), ``overlays/<name>.png``, ``windows/<name>.csv`` (each window's probabilities) and
-    ``predictions.json`` (seconds per image, share of windows over ``threshold``)."""
-    model, config = load_classifier(run)
+    ``predictions.json`` (seconds per image, share of windows over ``threshold``). ``engine``
+    ``onnxruntime`` runs the run's ONNX export with ``threads`` threads (see ``classifier_on``)."""
+    model, config = classifier_on(run, engine, threads)
     inputs, out = Path(inputs), Path(out)
     files = [inputs] if inputs.is_file() else list_images(inputs)
     if not files:
@@ -202,5 +218,6 @@ def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, win
         grid_defect = 1 - result["grid"][0]
         records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1], "windows": int(grid_defect.size),
                         "seconds": round(seconds, 3), "defect_window_share": round(float((grid_defect >= threshold).mean()), 4)})
-    atomic_write_json({"window": window, "stride": stride, "threshold": threshold, "images": records}, out / "predictions.json")
+    atomic_write_json({"window": window, "stride": stride, "threshold": threshold, "engine": engine, "images": records},
+                      out / "predictions.json")
     return records

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from crackal.cli.options import Seed, Test, Threads, Val, console
+from crackal.cli.options import Engine, EngineThreads, Seed, Test, Threads, Val, console
 
 app = typer.Typer(help="Patch classification (crack / no crack) and sliding-window crack maps.", no_args_is_help=True)
 Run = Annotated[Path, typer.Argument(help="Run folder from 'crackal classify train', or its checkpoint .pt.")]
@@ -63,10 +63,13 @@ def predict(
     window: Annotated[int | None, typer.Option(help="Window size in image px (default: the classifier's input size).")] = None,
     stride: Annotated[int | None, typer.Option(help="Step between windows in px (default: half the window).")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows classified together.")] = 64,
+    engine: Engine = "torch",
+    threads: EngineThreads = None,
 ) -> None:
     """Sliding window over images: crack-probability heat maps, overlays, per-window CSVs."""
     from crackal.classify.workflow import predict_sliding
 
-    records = predict_sliding(run, inputs, out, window=window, stride=stride, batch_size=batch_size)
+    records = predict_sliding(run, inputs, out, window=window, stride=stride, batch_size=batch_size, engine=engine,
+                              threads=threads)
     seconds = sum(r["seconds"] for r in records) / len(records)
     console.print(f"{len(records)} image(s) into {out} (heatmaps/, overlays/, windows/); {seconds:.2f} s per image")

@@ -12,6 +12,8 @@ from crackal.cli.options import (
     Binarize,
     Classes,
     Device,
+    Engine,
+    EngineThreads,
     Quiet,
     Resume,
     Seed,
@@ -119,11 +121,13 @@ def predict(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("detections"),
     score_threshold: Annotated[float | None, typer.Option(help="Keep boxes scoring at least this (default: chosen on validation).")] = None,
     box_format: Annotated[str, typer.Option("--format", help="voc (one .xml per image), yolo (.txt) or coco (boxes.json).")] = "voc",
+    engine: Engine = "torch",
+    threads: EngineThreads = None,
     quiet: Quiet = False,
 ) -> None:
     """Write boxes (VOC, YOLO or COCO) and overlays with the boxes drawn."""
     from crackal import api
 
     counts = api.detect_predict(checkpoint, inputs, out, score_threshold=score_threshold, box_format=box_format,
-                                progress=progress_for(quiet))
+                                engine=engine, threads=threads, progress=progress_for(quiet))
     console.print(f"{sum(counts.values())} boxes in {len(counts)} image(s) written to {out}")

@@ -15,6 +15,8 @@ from crackal.cli.options import (
     Data,
     Device,
     Downscale,
+    Engine,
+    EngineThreads,
     Masks,
     Quiet,
     RayActors,
@@ -159,8 +161,8 @@ def predict(
     two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
-    engine: Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")] = "torch",
-    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: every CPU available).")] = None,
+    engine: Engine = "torch",
+    threads: EngineThreads = None,
     workers: Annotated[int | None, typer.Option(help="Threads reading and writing images while the network runs (default 2; 0: one image after the other).")] = None,
     batch_size: Annotated[int, typer.Option(help="Tiles (or whole small images) per forward pass, across images.")] = 4,
     ray: RayAddress = None,
@@ -194,15 +196,18 @@ def predict(
 
 
 def export(
-    checkpoint: Checkpoint,
-    format: Annotated[str, typer.Option("--format", help="onnx: model.onnx, plus trunk.onnx and head.onnx for MC-Dropout.")] = "onnx",
+    checkpoint: Annotated[Path, typer.Argument(help="Run folder of 'crackal train', 'crackal detect train' or 'crackal classify train', or its checkpoint .pt file.")],
+    format: Annotated[str, typer.Option("--format", help="onnx: model.onnx (plus trunk.onnx and head.onnx for MC-Dropout of a segmentation run).")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="Folder for the exported files (default: RUN/onnx).")] = None,
 ) -> None:
-    """Export a trained run for ONNX Runtime (dynamic height and width)."""
+    """Export a trained run (segmentation, detector or patch classifier) for ONNX Runtime."""
+    import json
+
     from crackal import api
 
     folder = api.export(checkpoint, out, format=format)
-    console.print(f"exported to {folder} (model.onnx, trunk.onnx, head.onnx, onnx.json)")
+    meta = json.loads((folder / "onnx.json").read_text())
+    console.print(f"exported the {meta['kind']} to {folder} ({', '.join(meta['files'])})")
 
 
 def demo(

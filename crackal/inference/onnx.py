@@ -7,7 +7,7 @@
 model.onnx   normalised image, padded to a multiple of the stride (N, 3, H, W) -> class probabilities (N, C, H, W)
 trunk.onnx   the same input -> the trunk's features (N, F, h, w): the deterministic part, run once
 head.onnx    features and a dropout keep-mask (N, F) -> class probabilities: one MC-Dropout sample
-onnx.json    stride, channels, dropout rate, threshold, the opset and the run's config
+onnx.json    kind "segmenter", the files, stride, channels, dropout rate, threshold, the opset and the run's config
 ```
 
 Height and width are dynamic. ``Dropout2d`` zeroes whole feature channels and scales the rest by
@@ -16,12 +16,17 @@ the masks are drawn outside the graph, with torch's generator, exactly as the Py
 path draws them, so the same seed gives the same samples (and the same BALD) under both engines.
 Padding to the stride (reflect, or replicate for tiny images) and cropping back happen in NumPy
 around the graphs, as ``Segmenter.forward`` does them.
+
+The helpers shared with the detector and patch-classifier exports (``crackal.inference.onnx_detection``,
+``crackal.classify.onnx``) live here too: ``require_onnx``, ``export_graph``, ``write_meta``,
+``read_meta``, ``ort_session`` and ``onnx_folder``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,22 +74,68 @@ class _Head(nn.Module):
         return class_probabilities(self.model.upsample(self.model.classifier(features * keep[:, :, None, None])))
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], path: Path, dynamic: dict) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=names, output_names=["output"],
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-
-
-def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
-    """Export a run (or checkpoint) to ONNX: ``model.onnx``, ``trunk.onnx``, ``head.onnx`` and
-    ``onnx.json`` in ``out`` (default ``RUN/onnx``); returns the folder."""
+def require_onnx() -> None:
+    """Raise a ``CrackalError`` saying how to install the exporter's ``onnx`` package when it is missing."""
     try:
         import onnx  # noqa: F401 - the exporter needs it
     except ImportError:
         raise CrackalError("ONNX export needs the onnx package: pip install 'crackal[onnx]'") from None
+
+
+def export_graph(module: nn.Module, args: tuple, names: list[str], path: Path, dynamic: dict,
+                 outputs: tuple[str, ...] = ("output",)) -> None:
+    """Trace ``module`` (in eval mode: the exporter restores the mode it finds) into ``path`` with the
+    legacy exporter at ``OPSET``."""
+    import warnings
+
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), input_names=names, output_names=list(outputs),
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+
+
+def write_meta(folder: Path, kind: str, files: tuple[str, ...], **meta) -> None:
+    """Write ``onnx.json``: the export's ``kind``, its ``files`` (``onnx.json`` included), the opset and ``meta``."""
+    record = {"kind": kind, "files": list(files), "opset": OPSET, **meta}
+    (folder / "onnx.json").write_text(json.dumps(record, indent=1))
+
+
+def read_meta(folder: str | Path, kind: str, files: tuple[str, ...]) -> dict:
+    """``onnx.json`` of an export of ``kind`` (``segmenter``, ``classifier``, ``detector``) holding ``files``."""
+    folder = Path(folder)
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise CrackalError(f"{folder} lacks {', '.join(missing)}; run 'crackal export RUN --format onnx' first")
+    meta = json.loads((folder / "onnx.json").read_text())
+    found = meta.get("kind", "segmenter")  # exports before the detector and classifier had no kind
+    if found != kind:
+        raise CrackalError(f"{folder} holds a {found} export, not a {kind}; pass the ONNX folder of a {kind} run")
+    return meta
+
+
+def ort_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime session of ``path`` on the CPU with ``threads`` intra-op threads (default: every CPU available)."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def import_onnxruntime():
+    """The ``onnxruntime`` module, or a ``CrackalError`` saying how to install it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise CrackalError("--engine onnxruntime needs ONNX Runtime: pip install 'crackal[onnx]'") from None
+    return ort
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
+    """Export a segmentation run (or checkpoint) to ONNX: ``model.onnx``, ``trunk.onnx``, ``head.onnx``
+    and ``onnx.json`` in ``out`` (default ``RUN/onnx``); returns the folder."""
+    require_onnx()
     ckpt = resolve_checkpoint(checkpoint)
     model, state = load_model(ckpt)
     if not isinstance(model, Segmenter):
@@ -98,15 +149,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     image_axes = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad():
         features = model.features(x)
-        _export(_Whole(model), (x,), ["image"], folder / "model.onnx", {"image": image_axes, "output": image_axes})
-        _export(_Trunk(model), (x,), ["image"], folder / "trunk.onnx", {"image": image_axes, "output": image_axes})
+        export_graph(_Whole(model), (x,), ["image"], folder / "model.onnx", {"image": image_axes, "output": image_axes})
+        export_graph(_Trunk(model), (x,), ["image"], folder / "trunk.onnx", {"image": image_axes, "output": image_axes})
         keep = torch.ones(1, features.shape[1])
-        _export(_Head(model), (features, keep), ["features", "keep"], folder / "head.onnx",
-                {"features": image_axes, "keep": {0: "batch"}, "output": image_axes})
-    meta = {"stride": stride, "out_channels": model.out_channels, "feature_channels": int(features.shape[1]),
-            "dropout": float(model.dropout.p), "threshold": state.get("threshold", 0.5), "opset": OPSET,
-            "checkpoint": str(ckpt), "config": state["config"]}
-    (folder / "onnx.json").write_text(json.dumps(meta, indent=1))
+        export_graph(_Head(model), (features, keep), ["features", "keep"], folder / "head.onnx",
+                     {"features": image_axes, "keep": {0: "batch"}, "output": image_axes})
+    write_meta(folder, "segmenter", FILES, stride=stride, out_channels=model.out_channels,
+               feature_channels=int(features.shape[1]), dropout=float(model.dropout.p),
+               threshold=state.get("threshold", 0.5), checkpoint=str(ckpt), config=state["config"])
     return folder
 
 
@@ -139,26 +189,15 @@ class OnnxSegmenter:
     """
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise CrackalError("--engine onnxruntime needs ONNX Runtime: pip install 'crackal[onnx]'") from None
-        self.folder = Path(folder)
-        missing = [name for name in FILES if not (self.folder / name).is_file()]
-        if missing:
-            raise CrackalError(f"{self.folder} lacks {', '.join(missing)}; run 'crackal export RUN --format onnx' first")
-        self.meta = json.loads((self.folder / "onnx.json").read_text())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        self._ort, self._options = ort, options
+        import_onnxruntime()
+        self.folder, self.threads = Path(folder), threads
+        self.meta = read_meta(self.folder, "segmenter", FILES)
         self._sessions: dict[str, object] = {}
 
     def session(self, name: str):
         """The ONNX Runtime session of ``name`` (``model``, ``trunk`` or ``head``), opened once."""
         if name not in self._sessions:
-            self._sessions[name] = self._ort.InferenceSession(str(self.folder / f"{name}.onnx"), self._options,
-                                                              providers=["CPUExecutionProvider"])
+            self._sessions[name] = ort_session(self.folder / f"{name}.onnx", self.threads)
         return self._sessions[name]
 
     @property
@@ -205,9 +244,10 @@ class OnnxSegmenter:
         return acc.result()
 
 
-def onnx_folder(checkpoint: str | Path, export: bool = True) -> Path:
-    """The ONNX folder of a run, or ``checkpoint`` itself when it is one; exported first when
-    ``export`` and the run has none."""
+def onnx_folder(checkpoint: str | Path, export: bool = True,
+                exporter: Callable[[str | Path, Path], Path] = export_onnx) -> Path:
+    """The ONNX folder of a run, or ``checkpoint`` itself when it is one; written first by
+    ``exporter`` (default: the segmentation export) when ``export`` and the run has none."""
     path = Path(checkpoint)
     if path.is_dir() and (path / "onnx.json").is_file():
         return path
@@ -215,8 +255,9 @@ def onnx_folder(checkpoint: str | Path, export: bool = True) -> Path:
     if not (folder / "onnx.json").is_file():
         if not export:
             raise CrackalError(f"no ONNX export in {folder}; run 'crackal export {checkpoint} --format onnx'")
-        export_onnx(checkpoint, folder)
+        exporter(checkpoint, folder)
     return folder
 
 
-__all__ = ["OnnxSegmenter", "export_onnx", "onnx_folder", "pad_to_stride"]
+__all__ = ["OnnxSegmenter", "export_graph", "export_onnx", "onnx_folder", "ort_session", "pad_to_stride", "read_meta",
+           "require_onnx", "write_meta"]

@@ -63,11 +63,24 @@ def read_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def checkpoint_task(state: dict) -> str:
+    """What a checkpoint holds: ``detection``, ``classification`` (a patch classifier: its config has
+    ``widths`` and no ``arch``) or ``segmentation``."""
+    task = state.get("task")
+    if task in ("detection", "classification"):
+        return task
+    config = state.get("config", {})
+    return "classification" if "widths" in config and "arch" not in config else "segmentation"
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a trained model from a checkpoint (or run folder); returns it in eval mode and the checkpoint dict."""
     state = read_checkpoint(path)
-    if state.get("task") == "detection":
+    task = checkpoint_task(state)
+    if task == "detection":
         raise CrackalError(f"{path} holds a detector; use 'crackal detect ...', or pass it as --two-stage to 'crackal predict'")
+    if task == "classification":
+        raise CrackalError(f"{path} holds a patch classifier; use 'crackal classify ...'")
     config = TrainConfig.from_dict(state["config"])
     model = create_model(**config.model_kwargs())
     model.load_state_dict(state["model"])
