@@ -68,3 +68,90 @@ def test_patience_is_checked():
 
     with pytest.raises(OptionError, match="patience"):
         TrainConfig(patience=0)
+
+
+def test_steps_grow_with_labels_within_floor_and_cap():
+    from crackal.active.config import ALConfig
+
+    config = ALConfig(round_steps="auto", steps_per_label=5, min_steps=40, max_steps=300)
+    steps = [config.steps_for(n) for n in (1, 8, 20, 40, 60, 1000)]
+    assert steps == [40, 40, 100, 200, 300, 300]
+    # the round's epochs make at least those steps, and not a whole epoch more (64 crops / 8 = 8 steps an epoch)
+    for labelled, wanted in zip((20, 40, 1000), (100, 200, 300)):
+        made = config.round_config(1, labelled=labelled).epochs * 8
+        assert wanted <= made < wanted + 8
+    assert ALConfig().round_config(1, labelled=1000).epochs == 12  # round_steps None: the recipe's epochs
+    assert ALConfig(round_steps="50").round_config(1, labelled=1000).epochs == 7  # a fixed count (50 / 8 up)
+
+
+def test_round_steps_are_checked():
+    from crackal.active.config import ALConfig
+    from crackal.errors import OptionError
+
+    with pytest.raises(OptionError, match="round_steps"):
+        ALConfig(round_steps="often")
+    with pytest.raises(OptionError, match="steps_per_label"):
+        ALConfig(min_steps=500, max_steps=100)
+
+
+def _spy_on_training(monkeypatch, heldout_masks):
+    """Record each round training's validation images and initial weights; the held-out masks
+    are moved away while a model trains, so reading one fails."""
+    import crackal.active.segmentation_round as rounds
+    from crackal.training import trainer
+
+    seen: dict[str, list] = {"val": [], "initial": []}
+    real_train, real_init = rounds.train, trainer.SegmentationRunner.__init__
+
+    def train(train_set, val_set, *args, **kwargs):
+        seen["val"].append([p.mask for p in val_set.pairs] if val_set is not None else [])
+        for path in heldout_masks:
+            path.rename(path.with_name(path.name + ".away"))
+        try:
+            return real_train(train_set, val_set, *args, **kwargs)
+        finally:
+            for path in heldout_masks:
+                path.with_name(path.name + ".away").rename(path)
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen["initial"].append({k: v.clone() for k, v in self.model.state_dict().items()})
+
+    monkeypatch.setattr(rounds, "train", train)
+    monkeypatch.setattr(trainer.SegmentationRunner, "__init__", init)
+    return seen
+
+
+def test_auto_rounds_validate_on_labelled_images_only(tmp_path, al_data, monkeypatch):
+    from crackal.active.loop import run_round
+    from crackal.active.store import ProjectStore
+    from tests.active.conftest import make_project
+
+    project = make_project(tmp_path / "p", al_data, round_steps="auto", steps_per_label=1, min_steps=4, max_steps=8,
+                           val_share=0.5, val_min=2, patience=1, stop_set_size=0)
+    store = ProjectStore(project)
+    heldout_masks = [r.truth_path for r in store.heldout()]
+    store.close()
+    seen = _spy_on_training(monkeypatch, heldout_masks)
+    result = run_round(project)
+    store = ProjectStore(project)
+    labels = {r.label_path for r in store.labelled()}
+    store.close()
+    assert len(seen["val"][0]) == 2 and set(seen["val"][0]) <= labels  # half of the 4 labels, none held out
+    assert result.metrics["training"]["validation_images"] == 2
+    assert result.metrics["strict"]["f1"] >= 0  # the held-out set is read after training, to measure
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_warm_start_begins_from_the_previous_best_weights(tmp_path, al_data, monkeypatch, warm):
+    from crackal.active.loop import run_round
+    from tests.active.conftest import make_project
+
+    project = make_project(tmp_path / "p", al_data, warm_start=warm, stop_set_size=0)
+    seen = _spy_on_training(monkeypatch, [])
+    run_round(project)
+    run_round(project)
+    best = torch.load(project / "rounds" / "001" / "checkpoints" / "best.pt", weights_only=True)["model"]
+    name = next(k for k in best if k.endswith("weight") and best[k].dtype.is_floating_point)
+    same = torch.equal(seen["initial"][1][name], best[name])
+    assert same == warm
