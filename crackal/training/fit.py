@@ -163,7 +163,7 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
         epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
     for epoch in epochs_left:
-        stale = bool(patience) and main and validations_since_best(history, runner.score_name, best_epoch) >= patience
+        stale = main and patience is not None and validations_since_best(history, runner.score_name, best_epoch) >= patience
         if distributed.from_main(stale):
             progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch}")
             break
