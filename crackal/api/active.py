@@ -154,11 +154,21 @@ def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfi
 
 
 def al_status(project: str | Path) -> dict:
-    """Counts of labelled, queued, pool and held-out images, the settings and every round."""
+    """Counts of labelled, queued, pool and held-out images, the settings, every round, the
+    learning-curve forecast (``crackal.active.forecast``) and the stop advice (None: go on)."""
+    from crackal.active.forecast import forecast_labels
+    from crackal.active.scores import round_scores
+    from crackal.active.stop_set import stop_advice
+
     store, config = open_project(project)
     try:
+        rounds = store.rounds()
+        scored = [r for r in rounds if r["metrics"]]
+        forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
+                                   len(store.images("role = 'pool'")), config.cost_per_image, config.seconds_per_image)
         return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
-                "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": store.rounds()}
+                "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,
+                "forecast": forecast, "stop_advice": stop_advice(rounds, config)}
     finally:
         store.close()
 

@@ -209,6 +209,7 @@ def export(
 def status(project: Project) -> None:
     """Labelled / queued / pool counts and every round's held-out scores."""
     from crackal import api
+    from crackal.active.forecast import forecast_text
     from crackal.active.scores import LABELS, round_scores
 
     info = api.al_status(project)
@@ -220,14 +221,19 @@ def status(project: Project) -> None:
     labels = LABELS[config.task]
     table = Table(title=f"rounds (held-out, {labels['protocol']})")
     for column in ("round", "state", "labelled", labels["score"], labels["precision"], labels["recall"], labels["score_2"],
-                   "loss", "pool uncertainty"):
+                   "loss", "pool uncertainty", "stop-set kappa"):
         table.add_column(column)
     for r in info["rounds"]:
         scores = round_scores(r["metrics"]) if r["metrics"] else {}
         cells = ["-" if scores.get(k) is None else f"{scores[k]:.3f}" for k in ("score", "precision", "recall", "score_2", "loss")]
         unc = "-" if r["pool_uncertainty"] is None else f"{r['pool_uncertainty']:.4g}"
-        table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc)
+        kappa = (r["metrics"] or {}).get("stop_kappa")
+        table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc, "-" if kappa is None else f"{kappa:.4f}")
     console.print(table)
+    console.print(forecast_text(info["forecast"], labels["score"]))
+    if config.task == "segmentation" and config.stop_set_size:
+        console.print(info["stop_advice"] or f"stop advice: go on (stop-set kappa not yet >= {config.stop_kappa} "
+                                             f"for {config.stop_rounds} rounds)")
 
 
 @app.command("report")
