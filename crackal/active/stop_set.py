@@ -58,12 +58,26 @@ def stop_set_kappa(store: ProjectStore, config: ALConfig, round_: int, run_dir: 
                                  np.concatenate([masks[n].ravel() for n in names]), len(config.class_names)))
 
 
+def first_stable(kappas: list[float | None], threshold: float, rounds: int) -> int | None:
+    """The index of the first round that ends ``rounds`` rounds in a row with kappa >= ``threshold``.
+
+    >>> first_stable([None, 0.95, 0.995, 0.992, 0.999], 0.99, 2)
+    3
+    """
+    streak = 0
+    for index, kappa in enumerate(kappas):
+        streak = streak + 1 if kappa is not None and kappa >= threshold else 0
+        if streak >= rounds:
+            return index
+    return None
+
+
 def stop_advice(rounds: list[dict], config: ALConfig) -> str | None:
     """Advice to stop labelling once the stop-set kappa of the last ``stop_rounds`` finished
     rounds is at or above ``stop_kappa``; None before that."""
     kappas = [r["metrics"].get("stop_kappa") for r in rounds if r["state"] == "done" and r.get("metrics")]
     recent = kappas[-config.stop_rounds:]
-    if len(recent) < config.stop_rounds or any(k is None or k < config.stop_kappa for k in recent):
+    if first_stable(recent, config.stop_kappa, config.stop_rounds) is None:
         return None
     shown = ", ".join(f"{k:.4f}" for k in recent)
     return (f"stop: predictions on the stop set have stabilised (kappa between rounds {shown} >= {config.stop_kappa} "

@@ -128,7 +128,8 @@ def test_auto_rounds_validate_on_labelled_images_only(tmp_path, al_data, monkeyp
     from tests.active.conftest import make_project
 
     project = make_project(tmp_path / "p", al_data, round_steps="auto", steps_per_label=1, min_steps=4, max_steps=8,
-                           val_share=0.5, val_min=2, patience=1, stop_set_size=0)
+                           val_share=0.5, val_min=2, patience=1, stop_set_size=0,
+                           strategy="random", base_channels=4)
     store = ProjectStore(project)
     heldout_masks = [r.truth_path for r in store.heldout()]
     store.close()
@@ -147,7 +148,8 @@ def test_warm_start_begins_from_the_previous_best_weights(tmp_path, al_data, mon
     from crackal.active.loop import run_round
     from tests.active.conftest import make_project
 
-    project = make_project(tmp_path / "p", al_data, warm_start=warm, stop_set_size=0)
+    project = make_project(tmp_path / "p", al_data, warm_start=warm, stop_set_size=0, strategy="random", base_channels=4,
+                           samples_per_epoch=4)
     seen = _spy_on_training(monkeypatch, [])
     run_round(project)
     run_round(project)
