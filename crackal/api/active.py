@@ -204,7 +204,9 @@ def simulate(
     """Simulated active learning on a fully labelled dataset (the ground truth labels): every
     strategy for ``seeds`` repetitions, learning curves against random; returns the report.
 
-    ``options`` are ``ALConfig`` fields, ``train`` the round's training options.
+    ``options`` are ``ALConfig`` fields (``round_steps="auto"``, ``warm_start=True`` ...) or
+    ``crack_free_share`` (mix the pool to that share of crack-free images), ``train`` the
+    round's training options; a strategy ``NAME+warm`` warm-starts that run's rounds.
     """
     from crackal.active.simulate import simulate as simulate_pairs
     from crackal.data.layout import open_dataset
