@@ -9,6 +9,7 @@ learning. Projects written before the recipe was nested (flat settings) are migr
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
@@ -23,9 +24,12 @@ COLD_STARTS = ("random", "coreset")
 DETECTION_STRATEGIES = ("disagreement", "random")
 DEFAULT_STRATEGY = {"segmentation": "bald", "detection": "disagreement"}
 
-# Each round trains from scratch with a fixed number of crops (epochs x samples_per_epoch), so
-# rounds cost the same whatever the size of the labelled set.
-ROUND_TRAINING = {"epochs": 12, "samples_per_epoch": 64, "batch_size": 8, "crop_size": 256, "lr": 3e-3, "warmup_epochs": 0.5}
+# By default each round trains from scratch with a fixed number of crops (epochs x
+# samples_per_epoch), so rounds cost the same whatever the size of the labelled set; with
+# ``round_steps="auto"`` the epochs follow the labelled set and ``patience`` stops a round whose
+# validation slice no longer improves (without a validation split it does nothing).
+ROUND_TRAINING = {"epochs": 12, "samples_per_epoch": 64, "batch_size": 8, "crop_size": 256, "lr": 3e-3, "warmup_epochs": 0.5,
+                  "patience": 5}
 # A detection round trains for ``epochs`` passes over the labelled images.
 ROUND_DETECTION = {"epochs": 12, "batch_size": 8, "head_dropout": 0.2, "warmup_epochs": 0.5}
 
@@ -68,6 +72,18 @@ class ALConfig(SavedConfig):
     # cost model for reports
     cost_per_image: float = 0.5
     seconds_per_image: float = 30.0
+    # round schedule (segmentation)
+    round_steps: int | str | None = None  # None: the recipe's epochs; an integer; "auto": grows with the labels
+    steps_per_label: float = 4.0
+    min_steps: int = 96  # the fixed recipe's 12 epochs x 64 crops / 8 per batch
+    max_steps: int = 2000
+    val_share: float = 0.1
+    val_min: int = 2
+    warm_start: bool = False
+    # stabilising predictions (segmentation)
+    stop_set_size: int = 50
+    stop_kappa: float = 0.99
+    stop_rounds: int = 2
     train: TrainConfig | DetectionConfig | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -81,6 +97,8 @@ class ALConfig(SavedConfig):
         choose(METHODS, self.method, "method")
         choose(SELECTIONS, self.selection, "selection")
         choose(COLD_STARTS, self.cold_start, "cold_start")
+        if isinstance(self.round_steps, str) and self.round_steps.isdigit():
+            self.round_steps = int(self.round_steps)
         check_options([
             (isinstance(self.train, DetectionConfig) == detection, "train",
              f"must be a {'DetectionConfig' if detection else 'TrainConfig'} for a {self.task} project"),
@@ -97,6 +115,17 @@ class ALConfig(SavedConfig):
             (self.min_delta >= 0, "min_delta", f"must be >= 0, got {self.min_delta}"),
             (self.cost_per_image >= 0 and self.seconds_per_image >= 0, "cost_per_image",
              "and seconds_per_image must be >= 0"),
+            (self.round_steps in (None, "auto") or (isinstance(self.round_steps, int) and self.round_steps >= 1),
+             "round_steps", f"is auto, a number of steps (>= 1) or null for the recipe's epochs; got {self.round_steps!r}"),
+            (not detection or (self.round_steps is None and not self.warm_start), "round_steps",
+             "and warm_start are for segmentation projects; a detection round trains train.epochs from scratch"),
+            (self.steps_per_label > 0 and 1 <= self.min_steps <= self.max_steps, "steps_per_label",
+             f"must be > 0 and 1 <= min_steps <= max_steps; got {self.steps_per_label}, {self.min_steps}, {self.max_steps}"),
+            (0 < self.val_share < 1 and self.val_min >= 1, "val_share",
+             f"must be in (0, 1) and val_min at least 1; got {self.val_share}, {self.val_min}"),
+            (self.stop_set_size >= 0, "stop_set_size", f"must be 0 (off) or more images, got {self.stop_set_size}"),
+            (-1 <= self.stop_kappa <= 1 and self.stop_rounds >= 1, "stop_kappa",
+             f"must be in [-1, 1] and stop_rounds at least 1; got {self.stop_kappa}, {self.stop_rounds}"),
         ])
 
     @property
@@ -104,9 +133,38 @@ class ALConfig(SavedConfig):
         """The class names of the round's training recipe, background first."""
         return self.train.class_names  # type: ignore[union-attr]
 
-    def round_config(self, round_: int, member: int = 0) -> TrainConfig | DetectionConfig:
-        """The training config of a round (of one ensemble member): the recipe, seeded for it."""
-        return replace(self.train, seed=self.seed * 1000 + round_ + 7919 * member)  # type: ignore[type-var]
+    def round_config(self, round_: int, member: int = 0, labelled: int | None = None,
+                     train_images: int | None = None) -> TrainConfig | DetectionConfig:
+        """The training config of a round (of one ensemble member): the recipe, seeded for it;
+        with ``labelled`` (and the ``train_images`` left after the validation slice) its epochs
+        follow ``round_steps``."""
+        config = replace(self.train, seed=self.seed * 1000 + round_ + 7919 * member)  # type: ignore[type-var]
+        steps = None if labelled is None else self.steps_for(labelled)
+        if steps is None or not isinstance(config, TrainConfig):
+            return config
+        samples = config.samples_per_epoch or train_images or labelled
+        steps_per_epoch = max(1, samples // min(config.batch_size, samples))  # as SegmentationRunner counts them
+        return replace(config, epochs=max(1, math.ceil(steps / steps_per_epoch)))
+
+    def steps_for(self, labelled: int) -> int | None:
+        """Optimiser steps of a round on ``labelled`` images, or None for the recipe's epochs.
+
+        >>> [ALConfig(round_steps="auto").steps_for(n) for n in (10, 100, 1000)]
+        [96, 400, 2000]
+        """
+        if self.round_steps == "auto":
+            return int(min(self.max_steps, max(self.min_steps, round(self.steps_per_label * labelled))))
+        return self.round_steps if isinstance(self.round_steps, int) else None
+
+    def validation_count(self, labelled: int) -> int:
+        """How many labelled images the round keeps aside for validation (0: none).
+
+        >>> [ALConfig(round_steps="auto").validation_count(n) for n in (19, 20, 45)]
+        [0, 2, 4]
+        """
+        if self.round_steps != "auto" or labelled * self.val_share < self.val_min:
+            return 0
+        return max(self.val_min, round(self.val_share * labelled))
 
     @classmethod
     def from_dict(cls, data: dict) -> ALConfig:

@@ -18,6 +18,7 @@ from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
 from crackal.active.lock import project_lock
+from crackal.active.stop_set import stop_set_kappa
 from crackal.active.stopping import stop_reason
 from crackal.active.store import ProjectStore, open_project
 from crackal.active.tasks import TASKS
@@ -53,8 +54,13 @@ def _run_dir(store: ProjectStore, round_: int) -> Path:
 
 
 def _train_and_evaluate(store: ProjectStore, config: ALConfig, round_: int, progress: Progress) -> None:
-    """Train the round's model(s) (resuming a killed run), score the held-out set, record both."""
-    checkpoint, metrics, extras = TASKS[config.task].train_and_evaluate(store, config, round_, _run_dir(store, round_), progress)
+    """Train the round's model(s) (resuming a killed run), score the held-out set, predict the
+    stop set (``crackal.active.stop_set``), record them."""
+    run_dir = _run_dir(store, round_)
+    checkpoint, metrics, extras = TASKS[config.task].train_and_evaluate(store, config, round_, run_dir, progress)
+    kappa = stop_set_kappa(store, config, round_, run_dir, checkpoint)
+    if kappa is not None:
+        metrics["stop_kappa"] = kappa
     store.update_round(round_, state="scoring", checkpoint=str(checkpoint), metrics=metrics, **extras)
 
 

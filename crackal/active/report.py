@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.config import ALConfig
+from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
 from crackal.active.scores import LABELS, round_scores
+from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
@@ -51,6 +53,8 @@ def project_history(root: str | Path) -> dict:
         name: [float(np.mean([p[c] for p in present[b]])) for b in sorted(present)] for c, name in enumerate(names[1:])
     } if present else {}
     scores = [round_scores(r["metrics"]) for r in rounds]
+    kappas = [r["metrics"].get("stop_kappa") for r in rounds]
+    stable = first_stable(kappas, config.stop_kappa, config.stop_rounds)
     return {
         "task": config.task,
         "labelled": [r["labelled"] for r in rounds],
@@ -60,6 +64,8 @@ def project_history(root: str | Path) -> dict:
         "f1_tol2": [s["score_2"] for s in scores],
         "loss": [s["loss"] for s in scores],
         "pool_uncertainty": [r["pool_uncertainty"] for r in rounds],
+        "stop_kappa": kappas,
+        "stop_advised_at": None if stable is None else rounds[stable]["labelled"],  # labels when the stop advice came
         "batch_defect_pixels": [float(np.mean(batches[b])) for b in sorted(batches)],
         "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
         "batch_class_images": per_class,
@@ -71,10 +77,55 @@ def project_history(root: str | Path) -> dict:
 
 def _mean_curve(histories: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (labelled counts common to all seeds), mean and standard deviation of ``key``."""
-    length = min(len(h[key]) for h in histories)
-    x = np.array(histories[0]["labelled"][:length])
-    values = np.array([h[key][:length] for h in histories], dtype=np.float64)
+    x, values = _curves(histories, key)
     return x, values.mean(0), values.std(0)
+
+
+def _curves(histories: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """x (labelled counts common to all seeds) and the ``(seeds, points)`` values of ``key``."""
+    length = min(len(h[key]) for h in histories)
+    return np.array(histories[0]["labelled"][:length]), np.array([h[key][:length] for h in histories], dtype=np.float64)
+
+
+def interval95(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) and the half-width of its 95 % interval (Student's t; NaN for one seed).
+
+    >>> mean, half = interval95(np.array([[0.5], [0.7]]))
+    >>> float(mean[0]), round(float(half[0]), 3)
+    (0.6, 1.271)
+    """
+    from scipy.stats import t
+
+    seeds = len(values)
+    if seeds < 2:
+        return values.mean(0), np.full(values.shape[1:], np.nan)
+    return values.mean(0), t.ppf(0.975, seeds - 1) * values.std(0, ddof=1) / np.sqrt(seeds)
+
+
+def _intervals(mean: np.ndarray, half: np.ndarray) -> list[list[float] | None]:
+    return [None if np.isnan(h) else [round(float(m - h), 4), round(float(m + h), 4)] for m, h in zip(mean, half)]
+
+
+def paired_differences(histories: dict[str, list[dict]], baseline: str = "random") -> dict:
+    """Per strategy: its score minus ``baseline``'s, seed by seed (the same seed starts both from
+    the same images), at each label count both reached: mean and 95 % interval over seeds."""
+    if baseline not in histories:
+        return {}
+    out = {}
+    for strategy, runs in histories.items():
+        pairs = list(zip(runs, histories[baseline]))
+        if strategy == baseline or not pairs:
+            continue
+        length = min(min(len(a["f1"]), len(b["f1"])) for a, b in pairs)
+        while length and any(a["labelled"][:length] != b["labelled"][:length] for a, b in pairs):
+            length -= 1
+        if not length:
+            continue
+        diff = np.array([np.subtract(a["f1"][:length], b["f1"][:length]) for a, b in pairs], dtype=np.float64)
+        mean, half = interval95(diff)
+        out[strategy] = {"labelled": pairs[0][0]["labelled"][:length], "seeds": len(pairs),
+                         "mean": mean.round(4).tolist(), "ci95": _intervals(mean, half)}
+    return out
 
 
 def _mean_over_seeds(series: list[list[float]], digits: int) -> list[float]:
@@ -83,18 +134,26 @@ def _mean_over_seeds(series: list[list[float]], digits: int) -> list[float]:
     return np.mean([s[:length] for s in series], 0).round(digits).tolist()
 
 
-def summarise(histories: dict[str, list[dict]], reference_f1: float | None = None, fraction: float = 0.95) -> dict:
-    """Per strategy: mean curves, area, labels to reach ``fraction`` of the reference F1 and
-    what that saves against labelling the whole pool."""
-    summary = {"reference_f1": reference_f1, "target_fraction": fraction, "strategies": {}}
+def summarise(histories: dict[str, list[dict]], reference_f1: float | None = None, fraction: float = 0.95,
+              pool_notes: dict | None = None) -> dict:
+    """Per strategy: mean curves with 95 % intervals over seeds, area, labels to reach ``fraction``
+    of the reference F1 and what that saves against labelling the whole pool, the forecast and
+    when the stop advice came; each strategy's paired difference to random; ``pool_notes``
+    (e.g. the pool's crack-free share) are kept as given."""
+    summary = {"reference_f1": reference_f1, "target_fraction": fraction, "pool": pool_notes or {}, "strategies": {}}
     for strategy, runs in histories.items():
         x, f1, f1_std = _mean_curve(runs, "f1")
+        f1_half = interval95(_curves(runs, "f1")[1])[1]
         pool, cost, seconds = runs[0]["pool_size"], runs[0]["cost_per_image"], runs[0]["seconds_per_image"]
         entry = {
             "seeds": len(runs),
             "labelled": x.tolist(),
             "f1_mean": f1.round(4).tolist(),
             "f1_std": f1_std.round(4).tolist(),
+            "f1_ci95": _intervals(f1, f1_half),
+            "forecast": forecast_labels(x.tolist(), f1.tolist(), pool, cost, seconds),
+            "stop_advised_at": [r.get("stop_advised_at") for r in runs],
+            "stop_set": any(k is not None for r in runs for k in r.get("stop_kappa", [])),
             "precision_mean": _mean_curve(runs, "precision")[1].round(4).tolist(),
             "recall_mean": _mean_curve(runs, "recall")[1].round(4).tolist(),
             "f1_tol2_mean": _mean_curve(runs, "f1_tol2")[1].round(4).tolist(),
@@ -120,21 +179,24 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
     for entry in summary["strategies"].values():
         if random and entry.get("labels_to_target"):
             entry["labels_vs_random"] = round(entry["labels_to_target"] / random, 3)
+    summary["paired_vs_random"] = paired_differences(histories)
     return summary
 
 
 def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> list[Path]:
-    """``learning_curves.png`` (held-out score, precision, recall: mean +- std over seeds) and
+    """``learning_curves.png`` (held-out score, precision, recall: mean and 95 % interval over seeds) and
     ``class_balance.png`` (defect share of each selected batch) in ``out``; returns their paths."""
     plt = pyplot()
     paths = [out / "learning_curves.png", out / "class_balance.png"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for (strategy, runs), color in zip(histories.items(), plt.cm.tab10.colors):
         for ax, key in zip(axes, ("f1", "precision", "recall")):
-            x, mean, std = _mean_curve(runs, key)
+            x, values = _curves(runs, key)
+            mean, half = interval95(values)
             style = "--" if strategy == "random" else "-"
             ax.plot(x, mean, style, color=color, marker="o", ms=3, label=f"{strategy} ({len(runs)} seeds)")
-            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
+            if len(runs) > 1:
+                ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
     if summary.get("reference_f1"):
         axes[0].axhline(summary["reference_f1"], color="k", lw=0.8, label="whole pool labelled")
         axes[0].axhline(summary["target_fraction"] * summary["reference_f1"], color="k", lw=0.8, ls=":",
@@ -164,6 +226,33 @@ def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> 
     return paths
 
 
+def _pool_note(pool: dict) -> str:
+    share = pool.get("crack_free_share")
+    return "" if share is None else f" ({share:.0%} of them crack-free)"
+
+
+def _paired_table(summary: dict, score: str) -> list[str]:
+    """Each strategy's score minus random's, paired by seed, at each label count: mean [95 % interval]."""
+    lines = []
+    for strategy, paired in summary["paired_vs_random"].items():
+        cells = [f"{m:+.3f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c else "") for m, c in zip(paired["mean"], paired["ci95"])]
+        lines += ["", f"{strategy} - random, {score} paired by seed ({paired['seeds']} seeds: mean [95 % interval]):", "",
+                  "| labelled | " + " | ".join(str(n) for n in paired["labelled"]) + " |",
+                  "| --- |" + " --- |" * len(cells), f"| {strategy} - random | " + " | ".join(cells) + " |"]
+    return lines
+
+
+def _forecast_lines(summary: dict, score: str) -> list[str]:
+    """The forecast of each strategy's mean curve and when the stop advice came in each seed."""
+    lines = ["", "## Forecast and stop advice", "",
+             f"An inverse power law {score}(n) = a - b n^-c fitted to each mean curve ({INTERVAL}):", ""]
+    for strategy, e in summary["strategies"].items():
+        advised = ", ".join("-" if n is None else str(n) for n in e["stop_advised_at"])
+        stop = f"; stop advice (stop-set kappa) at {advised} labels by seed" if e["stop_set"] else ""
+        lines.append(f"- {strategy}: {forecast_text(e['forecast'], score)}{stop}")
+    return lines
+
+
 def _class_share_table(summary: dict) -> list[str]:
     """Per strategy and defect class: share of the images of each batch that hold the class."""
     rows = [(strategy, name, shares) for strategy, e in summary["strategies"].items()
@@ -179,11 +268,11 @@ def _class_share_table(summary: dict) -> list[str]:
 
 
 def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1: float | None = None,
-                 title: str = "Active learning") -> Path:
+                 title: str = "Active learning", pool_notes: dict | None = None) -> Path:
     """``report.json``, ``learning_curves.png``, ``class_balance.png`` and ``report.md`` in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(histories, reference_f1)
+    summary = summarise(histories, reference_f1, pool_notes=pool_notes)
     (out / "report.json").write_text(json.dumps(summary, indent=1))
     plot_summary(histories, summary, out)
     any_run = next(iter(histories.values()))[0]
@@ -192,17 +281,20 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
     lines = [
         f"# {title}",
         "",
-        f"Pool of {any_run['pool_size']} images; held-out scores are {score} / {labels['precision']} / {labels['recall']} "
-        f"({labels['protocol']}), mean over seeds; the band in the plots is one standard deviation.",
+        f"Pool of {any_run['pool_size']} images{_pool_note(summary['pool'])}; held-out scores are {score} / "
+        f"{labels['precision']} / {labels['recall']} ({labels['protocol']}), mean over seeds; the band in the plots and "
+        "the bracketed figures are 95 % intervals over seeds (Student's t).",
         "",
         "![learning curves](learning_curves.png)",
         "",
-        f"| strategy | seeds | final labelled | final {score} | {score} area | labels to target | share of pool | vs random "
-        "| cost saved | hours saved |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| strategy | seeds | final labelled | final {score} | 95 % interval | {score} area | labels to target | share of pool "
+        "| vs random | cost saved | hours saved |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, e in summary["strategies"].items():
-        cells = [strategy, e["seeds"], e["labelled"][-1], f"{e['f1_mean'][-1]:.3f}", f"{e['curve_area']:.3f}",
+        final_interval = e["f1_ci95"][-1]
+        cells = [strategy, e["seeds"], e["labelled"][-1], f"{e['f1_mean'][-1]:.3f}",
+                 f"[{final_interval[0]:.3f}, {final_interval[1]:.3f}]" if final_interval else "-", f"{e['curve_area']:.3f}",
                  (e.get("labels_to_target") or "not reached") if reference_f1 else "-",
                  f"{e['share_of_pool']:.0%}" if "share_of_pool" in e else "-",
                  f"{e['labels_vs_random']:.2f}" if "labels_vs_random" in e else "-",
@@ -213,6 +305,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         lines += ["", f"Target: {summary['target_fraction']:.0%} of the {score} of a model trained on the whole pool "
                   f"({reference_f1:.3f}). Savings are against labelling the whole pool at "
                   f"${any_run['cost_per_image']:.2f} and {any_run['seconds_per_image']:.0f} s per image."]
+    lines += _paired_table(summary, score) + _forecast_lines(summary, score)
     lines += [
         "",
         "## What each round selected",

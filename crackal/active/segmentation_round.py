@@ -44,6 +44,23 @@ def _reference_batches(labelled: SegmentationDataset, crop: int, seed: int, size
     return draw
 
 
+def validation_slice(records: list[ImageRecord], config: ALConfig, round_: int) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """The labelled images split into (training, validation): a seeded sample of
+    ``config.validation_count`` images, or none (see ``ALConfig``). Never the held-out set."""
+    count = config.validation_count(len(records))
+    picked = set(np.random.default_rng(config.round_config(round_).seed).choice(len(records), count, replace=False).tolist())
+    return [r for i, r in enumerate(records) if i not in picked], [r for i, r in enumerate(records) if i in picked]
+
+
+def previous_weights(store: ProjectStore, config: ALConfig, round_: int, member: int = 0) -> Path | None:
+    """With ``warm_start``: the previous round's best checkpoint (of ensemble member ``member``), else None."""
+    before = [r for r in store.rounds() if r["round"] == round_ - 1 and r["checkpoint"]]
+    if not config.warm_start or not before:
+        return None
+    best = before[0]["checkpoint"]
+    return best if member == 0 else best.parents[1] / f"member{member}" / "checkpoints" / "best.pt"
+
+
 class SegmentationRounds:
     """Rounds of a segmentation project (see ``crackal.active.tasks``)."""
 
@@ -51,21 +68,30 @@ class SegmentationRounds:
 
     def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,
                            progress: Progress) -> tuple[Path, dict, dict]:
-        """Train the round's model(s) (resuming a killed run) and score the held-out set."""
+        """Train the round's model(s) (resuming a killed run; from the previous round's weights
+        with ``warm_start``; on the labelled images less a validation slice under
+        ``round_steps="auto"``) and score the held-out set."""
+        labelled = store.labelled()
+        training, validation = validation_slice(labelled, config, round_)
+        train_set = _dataset(training, len(config.class_names), truth=False)
+        val_set = _dataset(validation, len(config.class_names), truth=False) if validation else None
+        result = None
+        for member in range(config.ensemble_size if config.method == "ensemble" else 1):
+            member_result = train(train_set, val_set, config.round_config(round_, member, len(labelled), len(training)),
+                                  run_dir / f"member{member}" if member else run_dir, resume=True,
+                                  progress=progress.brief(), weights=previous_weights(store, config, round_, member))
+            result = result or member_result
+        assert result is not None
         tcfg = config.round_config(round_)
-        train_set = _dataset(store.labelled(), len(config.class_names), truth=False)
-        result = train(train_set, None, tcfg, run_dir, resume=True, progress=progress.brief())
-        if config.method == "ensemble":
-            for member in range(1, config.ensemble_size):
-                train(train_set, None, config.round_config(round_, member), run_dir / f"member{member}", resume=True,
-                      progress=progress.brief())
         model, ckpt = load_model(result.best_checkpoint)
         heldout = _dataset(store.heldout(), len(config.class_names), truth=True)
         loss_fn = SegmentationLoss(tcfg.loss, torch.tensor(ckpt["class_weights"]))
         scores, loss = evaluate_model(model, heldout, config.class_names, (0, 2), tcfg.tile_size, loss_fn=loss_fn,
                                       progress=progress)
         metrics = {"strict": headline(scores, 0), "tol2": headline(scores, 2), "loss": loss,
-                   "auc": float(np.mean([c["auc"] for c in scores["classes"].values()]))}
+                   "auc": float(np.mean([c["auc"] for c in scores["classes"].values()])),
+                   "training": {"epochs": len(result.history), "best_epoch": result.best_epoch,
+                                "validation_images": len(validation), "warm_start": previous_weights(store, config, round_) is not None}}
         return result.best_checkpoint, metrics, {"class_weights": ckpt["class_weights"]}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,

@@ -2,7 +2,8 @@
 
 For every seed, each strategy starts from the same initial images (and so the same round-1
 model, trained once) and labels ``query_size`` images per round; a model trained on the whole
-pool gives the reference F1.
+pool gives the reference F1. ``crack_free_share`` mixes the pool (images or tiles) to that
+share of crack-free ones, as on a real survey; the report gives the pool's share either way.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from crackal.active.config import ALConfig
 from crackal.active.loop import run_loop
 from crackal.active.project import create_project
 from crackal.active.report import project_history, write_report
 from crackal.active.store import ProjectStore
 from crackal.data.dataset import SegmentationDataset
+from crackal.data.io import IGNORE_INDEX, read_raw_mask, to_class_mask
 from crackal.data.layout import Pair
 from crackal.data.splits import load_split, make_split
 from crackal.data.tiles import write_tiles
-from crackal.errors import CrackalError, check_options
+from crackal.errors import CrackalError, OptionError, check_options
 from crackal.progress import Progress
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
@@ -40,13 +44,41 @@ def _split_pool(pairs: list[Pair], heldout: float, split_file: str | Path | None
     return [by_name[n] for n in pool], [by_name[n] for n in held]
 
 
+def is_crack_free(pair: Pair, num_classes: int) -> bool:
+    """Whether a pair's mask holds no defect pixel."""
+    mask = to_class_mask(read_raw_mask(pair.mask), num_classes, pair.mask)
+    return not np.any((mask > 0) & (mask != IGNORE_INDEX))
+
+
+def mix_pool(pool: list[Pair], num_classes: int, share: float | None = None, seed: int = 0) -> tuple[list[Pair], float]:
+    """The pool with ``share`` of it crack-free (as many images kept as that allows, a seeded
+    choice of the surplus dropped; None keeps the pool), and its crack-free share."""
+    free = [is_crack_free(p, num_classes) for p in pool]
+    if share is None:
+        return pool, float(np.mean(free)) if pool else 0.0
+    if not 0 <= share < 1:
+        raise OptionError("crack_free_share", f"is a share in [0, 1), got {share}")
+    crack_free = [i for i, f in enumerate(free) if f]
+    cracked = [i for i, f in enumerate(free) if not f]
+    wanted_free = round(share * len(cracked) / (1 - share))
+    if wanted_free > len(crack_free):  # not enough crack-free images: drop cracked ones instead
+        wanted_free, wanted_cracked = len(crack_free), round(len(crack_free) * (1 - share) / share)
+    else:
+        wanted_cracked = len(cracked)
+    rng = np.random.default_rng(seed)
+    kept = set(rng.choice(crack_free, wanted_free, replace=False).tolist()) if wanted_free else set()
+    kept |= set(rng.choice(cracked, wanted_cracked, replace=False).tolist()) if wanted_cracked else set()
+    mixed = [p for i, p in enumerate(pool) if i in kept]
+    return mixed, wanted_free / max(1, len(mixed))
+
+
 def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: Path, progress: bool | Progress = False) -> float:
     """Held-out strict F1 of a model trained on the whole pool with the loop's training recipe."""
     done = out / "metrics_reference.json"
     if done.is_file():
         return json.loads(done.read_text())["f1"]
     num_classes = len(config.class_names)
-    tcfg = config.round_config(0)
+    tcfg = config.round_config(0, labelled=len(pool))  # round_steps: the steps for the whole pool (no validation slice)
     result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True,
                    progress=Progress.of(progress).brief())
     model, _ = load_model(result.best_checkpoint)
@@ -79,6 +111,19 @@ def share_first_round(source: Path, target: Path) -> bool:
     return True
 
 
+def run_options(name: str) -> dict:
+    """The ``ALConfig`` options of a run named ``STRATEGY`` or ``STRATEGY+warm`` (warm-started
+    rounds), so that one simulation compares both.
+
+    >>> run_options("bald+warm")
+    {'strategy': 'bald', 'warm_start': True}
+    """
+    strategy, plus, variant = name.partition("+")
+    if plus and variant != "warm":
+        raise OptionError("strategy", f"takes a strategy name, or one with +warm (warm-started rounds); got {name!r}")
+    return {"strategy": strategy, "warm_start": True} if plus else {"strategy": strategy}
+
+
 def simulate(
     pairs: list[Pair],
     out: str | Path,
@@ -92,10 +137,15 @@ def simulate(
     progress: bool | Progress = False,
     on_round=None,
     train: TrainConfig | dict | None = None,
+    crack_free_share: float | None = None,
     **options,
 ) -> Path:
     """Run every strategy for every seed (resuming finished work) and write the report.
 
+    ``crack_free_share`` (e.g. 0.5) mixes the pool to that share of crack-free images (see
+    ``mix_pool``; the held-out set is left as it is).
+
+    A strategy named ``bald+warm`` runs BALD with warm-started rounds (``run_options``).
     ``options`` are ``ALConfig`` fields (``initial``, ``query_size``, ``method`` ...), ``train``
     the round's training options (``TrainConfig`` fields, e.g. ``{"epochs": 20}``; the class
     names belong there too). ``on_round`` is called with each ``RoundResult`` and with a line
@@ -108,10 +158,11 @@ def simulate(
     train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
     base = ALConfig(**{"simulation": True, "patience": None, **options, "train": train_options})  # every run gets all its rounds
     for strategy in strategies:
-        ALConfig.from_dict({**base.to_dict(), "strategy": strategy})  # validates the name before any work
+        ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # validates the name before any work
     pool, held = _split_pool(pairs, heldout, split_file, seed=0)
     if tile:
         pool = write_tiles(pool, out / "pool_tiles", tile, len(base.class_names))
+    pool, free_share = mix_pool(pool, len(base.class_names), crack_free_share, seed=0)
     if len(pool) <= base.initial:
         raise CrackalError(f"the pool has {len(pool)} images, not more than initial {base.initial}; use a bigger dataset or tiles")
     histories: dict[str, list[dict]] = {}
@@ -119,7 +170,7 @@ def simulate(
         for strategy in strategies:
             project = out / strategy / f"seed{seed}"
             if not (project / "project.db").is_file():
-                config = ALConfig.from_dict({**base.to_dict(), "strategy": strategy, "seed": seed})
+                config = ALConfig.from_dict({**base.to_dict(), **run_options(strategy), "seed": seed})
                 create_project(project, [(p.name, p.image, p.mask) for p in pool],
                                [(p.name, p.image, p.mask) for p in held], config).close()
             if strategy != strategies[0]:
@@ -129,4 +180,5 @@ def simulate(
             if on_round:
                 on_round(f"{strategy}, seed {seed}: {reason}")
     ref = reference_f1(pool, held, base, out, progress) if reference else None
-    return write_report(histories, out, ref, title="Active-learning simulation")
+    return write_report(histories, out, ref, title="Active-learning simulation",
+                        pool_notes={"crack_free_share": round(free_share, 4), "mixed_to": crack_free_share})

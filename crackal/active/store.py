@@ -5,7 +5,8 @@ PROJECT/project.db      images, labels (every version: when, by whom), rounds, s
                         the web app's users (salted password hashes), sessions and leases
 PROJECT/labels/         label files (masks 0/255 or class indices, or VOC boxes): NAME.png, then
                         NAME.v2.png ... for re-labels; a file is never overwritten once recorded
-PROJECT/rounds/NNN/     each round's training run (config, checkpoints, metrics)
+PROJECT/rounds/NNN/     each round's training run (config, checkpoints, metrics) and its masks of
+                        the stop set (stop_set.npz)
 ```
 
 Every change is one SQLite transaction and every file is written under a new name before the
@@ -30,7 +31,8 @@ from crackal.errors import CrackalError
 
 # 1: label columns in images, paths relative to the folder where 'al init' ran; 2: the labels table;
 # 3: users, sessions and leases of the labelling web app (new tables only: version 2 readers ignore them)
-SCHEMA_VERSION = 3
+# 4: the stop set, unlabelled pool images predicted every round for the stop advice (a new table only)
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -73,6 +75,7 @@ CREATE TABLE IF NOT EXISTS scores (
     score REAL NOT NULL,
     PRIMARY KEY (round, image_id)
 );
+CREATE TABLE IF NOT EXISTS stop_set (image_id INTEGER PRIMARY KEY REFERENCES images(id));
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -258,6 +261,16 @@ class ProjectStore:
     def heldout(self) -> list[ImageRecord]:
         """The held-out images (ground truth fixed)."""
         return self.images("role = 'heldout'")
+
+    def stop_set(self) -> list[ImageRecord]:
+        """The stop set: pool images whose predictions are compared round to round (empty until chosen)."""
+        return self.images("id IN (SELECT image_id FROM stop_set)")
+
+    def set_stop_set(self, image_ids: list[int]) -> None:
+        """Record the stop set, once: an existing one is kept."""
+        with self.transaction() as tx:
+            if tx.execute("SELECT COUNT(*) FROM stop_set").fetchone()[0] == 0:
+                tx.executemany("INSERT INTO stop_set VALUES (?)", [(i,) for i in image_ids])
 
     def by_name(self, name: str) -> ImageRecord | None:
         """The image called ``name``, or None."""

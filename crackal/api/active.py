@@ -154,11 +154,21 @@ def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfi
 
 
 def al_status(project: str | Path) -> dict:
-    """Counts of labelled, queued, pool and held-out images, the settings and every round."""
+    """Counts of labelled, queued, pool and held-out images, the settings, every round, the
+    learning-curve forecast (``crackal.active.forecast``) and the stop advice (None: go on)."""
+    from crackal.active.forecast import forecast_labels
+    from crackal.active.scores import round_scores
+    from crackal.active.stop_set import stop_advice
+
     store, config = open_project(project)
     try:
+        rounds = store.rounds()
+        scored = [r for r in rounds if r["metrics"]]
+        forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
+                                   len(store.images("role = 'pool'")), config.cost_per_image, config.seconds_per_image)
         return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
-                "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": store.rounds()}
+                "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,
+                "forecast": forecast, "stop_advice": stop_advice(rounds, config)}
     finally:
         store.close()
 
@@ -194,7 +204,9 @@ def simulate(
     """Simulated active learning on a fully labelled dataset (the ground truth labels): every
     strategy for ``seeds`` repetitions, learning curves against random; returns the report.
 
-    ``options`` are ``ALConfig`` fields, ``train`` the round's training options.
+    ``options`` are ``ALConfig`` fields (``round_steps="auto"``, ``warm_start=True`` ...) or
+    ``crack_free_share`` (mix the pool to that share of crack-free images), ``train`` the
+    round's training options; a strategy ``NAME+warm`` warm-starts that run's rounds.
     """
     from crackal.active.simulate import simulate as simulate_pairs
     from crackal.data.layout import open_dataset

@@ -20,9 +20,11 @@ from crackal.cli.options import (
     Reduction,
     RoundCrop,
     RoundEpochs,
+    RoundSteps,
     SecondsPerImage,
     Seed,
     Settings,
+    WarmStart,
     console,
     progress_for,
 )
@@ -73,6 +75,8 @@ def init(
     cold_start: Annotated[str, typer.Option(help="random or coreset (k-center on encoder features).")] = "random",
     budget: Annotated[int | None, typer.Option(help="Stop when this many images are labelled.")] = None,
     epochs: RoundEpochs = 12,
+    round_steps: RoundSteps = None,
+    warm_start: WarmStart = False,
     crop_size: RoundCrop = 256,
     downscale: Downscale = 1,
     backbone: Annotated[str, typer.Option(help="Detection: resnet18, resnet34 or resnet50.")] = "resnet18",
@@ -93,7 +97,8 @@ def init(
     shape = {"backbone": backbone, "image_size": image_size} if task == "detection" else {"crop_size": crop_size, "downscale": downscale}
     options = {"task": task, "strategy": strategy, "reduction": reduction, "method": method, "iterations": iterations,
                "selection": selection, "query_size": query_size, "initial": initial, "cold_start": cold_start, "seed": seed,
-               "budget": budget, "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image}
+               "budget": budget, "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image,
+               "round_steps": round_steps, "warm_start": warm_start}
     summary = api.al_init(project, images, masks=masks, heldout_images=heldout_images, heldout_masks=heldout_masks,
                           heldout=heldout, classes=classes, train={"epochs": epochs, **shape, **train},
                           **{**options, **al_options})
@@ -209,6 +214,7 @@ def export(
 def status(project: Project) -> None:
     """Labelled / queued / pool counts and every round's held-out scores."""
     from crackal import api
+    from crackal.active.forecast import forecast_text
     from crackal.active.scores import LABELS, round_scores
 
     info = api.al_status(project)
@@ -220,14 +226,19 @@ def status(project: Project) -> None:
     labels = LABELS[config.task]
     table = Table(title=f"rounds (held-out, {labels['protocol']})")
     for column in ("round", "state", "labelled", labels["score"], labels["precision"], labels["recall"], labels["score_2"],
-                   "loss", "pool uncertainty"):
+                   "loss", "pool uncertainty", "stop-set kappa"):
         table.add_column(column)
     for r in info["rounds"]:
         scores = round_scores(r["metrics"]) if r["metrics"] else {}
         cells = ["-" if scores.get(k) is None else f"{scores[k]:.3f}" for k in ("score", "precision", "recall", "score_2", "loss")]
         unc = "-" if r["pool_uncertainty"] is None else f"{r['pool_uncertainty']:.4g}"
-        table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc)
+        kappa = (r["metrics"] or {}).get("stop_kappa")
+        table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc, "-" if kappa is None else f"{kappa:.4f}")
     console.print(table)
+    console.print(forecast_text(info["forecast"], labels["score"]))
+    if config.task == "segmentation" and config.stop_set_size:
+        console.print(info["stop_advice"] or f"stop advice: go on (stop-set kappa not yet >= {config.stop_kappa} "
+                                             f"for {config.stop_rounds} rounds)")
 
 
 @app.command("report")
@@ -244,7 +255,7 @@ def report(
 def simulate(
     data: Annotated[Path, typer.Argument(help="A fully labelled dataset (images/ + masks/).")],
     out: Annotated[Path, typer.Option(help="Experiment folder (one project per strategy and seed, the report).")] = Path("runs/simulate"),
-    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random.")] = ["bald", "random"],  # noqa: B006
+    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random; NAME+warm (e.g. bald+warm) warm-starts that run's rounds.")] = ["bald", "random"],  # noqa: B006
     initial: Initial = 10,
     query_size: QuerySize = 10,
     rounds: Annotated[int, typer.Option(help="Training rounds per run.")] = 5,
@@ -256,8 +267,11 @@ def simulate(
     method: Annotated[str, typer.Option(help="mc_dropout, mc_batchnorm or ensemble.")] = "mc_dropout",
     iterations: Iterations = 20,
     epochs: RoundEpochs = 12,
+    round_steps: RoundSteps = None,
+    warm_start: WarmStart = False,
     crop_size: RoundCrop = 256,
     downscale: Downscale = 1,
+    crack_free_share: Annotated[float | None, typer.Option(help="Mix the pool (images or tiles) to this share of crack-free ones, e.g. 0.5.")] = None,
     reference: Annotated[bool, typer.Option(help="Also train on the whole pool for the reference F1.")] = True,
     cost_per_image: CostPerImage = 0.5,
     seconds_per_image: SecondsPerImage = 30.0,
@@ -271,10 +285,11 @@ def simulate(
     progress = progress_for(quiet)
     report_path = api.simulate(
         data, out, strategy, seeds=seeds, rounds=rounds, heldout=heldout, split_file=split_file, tile=tile,
-        reference=reference, progress=progress,
+        reference=reference, progress=progress, crack_free_share=crack_free_share,
         on_round=lambda item: print_round(item) if not isinstance(item, str) else console.print(item),
         train={"epochs": epochs, "crop_size": crop_size, "downscale": downscale, **train},
         **{"initial": initial, "query_size": query_size, "reduction": reduction, "method": method, "iterations": iterations,
-           "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image, **al_options},
+           "cost_per_image": cost_per_image, "seconds_per_image": seconds_per_image, "round_steps": round_steps,
+           "warm_start": warm_start, **al_options},
     )
     console.print(f"report: {report_path}")

@@ -40,6 +40,8 @@ Initial = Annotated[int, typer.Option(help="Images labelled before the first rou
 QuerySize = Annotated[int, typer.Option("--query-size", "--step", help="Images selected for labelling per round (--step is the old name).")]
 RoundEpochs = Annotated[int, typer.Option(help="Training epochs per round.")]
 RoundCrop = Annotated[int, typer.Option(help="Training crop size of each round.")]
+RoundSteps = Annotated[str | None, typer.Option(help="Optimiser steps per round: auto (steps_per_label x labelled, between min_steps and max_steps, early stopping on a validation slice of the labels) or a number; default: --epochs.")]
+WarmStart = Annotated[bool, typer.Option(help="Start each round from the previous round's best weights instead of random ones.")]
 CostPerImage = Annotated[float, typer.Option(help="Labelling cost per image ($), for reports.")]
 SecondsPerImage = Annotated[float, typer.Option(help="Labelling time per image (s), for reports.")]
 Settings = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable: any project setting (query_size=20) or round training option (train.loss=focal, train.balance=prf).")]

@@ -202,3 +202,23 @@ def summary_rows(result: dict) -> list[tuple[str, str, float]]:
                 rows.append((name, "IoU strict at ODS threshold", ods["iou"]))
         rows.append((name, "pixel ROC-AUC (strict)", entry["auc"]))
     return rows
+
+
+def cohen_kappa(first: np.ndarray, second: np.ndarray, num_classes: int = 2) -> float:
+    """Cohen's kappa between two class masks (pixels as the items, ``IGNORE_INDEX`` in either
+    left out): 1 for identical masks, about 0 for chance agreement, below 0 for less; 1 when
+    both hold only one and the same class.
+
+    >>> cohen_kappa(np.array([[0, 1], [1, 0]]), np.array([[0, 1], [1, 0]]))
+    1.0
+    >>> cohen_kappa(np.array([[0, 1], [1, 0]]), np.array([[1, 0], [0, 1]]))
+    -1.0
+    """
+    a, b = np.asarray(first).ravel(), np.asarray(second).ravel()
+    keep = (a != IGNORE_INDEX) & (b != IGNORE_INDEX)
+    a, b = a[keep].astype(np.int64), b[keep].astype(np.int64)
+    if a.size == 0:
+        return 1.0
+    table = np.bincount(a * num_classes + b, minlength=num_classes**2).reshape(num_classes, num_classes) / a.size
+    observed, chance = float(np.trace(table)), float(table.sum(1) @ table.sum(0))
+    return 1.0 if chance >= 1.0 else (observed - chance) / (1.0 - chance)

@@ -52,6 +52,7 @@ class TrainingRun(SavedConfig):
     device: str
     threads: int | None
     time_limit_min: float | None
+    patience: int | None
 
     def run_checks(self) -> list[tuple[bool, str, str]]:
         """``(ok, option, problem)`` checks of these options (the device is checked at once)."""
@@ -64,6 +65,7 @@ class TrainingRun(SavedConfig):
             (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
             (self.threads is None or self.threads >= 1, "threads", f"must be at least 1, got {self.threads}"),
             (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
+            (self.patience is None or self.patience >= 1, "patience", f"must be at least 1 validation, got {self.patience}"),
         ]
 
     @property
@@ -84,6 +86,8 @@ class TrainConfig(TrainingRun):
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
     ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
+    ``patience`` (validations, None = off) stops training when that many validations in a row
+    have not beaten the best score; the best checkpoint is kept (needs a validation split).
     ``ema_decay`` (e.g. 0.995) validates and keeps an exponential moving average of the weights.
     ``balance`` handles rare defect pixels: ``none`` (uniform random crops), ``undersample``
     (background-only crops kept with probability ``background_keep``), or ``prf`` (the
@@ -127,6 +131,7 @@ class TrainConfig(TrainingRun):
     device: str = "auto"
     threads: int | None = None
     time_limit_min: float | None = None
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         check_model_options(**self.model_kwargs())
@@ -189,6 +194,7 @@ class DetectionConfig(TrainingRun):
     device: str = "auto"
     threads: int | None = None
     time_limit_min: float | None = None
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         choose(BACKBONES, self.backbone, "backbone")

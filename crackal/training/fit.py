@@ -130,8 +130,18 @@ def _saved_best(state: dict) -> float | None:
     return None if best is None or best < 0 else best
 
 
+def validations_since_best(history: list[dict], score_name: str, best_epoch: int) -> int:
+    """How many validations after ``best_epoch`` did not beat it (what ``patience`` counts).
+
+    >>> validations_since_best([{"epoch": 1, "val_f1": 0.5}, {"epoch": 2}, {"epoch": 3, "val_f1": 0.4}], "val_f1", 1)
+    1
+    """
+    return sum(1 for record in history if record["epoch"] > best_epoch and score_name in record)
+
+
 def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = False, progress: Progress | None = None) -> TrainResult:
-    """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring).
+    """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring),
+    or until ``config.patience`` validations in a row have not beaten the best one.
     Under ``torchrun`` every rank trains and only rank 0 validates and writes."""
     progress = progress or Progress(enabled=False)
     main = distributed.is_main()
@@ -147,11 +157,16 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         config.save(run_dir / "config.json")
     epochs = config.epochs  # type: ignore[attr-defined]
     time_limit = config.time_limit_min  # type: ignore[attr-defined]
+    patience = getattr(config, "patience", None) if runner.has_validation else None
     started = time.perf_counter() - elapsed
     epochs_left = range(start_epoch, epochs)
     if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
         epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
     for epoch in epochs_left:
+        stale = main and patience is not None and validations_since_best(history, runner.score_name, best_epoch) >= patience
+        if distributed.from_main(stale):
+            progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch}")
+            break
         seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
         torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
         record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
