@@ -68,6 +68,7 @@ def train(
     loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, adaptive (CE weighted by the batch's predicted class ratio), e.g. ce+dice.")] = "ce+dice",
     class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
     balance: Annotated[str, typer.Option(help="Rare defect pixels: none, undersample (drop background-only crops) or prf (precision-recall flow).")] = "none",
+    class_aware: Annotated[float, typer.Option(help="Share of crops centred on a pixel of a defect class drawn uniformly from those in the training set (rare classes seen as often as common ones), e.g. 0.5; 0 = off.")] = 0.0,
     positive_share: Annotated[float, typer.Option(help="prf: starting share of crops that hold defect pixels.")] = 0.5,
     background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
     balance_interval: Annotated[int | None, typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
@@ -98,7 +99,7 @@ def train(
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
-        balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
+        balance=balance, class_aware=class_aware, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
         dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
         val_interval=val_interval, progress=progress_for(quiet),
     )
