@@ -19,6 +19,7 @@ from crackal.training.checkpoint import load_model, resolve_checkpoint, save_sco
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
+from crackal.training.plots import plot_confusion
 from crackal.training.runs import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training.trainer import train as run_training
 
@@ -145,7 +146,8 @@ def evaluate(
     with ``data`` every labelled image in that folder is scored. The ``fixed`` rows use the
     threshold chosen on the validation split during training, the ``ods``/``ois`` rows choose
     it on the evaluated images themselves. The result is saved as JSON (``out``, default
-    ``RUN/evaluation_<split>.json``). With ``two_stage`` (a detector run) the model segments only
+    ``RUN/evaluation_<split>.json``); a multi-class run also gets the confusion matrix of the
+    arg-max class as a figure beside it (``..._confusion.png``). With ``two_stage`` (a detector run) the model segments only
     inside the detected boxes (see ``predict``).
     """
     ckpt = resolve_checkpoint(checkpoint)
@@ -174,7 +176,13 @@ def evaluate(
         checkpoint=str(ckpt), split=label, tta=tta, two_stage=str(two_stage) if two_stage else None,
         seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),
     )
-    return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
+    path = Path(out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
+    if config.num_classes > 2:  # multi-class: the confusion matrix as a figure beside the scores
+        figure = path.with_name(f"{path.stem}_confusion.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_confusion(result["argmax"]["matrix"], config.class_names, figure, f"{label}: {len(dataset)} images, arg-max, pixels pooled")
+        result["confusion_figure"] = str(figure)
+    return save_scores(result, path)
 
 
 def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray: str | None = None,

@@ -145,7 +145,8 @@ def evaluate(
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
                           progress=progress_for(quiet))
     print_metrics(result)
-    console.print(f"saved to {result['saved_to']}")
+    figure = f" (confusion matrix: {result['confusion_figure']})" if result.get("confusion_figure") else ""
+    console.print(f"saved to {result['saved_to']}{figure}")
 
 
 def predict(
