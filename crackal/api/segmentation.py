@@ -114,6 +114,22 @@ def train(
                         encoder_weights=encoder_weights)
 
 
+def pretrain(images: str | Path, out: str | Path, *, progress: bool | Progress = True, **options) -> dict:
+    """Self-supervised pre-training of the compact U-Net's encoder on the unlabelled images in
+    ``images`` (masked-image reconstruction, ``crackal.training.pretrain``); ``options`` are
+    ``PretrainConfig`` fields. Writes ``out/encoder.pt``, for ``train(..., encoder_weights=...)``
+    with the same ``depth`` and ``base_channels``; returns the loss history."""
+    from crackal.data.io import list_images
+    from crackal.training.pretrain import PretrainConfig, pretrain_encoder
+
+    config = PretrainConfig.from_options(options, "pretrain")
+    folder = Path(images)
+    if not folder.is_dir():
+        raise CrackalError(f"image folder not found: {folder}")
+    paths = list_images(folder / "images" if (folder / "images").is_dir() else folder)
+    return pretrain_encoder(paths, out, config, progress)
+
+
 def _given_data(data: str | Path | None, coco: str | Path | None, saved: dict) -> str | Path | None:
     """The dataset a resumed run is given, as saved: a COCO run saved its image folder, not the
     folder the user named (which is accepted too); another COCO file is refused."""

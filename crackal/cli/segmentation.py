@@ -82,7 +82,7 @@ def train(
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
-    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder (smp architectures) from a local state dict, e.g. ImageNet ResNet weights saved beforehand.")] = None,
+    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder from a local file: 'crackal pretrain''s encoder.pt, another run's checkpoint (e.g. trained on synthetic data; same --arch, --depth, --base-channels), or an smp encoder's state dict (e.g. ImageNet ResNet weights saved beforehand).")] = None,
     device: Device = "auto",
     threads: Threads = None,
     time_limit: TimeLimit = None,
@@ -108,6 +108,34 @@ def train(
         if result.best_score is not None else "no validation split: last epoch kept"
     )
     console.print(f"best epoch {result.best_epoch}: {scored}; {result.seconds:.0f}s; run folder {result.run_dir}")
+
+
+def pretrain(
+    images: Annotated[Path, typer.Argument(help="Folder of unlabelled road images (or a dataset root with images/).")],
+    out: Annotated[Path, typer.Option(help="Folder for encoder.pt, model.pt, pretrain.json and metrics.json.")] = Path("runs/pretrain"),
+    epochs: Annotated[int, typer.Option()] = 20,
+    crop_size: Annotated[int, typer.Option(help="Random crop (a multiple of 2^depth and of --patch).")] = 256,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch (default: one per image).")] = None,
+    base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level (train with the same).")] = 16,
+    depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net (train with the same).")] = 4,
+    patch: Annotated[int, typer.Option(help="Side of the masked squares in px.")] = 16,
+    mask_ratio: Annotated[float, typer.Option(help="Share of the squares masked.")] = 0.6,
+    lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 1e-3,
+    seed: Seed = 0,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Pre-train the compact U-Net's encoder on unlabelled images (masked-image reconstruction): OUT/encoder.pt for 'crackal train --encoder-weights'."""
+    from crackal import api
+
+    metrics = api.pretrain(images, out, epochs=epochs, crop_size=crop_size, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                           base_channels=base_channels, depth=depth, patch=patch, mask_ratio=mask_ratio, lr=lr, seed=seed,
+                           device=device, threads=threads, progress=progress_for(quiet))
+    first, last = metrics["history"][0]["loss"], metrics["history"][-1]["loss"]
+    console.print(f"pre-trained on {metrics['images']} images: masked reconstruction loss {first:.4f} -> {last:.4f}; "
+                  f"encoder weights {out / 'encoder.pt'} (crackal train --encoder-weights, --depth {depth} --base-channels {base_channels})")
 
 
 def print_metrics(result: dict) -> None:
