@@ -12,6 +12,7 @@ from crackal.cli.options import (
     Binarize,
     Checkpoint,
     Classes,
+    Context,
     Data,
     Device,
     Downscale,
@@ -76,6 +77,7 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
     downscale: Downscale = 1,
+    context: Context = 1,
     val: Val = 0.1,
     test: Test = 0.2,
     val_interval: Annotated[int, typer.Option(help="Validate every N epochs (and after the last).")] = 1,
@@ -100,7 +102,7 @@ def train(
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, class_aware=class_aware, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
-        dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+        dropout=dropout, tile_filter=tile_filter, downscale=downscale, context=context, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
         val_interval=val_interval, progress=progress_for(quiet),
     )
     scored = (

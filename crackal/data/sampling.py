@@ -14,7 +14,8 @@
 drawn uniformly from the classes present in the training set (in an image holding it), so
 that rare classes are seen as often as common ones; the other crops come from the sampler.
 ``ClassLocations`` keeps a small seeded subsample of each class's pixel positions per image
-for that. ``CropDataset.crop_shares`` tells which share of the crops held each class.
+for that. ``CropDataset.crop_shares`` tells which share of the crops held each class. With ``context``
+2 or 4 each crop's image stacks its context window (``crackal.data.context``): 6 channels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from crackal.data.context import context_window
 from crackal.data.dataset import IGNORE_INDEX, SegmentationDataset
 from crackal.data.transforms import augment_transform, to_tensor
 from crackal.errors import CrackalError
@@ -147,11 +149,11 @@ class CropDataset(Dataset):
     """Augmented training crops of a ``SegmentationDataset``, windows chosen by a sampler
     (and, with ``class_aware`` p > 0, centred on a rare class's pixel with probability p)."""
 
-    def __init__(self, base: SegmentationDataset, sampler: CropSampler, class_aware: float = 0.0) -> None:
+    def __init__(self, base: SegmentationDataset, sampler: CropSampler, class_aware: float = 0.0, context: int = 1) -> None:
         if not 0 <= class_aware <= 1:
             raise CrackalError(f"class_aware is a probability in [0, 1], got {class_aware}")
-        self.base, self.sampler, self.class_aware = base, sampler, class_aware
-        self.augment = augment_transform()
+        self.base, self.sampler, self.class_aware, self.context = base, sampler, class_aware, context
+        self.augment = augment_transform(context=context > 1)
         self.num_classes = base.num_classes
         self.locations = None
         if class_aware > 0:
@@ -184,13 +186,15 @@ class CropDataset(Dataset):
         else:
             image, mask = pad_to(*self.base.load(index), size)
             top, left = self.sampler.window(mask)
+        around = {"context": context_window(image, top, left, size, size, self.context)} if self.context > 1 else {}
         image, mask = image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
         held = np.bincount(mask.ravel(), minlength=self.num_classes)[: self.num_classes] > 0
         self.crops_seen += 1
         self.class_crops += held
-        out = self.augment(image=image, mask=mask)
+        out = self.augment(image=image, mask=mask, **around)
+        tensor = to_tensor(out["image"])
         return {
-            "image": to_tensor(out["image"]),
+            "image": torch.cat([tensor, to_tensor(out["context"])]) if around else tensor,
             "mask": torch.from_numpy(np.ascontiguousarray(out["mask"])).long(),
             "name": self.base.pairs[index].name,
         }

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from crackal.errors import CrackalError
+from crackal.models.context import ContextUNetTrunk
 from crackal.models.segmenter import Segmenter
 from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
@@ -101,6 +102,7 @@ def create_model(
     encoder_weights: str | Path | None = None,
     tile_filter: int = 0,
     downscale: int = 1,
+    context: int = 1,
 ) -> nn.Module:
     """Build a segmentation model that outputs logits ``(N, C, H, W)``.
 
@@ -115,18 +117,21 @@ def create_model(
     filter (``TileFilterSegmenter``). ``downscale`` (1, 2, 4 or 8) runs the network on the
     image shrunk that many times and upsamples its logits back (see ``Segmenter``).
     ``siamese_unet`` is the change-detection model: its input is two co-registered images
-    stacked, ``(N, 6, H, W)``, and its output a change map.
+    stacked, ``(N, 6, H, W)``, and its output a change map. ``context`` 2 or 4 makes ``unet`` the
+    two-scale model (``ContextUNetTrunk``): a crop plus a context window that many times larger.
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
     torch.Size([1, 1, 50, 70])
     """
-    check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale)
+    check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale,
+                        context=context)
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
         if encoder_weights is not None and arch == "siamese_unet":
             raise CrackalError("encoder weights need the compact U-Net or an smp architecture (e.g. --arch smp_unet), not siamese_unet")
-        trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
+        trunk = (ContextUNetTrunk(base_channels, depth, context) if context > 1
+                 else (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth))
         model: nn.Module = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
         if encoder_weights is not None:
             load_encoder_weights(trunk.down, encoder_weights, "down", strict=True)

@@ -55,7 +55,11 @@ class UNetTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(N, base_channels, H, W)`` of ``(N, in_channels, H, W)``, H and W divisible by
         ``2 ** depth``."""
-        skips = encode(self.down, x)
+        return self.decode(encode(self.down, x))
+
+    def decode(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        """The decoder: from the encoder's features of every level (bottleneck last) to ``(N, base_channels, H, W)``."""
+        skips = list(skips)
         x = skips.pop()
         for up, fuse in zip(self.up, self.fuse):
             x = fuse(torch.cat([skips.pop(), up(x)], dim=1))

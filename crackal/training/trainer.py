@@ -63,7 +63,7 @@ class SegmentationRunner:
             self.optimizer, warmup_cosine(warmup, self.steps_per_epoch * config.epochs))
         self.crops = CropDataset(train_set, CropSampler(
             config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep),
-            config.class_aware)
+            config.class_aware, config.context)
         self.balancer = PRFBalancer(positive_share=config.positive_share) if config.balance == "prf" else None
         self.monitor = monitor_dataset(train_set, val_set, config.monitor_train) if self.balancer else None
         self.balance_interval = config.balance_interval or self.steps_per_epoch
