@@ -182,7 +182,8 @@ class CropDataset(Dataset):
         if self.locations is not None and self.locations.present and rng.random() < self.class_aware:
             index, _, flat = self.locations.draw(rng)
             image, mask = pad_to(*self.base.load(index), size)
-            top, left = centred_window(*divmod(flat, mask.shape[1]), *mask.shape, size)
+            (y, x), (height, width) = divmod(flat, mask.shape[1]), mask.shape
+            top, left = centred_window(y, x, height, width, size)
         else:
             image, mask = pad_to(*self.base.load(index), size)
             top, left = self.sampler.window(mask)

@@ -38,7 +38,7 @@ def confusion_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
     (0.5, -0.5, 0.5)
     """
     matrix = np.asarray(matrix, dtype=np.int64)
-    classes = {}
+    classes: dict[str, dict[str, float | int | None]] = {}
     for c, name in enumerate(class_names):
         tp, true, predicted = int(matrix[c, c]), int(matrix[c].sum()), int(matrix[:, c].sum())
         union = true + predicted - tp
@@ -50,7 +50,7 @@ def confusion_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
             "predicted_pixels": predicted,
             "area_error": round((predicted - true) / true, 4) if true else None,
         }
-    defect_ious = [classes[n]["iou"] for n in list(class_names)[1:] if classes[n]["iou"] is not None]
+    defect_ious = [iou for n in list(class_names)[1:] if (iou := classes[n]["iou"]) is not None]
     return {
         "protocol": PROTOCOL,
         "matrix": matrix.tolist(),

@@ -211,7 +211,8 @@ def summary_rows(result: dict) -> list[tuple[str, str, float]]:
                 rows.append((name, "IoU strict at ODS threshold", ods["iou"]))
         rows.append((name, "pixel ROC-AUC (strict)", entry["auc"]))
         argmax = result.get("argmax", {}).get("classes", {}).get(name, {})
-        for key, label in (("iou", "IoU of the arg-max class (strict)"), ("area_error", "area error of the arg-max class, (predicted - true) / true")):
+        for key, label in (("iou", "IoU of the arg-max class (strict)"),
+                           ("area_error", "area error of the arg-max class, (predicted - true) / true")):
             if argmax.get(key) is not None:
                 rows.append((name, label, argmax[key]))
     if result.get("argmax", {}).get("miou_defects") is not None:

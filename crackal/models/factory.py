@@ -134,7 +134,7 @@ def create_model(
                  else (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth))
         model: nn.Module = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
         if encoder_weights is not None:
-            load_encoder_weights(trunk.down, encoder_weights, "down", strict=True)
+            load_encoder_weights(trunk.get_submodule("down"), encoder_weights, "down", strict=True)
     else:
         model = _smp_model(arch, encoder, out_channels, dropout, downscale)
         if encoder_weights is not None:
