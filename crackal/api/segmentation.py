@@ -63,8 +63,9 @@ def train(
 
     ``options`` are ``TrainConfig`` fields (``arch``, ``epochs``, ``lr`` ...). With ``resume``
     the run in ``out`` continues with its saved config, data and split. ``weights`` starts
-    from a whole local model, ``encoder_weights`` from a local encoder state dict (e.g.
-    ImageNet weights of a ResNet saved beforehand; smp architectures).
+    from a whole local model, ``encoder_weights`` from a local encoder state dict (``pretrain``'s
+    ``encoder.pt``; ImageNet weights of a ResNet saved beforehand for the smp architectures) or
+    the encoder of another run's checkpoint (e.g. trained on synthetic data).
 
     With ``coco`` (a COCO instances file; found by itself as ``data/annotations.json`` when
     ``data`` has no mask folder) the images are ``data`` (or ``data/images/``), their labels are
