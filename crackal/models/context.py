@@ -6,8 +6,9 @@ in part.
 The input stacks the crop and its context: ``(N, 6, H, W)``, channels 3-5 being the window of
 ``crackal.data.context.context_window`` (training crops and ``predict_image``'s tiles take it
 from the image around them). A plain ``(N, 3, H, W)`` input also works: the context is then
-made from the input itself, mirrored beyond its border (``self_context``): the path other
-engines take (MC-Dropout pool scoring, ONNX), with less context than the whole image gives.
+made from the input itself, mirrored beyond its border (``self_context``): the path pool
+scoring takes (MC-Dropout, MC-BatchNorm), with less context than the whole image gives. No
+ONNX export yet.
 
 A small second encoder (half the width) reads the context; at the bottleneck its features over
 the crop's area (upsampled) and their mean over the whole window are concatenated to the
