@@ -2,6 +2,14 @@
 
     .venv/bin/python benchmarks/paveseg_multiclass.py [--epochs 40] [--minutes 30] [--out runs/bench_paveseg]
     # latest README run: --downscale 4 --crop-size 768 --tile-size 1280 --val-interval 5 --epochs 80 --minutes 40
+    .venv/bin/python benchmarks/paveseg_multiclass.py --variant class_aware --out runs/bench_paveseg_class_aware
+
+``--variant`` adds the options of one row of the multi-class issue to the run (its table goes
+into its own block of the docs page): ``class_aware`` (``--class-aware 0.5 --class-weighting
+median``), and on top of that ``context`` (the two-scale U-Net, ``--context 2``), ``deep``
+(crops of 512, ``--depth 5``), ``pretrain`` (``crackal pretrain`` on the training images
+first, then ``--encoder-weights``) or ``synth`` (a model trained on synthetic defects first,
+its encoder fine-tuned here).
 
 PaveSeg preview (100 images 1280x1080, 8 classes: background, crack, pothole, sealed_crack,
 patch, alligator_crack, utility_cover, expansion_joint), seeded split 70 / 10 / 20 (seed 0).
@@ -28,7 +36,8 @@ from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.layout import open_dataset  # noqa: E402
-from crackal.data.splits import load_split  # noqa: E402
+from crackal.data.splits import load_split, make_split  # noqa: E402
+from crackal.metrics.confusion import confusion_matrix  # noqa: E402
 from crackal.models.predict import predict_image  # noqa: E402
 from crackal.training.checkpoint import load_model  # noqa: E402
 
@@ -39,9 +48,7 @@ def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile
     for index in range(len(dataset)):
         image, mask = dataset.load(index)
         predicted = predict_image(model, image, tile_size=tile_size).argmax(0)
-        valid = mask != 255
-        confusion += np.bincount(len(names) * mask[valid].astype(np.int64) + predicted[valid],
-                                 minlength=len(names) ** 2).reshape(len(names), len(names))
+        confusion += confusion_matrix(mask, predicted, len(names), valid=mask != 255)
     scores = {}
     for c, name in enumerate(names):
         tp, truth, predicted = confusion[c, c], confusion[c].sum(), confusion[:, c].sum()
@@ -54,6 +61,43 @@ def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile
             "predicted_as": {names[k]: round(float(confusion[c, k] / truth), 4) for k in np.argsort(-confusion[c])[:3]} if truth else {},
         }
     return scores
+
+
+MULTICLASS = {"class_aware": 0.5, "class_weighting": "median"}
+VARIANTS: dict[str, dict] = {
+    "baseline": {},
+    "class_aware": MULTICLASS,
+    "context": {**MULTICLASS, "context": 2},
+    "deep": {**MULTICLASS, "crop_size": 512, "depth": 5},
+    "pretrain": MULTICLASS,  # + the encoder of crackal pretrain on the training images
+    "synth": MULTICLASS,  # + the encoder of a model trained on synthetic defects
+}
+
+
+def starting_encoder(variant: str, data: Path, out: Path, options: dict, args) -> Path | None:
+    """The encoder weights a ``pretrain`` or ``synth`` variant starts from (made once, kept in ``out``)."""
+    shape = {"depth": options.get("depth", 4), "base_channels": 16}
+    if variant == "pretrain":
+        encoder = out / "pretrain" / "encoder.pt"
+        if not encoder.is_file():
+            pairs, _, _ = open_dataset(data)
+            train = set(make_split([p.name for p in pairs], 10, 20, 0)["train"])  # the split api.train makes
+            images = out / "pretrain_images"
+            images.mkdir(parents=True, exist_ok=True)
+            for pair in pairs:
+                link = images / pair.image.name
+                if pair.name in train and not link.exists():
+                    link.symlink_to(pair.image.resolve())
+            api.pretrain(images, out / "pretrain", epochs=args.pretrain_epochs, crop_size=256, progress=False, **shape)
+        return encoder
+    if variant == "synth":
+        run = out / "synth_run"
+        if not (run / "checkpoints" / "best.pt").is_file():
+            synth = api.synth(out / "synth_data", count=args.synth_count, size=384, extra_classes=True, seed=0)
+            api.train(synth, run, epochs=args.pretrain_epochs, crop_size=256, time_limit_min=args.minutes / 2,
+                      resume=(run / "config.json").is_file(), progress=False, **shape)
+        return run / "checkpoints" / "best.pt"
+    return None
 
 
 def main() -> None:
@@ -69,15 +113,20 @@ def main() -> None:
     parser.add_argument("--balance", default="none", help="none, undersample or prf")
     parser.add_argument("--balance-interval", type=int, default=None, help="steps between PRF updates (default: one epoch)")
     parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (validation dominates on a GPU)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="baseline", help="the options of one row of the multi-class issue")
+    parser.add_argument("--pretrain-epochs", type=int, default=20, help="pretrain / synth variants: epochs of the first stage")
+    parser.add_argument("--synth-count", type=int, default=400, help="synth variant: synthetic images")
     args = parser.parse_args()
     data = dataset_or_skip("paveseg")
 
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
-        api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs, crop_size=args.crop_size,
+        options = {"crop_size": args.crop_size, **VARIANTS[args.variant]}
+        api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs,
                   batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance,
                   balance_interval=args.balance_interval,
-                  val_interval=args.val_interval, downscale=args.downscale, tile_size=args.tile_size,
-                  time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False)
+                  val_interval=args.val_interval, downscale=args.downscale, tile_size=max(args.tile_size, options["crop_size"]),
+                  time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False,
+                  encoder_weights=starting_encoder(args.variant, data, args.out, options, args), **options)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]
     pairs, _, _ = open_dataset(data)
@@ -112,7 +161,7 @@ def main() -> None:
                f"{len(history)} of {args.epochs} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test "
                "images, arg-max prediction at full resolution, strict pixels pooled.",
                (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
-               hardware=hardware())
+               hardware=hardware(), block=None if args.variant == "baseline" else args.variant)
 
 
 def docs_rows(scores: dict) -> list[list[str]]:

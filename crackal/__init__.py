@@ -17,7 +17,7 @@ import importlib
 __version__ = "0.1.0"
 
 _API = (
-    "synth", "train", "evaluate", "predict",
+    "synth", "train", "evaluate", "predict", "pretrain",
     "detect_train", "detect_evaluate", "detect_predict",
     "al_init", "al_step", "al_run", "al_config", "al_export", "al_export_queue", "al_import", "al_status", "al_report", "simulate",
     "classify_train", "classify_evaluate", "classify_predict",

@@ -16,6 +16,7 @@ from crackal.errors import OptionError, check_options, choose
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
 DOWNSCALES = (1, 2, 4, 8)
+CONTEXTS = (1, 2, 4)  # the two-scale compact U-Net's context window, times the crop's side (1 = one scale)
 MAX_DEPTH = 6  # poolings of the compact U-Net: 16 x 2^6 = 1024 channels at the bottom
 Backbone = Literal["resnet18", "resnet34", "resnet50"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
@@ -52,11 +53,13 @@ def parse_loss(spec: str) -> tuple[str, ...]:
 
 
 def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: float = 0.2, base_channels: int = 16,
-                        depth: int = 4, downscale: int = 1, **_) -> None:
+                        depth: int = 4, downscale: int = 1, context: int = 1, **_) -> None:
     """An ``OptionError`` for the first argument of ``create_model`` that cannot build a model."""
     choose(ARCHS, arch, "arch")
     choose(DOWNSCALES, downscale, "downscale")
+    choose(CONTEXTS, context, "context")
     check_options([
+        (context == 1 or arch == "unet", "context", f"the two-scale model is the compact U-Net (--arch unet), not {arch}"),
         (num_classes >= 2, "num_classes", f"must be at least 2 (background and crack), got {num_classes}"),
         (0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}"),
         (base_channels >= 1, "base_channels", f"must be at least 1, got {base_channels}"),

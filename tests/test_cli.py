@@ -59,7 +59,7 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
         (["train", "{data}", "--balance", "oversample"], "--balance must be one of"),
         (["train", "{data}", "--balance", "prf", "--loss", "adaptive"], "has none of them"),
         (["train", "{data}", "--tile-filter", "8"], "--tile-filter"),
-        (["train", "{data}", "--out", "{tmp}/r", "--encoder-weights", "{tmp}/none.pt"], "need an smp architecture"),
+        (["train", "{data}", "--out", "{tmp}/r", "--encoder-weights", "{tmp}/none.pt"], "weights file not found"),
         (["train", "{data}", "--downscale", "3"], "--downscale must be one of"),
         (["train", "{data}", "--val", "2", "--test", "2"], "no training image"),
         (["train", "{data}", "--val", "1.5"], "--val is a share below 1 or a whole number of images, got 1.5"),

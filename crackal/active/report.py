@@ -69,6 +69,7 @@ def project_history(root: str | Path) -> dict:
         "batch_defect_pixels": [float(np.mean(batches[b])) for b in sorted(batches)],
         "batch_defect_images": [float(np.mean(np.array(batches[b]) > 0)) for b in sorted(batches)],
         "batch_class_images": per_class,
+        "argmax": [r["metrics"].get("argmax") for r in rounds],  # multi-class: mIoU over defects, per-class IoU, area error
         "pool_size": pool_size,
         "cost_per_image": config.cost_per_image,
         "seconds_per_image": config.seconds_per_image,
@@ -166,6 +167,7 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
             },
             "pool_size": pool,
         }
+        entry.update(_final_argmax(runs))
         if reference_f1:
             needed = labels_to_reach(x, f1, fraction * reference_f1)
             entry["labels_to_target"] = needed
@@ -181,6 +183,43 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
             entry["labels_vs_random"] = round(entry["labels_to_target"] / random, 3)
     summary["paired_vs_random"] = paired_differences(histories)
     return summary
+
+
+def _final_argmax(runs: list[dict]) -> dict:
+    """Multi-class runs: the last round's mIoU over defect classes and per-class IoU and area error,
+    mean over the seeds that have them (none for binary or older projects)."""
+    finals = [r["argmax"][-1] for r in runs if r.get("argmax") and r["argmax"][-1]]
+    if not finals:
+        return {}
+
+    def mean(values: list) -> float | None:
+        values = [v for v in values if v is not None]
+        return round(float(np.mean(values)), 4) if values else None
+
+    names = list(finals[0]["classes"])
+    return {"final_miou_defects": mean([f["miou_defects"] for f in finals]),
+            "final_class_iou": {n: mean([f["classes"][n]["iou"] for f in finals]) for n in names},
+            "final_area_error": {n: mean([f["classes"][n]["area_error"] for f in finals]) for n in names}}
+
+
+def _argmax_table(summary: dict) -> list[str]:
+    """Multi-class: the last round's arg-max scores per strategy (mIoU over defects; IoU / area error per class)."""
+    rows = {s: e for s, e in summary["strategies"].items() if "final_miou_defects" in e}
+    if not rows:
+        return []
+    names = list(next(iter(rows.values()))["final_class_iou"])
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = ["## Defect classes (arg-max, last round)", "",
+             "Held-out pixels pooled, arg-max class; mIoU over the defect classes (background left out); "
+             "each class cell is IoU / area error ((predicted - true) / true), mean over seeds.", "",
+             "| strategy | mIoU (defects) | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]
+    for strategy, e in rows.items():
+        cells = [f"{cell(e['final_class_iou'][n], '.3f')} / {cell(e['final_area_error'][n], '+.0%')}" for n in names]
+        lines.append(f"| {strategy} | {cell(e['final_miou_defects'], '.3f')} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def plot_summary(histories: dict[str, list[dict]], summary: dict, out: Path) -> list[Path]:
@@ -316,6 +355,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         "",
     ]
     lines += _class_share_table(summary)
+    lines += _argmax_table(summary)
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

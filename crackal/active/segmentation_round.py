@@ -92,6 +92,12 @@ class SegmentationRounds:
                    "auc": float(np.mean([c["auc"] for c in scores["classes"].values()])),
                    "training": {"epochs": len(result.history), "best_epoch": result.best_epoch,
                                 "validation_images": len(validation), "warm_start": previous_weights(store, config, round_) is not None}}
+        if len(config.class_names) > 2:  # multi-class: the arg-max view (mIoU over defects, IoU and area error per class)
+            argmax = scores["argmax"]
+            metrics["argmax"] = {"miou_defects": argmax["miou_defects"],
+                                 "classes": {n: {k: argmax["classes"][n][k] for k in ("iou", "area_error")}
+                                             for n in config.class_names[1:]},
+                                 "matrix": argmax["matrix"]}
         return result.best_checkpoint, metrics, {"class_weights": ckpt["class_weights"]}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,

@@ -1,6 +1,6 @@
 """The Python API: one function per command-line job, with the same options.
 
-``crackal synth / train / evaluate / predict`` -> ``synth``, ``train``, ``evaluate``, ``predict``;
+``crackal synth / train / evaluate / predict / pretrain`` -> ``synth``, ``train``, ``evaluate``, ``predict``, ``pretrain``;
 ``crackal detect train`` -> ``detect_train``; ``crackal al step`` -> ``al_step``;
 ``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``;
 ``crackal serve`` -> ``serve`` (``--add-user`` -> ``add_user``).
@@ -14,7 +14,7 @@ _WHERE = {
     **dict.fromkeys(("al_config", "al_export", "al_export_queue", "al_import", "al_init", "al_report", "al_run", "al_status", "al_step",
                      "simulate"), ("crackal.api.active", None)),
     **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
-    **dict.fromkeys(("evaluate", "export", "predict", "synth", "train"), ("crackal.api.segmentation", None)),
+    **dict.fromkeys(("evaluate", "export", "predict", "pretrain", "synth", "train"), ("crackal.api.segmentation", None)),
     **dict.fromkeys(("add_user", "serve"), ("crackal.api.webapp", None)),
     "change_tiles": ("crackal.change.api", "pool_and_test"),
     "change_simulate": ("crackal.change.api", "simulate"),
@@ -60,6 +60,7 @@ __all__ = [
     "evaluate",
     "export",
     "predict",
+    "pretrain",
     "serve",
     "simulate",
     "synth",

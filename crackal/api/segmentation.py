@@ -19,6 +19,7 @@ from crackal.training.checkpoint import checkpoint_task, load_model, read_checkp
 from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
+from crackal.training.plots import plot_confusion
 from crackal.training.runs import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training.trainer import train as run_training
 
@@ -62,8 +63,9 @@ def train(
 
     ``options`` are ``TrainConfig`` fields (``arch``, ``epochs``, ``lr`` ...). With ``resume``
     the run in ``out`` continues with its saved config, data and split. ``weights`` starts
-    from a whole local model, ``encoder_weights`` from a local encoder state dict (e.g.
-    ImageNet weights of a ResNet saved beforehand; smp architectures).
+    from a whole local model, ``encoder_weights`` from a local encoder state dict (``pretrain``'s
+    ``encoder.pt``; ImageNet weights of a ResNet saved beforehand for the smp architectures) or
+    the encoder of another run's checkpoint (e.g. trained on synthetic data).
 
     With ``coco`` (a COCO instances file; found by itself as ``data/annotations.json`` when
     ``data`` has no mask folder) the images are ``data`` (or ``data/images/``), their labels are
@@ -113,6 +115,22 @@ def train(
                         encoder_weights=encoder_weights)
 
 
+def pretrain(images: str | Path, out: str | Path, *, progress: bool | Progress = True, **options) -> dict:
+    """Self-supervised pre-training of the compact U-Net's encoder on the unlabelled images in
+    ``images`` (masked-image reconstruction, ``crackal.training.pretrain``); ``options`` are
+    ``PretrainConfig`` fields. Writes ``out/encoder.pt``, for ``train(..., encoder_weights=...)``
+    with the same ``depth`` and ``base_channels``; returns the loss history."""
+    from crackal.data.io import list_images
+    from crackal.training.pretrain import PretrainConfig, pretrain_encoder
+
+    config = PretrainConfig.from_options(options, "pretrain")
+    folder = Path(images)
+    if not folder.is_dir():
+        raise CrackalError(f"image folder not found: {folder}")
+    paths = list_images(folder / "images" if (folder / "images").is_dir() else folder)
+    return pretrain_encoder(paths, out, config, progress)
+
+
 def _given_data(data: str | Path | None, coco: str | Path | None, saved: dict) -> str | Path | None:
     """The dataset a resumed run is given, as saved: a COCO run saved its image folder, not the
     folder the user named (which is accepted too); another COCO file is refused."""
@@ -145,7 +163,8 @@ def evaluate(
     with ``data`` every labelled image in that folder is scored. The ``fixed`` rows use the
     threshold chosen on the validation split during training, the ``ods``/``ois`` rows choose
     it on the evaluated images themselves. The result is saved as JSON (``out``, default
-    ``RUN/evaluation_<split>.json``). With ``two_stage`` (a detector run) the model segments only
+    ``RUN/evaluation_<split>.json``); a multi-class run also gets the confusion matrix of the
+    arg-max class as a figure beside it (``..._confusion.png``). With ``two_stage`` (a detector run) the model segments only
     inside the detected boxes (see ``predict``).
     """
     ckpt = resolve_checkpoint(checkpoint)
@@ -174,7 +193,13 @@ def evaluate(
         checkpoint=str(ckpt), split=label, tta=tta, two_stage=str(two_stage) if two_stage else None,
         seconds_per_image=round((time.perf_counter() - started) / len(dataset), 3),
     )
-    return save_scores(result, out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
+    path = Path(out or run_dir / f"evaluation_{label}{'_two_stage' if two_stage else ''}.json")
+    if config.num_classes > 2:  # multi-class: the confusion matrix as a figure beside the scores
+        figure = path.with_name(f"{path.stem}_confusion.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_confusion(result["argmax"]["matrix"], config.class_names, figure, f"{label}: {len(dataset)} images, arg-max, pixels pooled")
+        result["confusion_figure"] = str(figure)
+    return save_scores(result, path)
 
 
 def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray: str | None = None,

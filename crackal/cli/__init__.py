@@ -1,7 +1,7 @@
 """``crackal`` command line: one sub-command per job. User errors print one line and exit 1.
 
-Each module here is one command group: ``segmentation`` (synth, train, evaluate, predict,
-demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify``,
+Each module here is one command group: ``segmentation`` (synth, train, pretrain, evaluate,
+predict, export, demo), ``detect``, ``al`` (active-learning projects and ``simulate``), ``classify``,
 ``change`` and ``serve`` (``serve``: the labelling web app; ``serve-ml``: a project as Label
 Studio's ML backend). The commands call ``crackal.api`` (``serve-ml``: ``crackal.app``);
 nothing below the CLI knows of typer.
@@ -27,7 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (segmentation.synth, segmentation.train, segmentation.evaluate, segmentation.predict, segmentation.export, segmentation.demo,
+for command in (segmentation.synth, segmentation.train, segmentation.pretrain, segmentation.evaluate, segmentation.predict,
+                segmentation.export, segmentation.demo,
                 al.simulate, serve.serve):
     app.command()(command)
 app.add_typer(al.app, name="al")

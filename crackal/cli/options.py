@@ -31,6 +31,7 @@ RayAddress = Annotated[str | None, typer.Option("--ray", help="Run on Ray (pip i
 RayActors = Annotated[int | None, typer.Option(help="Model replicas on Ray (default: one per GPU, else one per CPU).")]
 TimeLimit = Annotated[float | None, typer.Option(help="Stop after this many minutes (best checkpoint kept).")]
 Downscale = Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")]
+Context = Annotated[int, typer.Option(help="Two-scale compact U-Net: each crop also read with a window 2 or 4 times larger around it, shrunk to the crop's size, by a second encoder (for large defects); 1 = one scale.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-epoch lines (for scripts).")]
 Strategy = Annotated[str, typer.Option(help="bald, entropy, variance, margin or random.")]

@@ -12,6 +12,7 @@ from crackal.cli.options import (
     Binarize,
     Checkpoint,
     Classes,
+    Context,
     Data,
     Device,
     Downscale,
@@ -70,6 +71,7 @@ def train(
     loss: Annotated[str, typer.Option(help="Sum of ce, dice, focal, adaptive (CE weighted by the batch's predicted class ratio), e.g. ce+dice.")] = "ce+dice",
     class_weighting: Annotated[str, typer.Option(help="inverse, sqrt_inverse, median or none (from training pixel counts).")] = "sqrt_inverse",
     balance: Annotated[str, typer.Option(help="Rare defect pixels: none, undersample (drop background-only crops) or prf (precision-recall flow).")] = "none",
+    class_aware: Annotated[float, typer.Option(help="Share of crops centred on a pixel of a defect class drawn uniformly from those in the training set (rare classes seen as often as common ones), e.g. 0.5; 0 = off.")] = 0.0,
     positive_share: Annotated[float, typer.Option(help="prf: starting share of crops that hold defect pixels.")] = 0.5,
     background_keep: Annotated[float, typer.Option(help="undersample: probability of keeping a background-only crop.")] = 0.25,
     balance_interval: Annotated[int | None, typer.Option(help="prf: training steps between two precision/recall measurements (default: one epoch).")] = None,
@@ -77,13 +79,14 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout2d before the last convolution.")] = 0.2,
     tile_filter: Annotated[int, typer.Option(help="Two-stage filter: a crack / no-crack classifier on squares of this size (e.g. 64) keeps the segmentation only where it sees a crack; 0 = off.")] = 0,
     downscale: Downscale = 1,
+    context: Context = 1,
     val: Val = 0.1,
     test: Test = 0.2,
     val_interval: Annotated[int, typer.Option(help="Validate every N epochs (and after the last).")] = 1,
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
-    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder (smp architectures) from a local state dict, e.g. ImageNet ResNet weights saved beforehand.")] = None,
+    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder from a local file: 'crackal pretrain''s encoder.pt, another run's checkpoint (e.g. trained on synthetic data; same --arch, --depth, --base-channels), or an smp encoder's state dict (e.g. ImageNet ResNet weights saved beforehand).")] = None,
     device: Device = "auto",
     threads: Threads = None,
     time_limit: TimeLimit = None,
@@ -100,8 +103,8 @@ def train(
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
         arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
-        balance=balance, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
-        dropout=dropout, tile_filter=tile_filter, downscale=downscale, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
+        balance=balance, class_aware=class_aware, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
+        dropout=dropout, tile_filter=tile_filter, downscale=downscale, context=context, seed=seed, device=device, threads=threads, time_limit_min=time_limit,
         val_interval=val_interval, progress=progress_for(quiet),
     )
     scored = (
@@ -109,6 +112,34 @@ def train(
         if result.best_score is not None else "no validation split: last epoch kept"
     )
     console.print(f"best epoch {result.best_epoch}: {scored}; {result.seconds:.0f}s; run folder {result.run_dir}")
+
+
+def pretrain(
+    images: Annotated[Path, typer.Argument(help="Folder of unlabelled road images (or a dataset root with images/).")],
+    out: Annotated[Path, typer.Option(help="Folder for encoder.pt, model.pt, pretrain.json and metrics.json.")] = Path("runs/pretrain"),
+    epochs: Annotated[int, typer.Option()] = 20,
+    crop_size: Annotated[int, typer.Option(help="Random crop (a multiple of 2^depth and of --patch).")] = 256,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch (default: one per image).")] = None,
+    base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level (train with the same).")] = 16,
+    depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net (train with the same).")] = 4,
+    patch: Annotated[int, typer.Option(help="Side of the masked squares in px.")] = 16,
+    mask_ratio: Annotated[float, typer.Option(help="Share of the squares masked.")] = 0.6,
+    lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 1e-3,
+    seed: Seed = 0,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Pre-train the compact U-Net's encoder on unlabelled images (masked-image reconstruction): OUT/encoder.pt for 'crackal train --encoder-weights'."""
+    from crackal import api
+
+    metrics = api.pretrain(images, out, epochs=epochs, crop_size=crop_size, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                           base_channels=base_channels, depth=depth, patch=patch, mask_ratio=mask_ratio, lr=lr, seed=seed,
+                           device=device, threads=threads, progress=progress_for(quiet))
+    first, last = metrics["history"][0]["loss"], metrics["history"][-1]["loss"]
+    console.print(f"pre-trained on {metrics['images']} images: masked reconstruction loss {first:.4f} -> {last:.4f}; "
+                  f"encoder weights {out / 'encoder.pt'} (crackal train --encoder-weights, --depth {depth} --base-channels {base_channels})")
 
 
 def print_metrics(result: dict) -> None:
@@ -146,7 +177,8 @@ def evaluate(
                           two_stage=two_stage, box_margin=box_margin, box_threshold=box_threshold,
                           progress=progress_for(quiet))
     print_metrics(result)
-    console.print(f"saved to {result['saved_to']}")
+    figure = f" (confusion matrix: {result['confusion_figure']})" if result.get("confusion_figure") else ""
+    console.print(f"saved to {result['saved_to']}{figure}")
 
 
 def predict(

@@ -25,8 +25,9 @@ def _albumentations():
     return albumentations
 
 
-def augment_transform() -> albumentations.Compose:
-    """Flips, rot90 and brightness/contrast (crops of a square size keep their shape)."""
+def augment_transform(context: bool = False) -> albumentations.Compose:
+    """Flips, rot90 and brightness/contrast (crops of a square size keep their shape); with
+    ``context`` a second image, ``context=``, gets the same changes (a two-scale crop's context)."""
     A = _albumentations()
     return A.Compose(
         [
@@ -34,7 +35,8 @@ def augment_transform() -> albumentations.Compose:
             A.VerticalFlip(),
             A.RandomRotate90(),
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-        ]
+        ],
+        additional_targets={"context": "image"} if context else None,
     )
 
 

@@ -141,6 +141,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     if not isinstance(model, Segmenter):
         raise CrackalError(f"ONNX export handles the plain segmentation models, not {type(model).__name__} "
                            "(a --tile-filter run); predict it with the PyTorch engine")
+    if model.context > 1:
+        raise CrackalError("ONNX export does not handle the two-scale model (a --context run) yet; predict it with the PyTorch engine")
     model = model.float().to(memory_format=torch.contiguous_format).eval()
     folder = Path(out) if out is not None else run_dir_of(ckpt) / "onnx"
     folder.mkdir(parents=True, exist_ok=True)

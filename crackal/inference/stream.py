@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from crackal.data.transforms import to_tensor
-from crackal.models.predict import Engine, _forward
+from crackal.models.predict import Engine, _forward, tile_input
 from crackal.models.tiling import TileBlender, tile_boxes
 
 T = TypeVar("T")
@@ -66,6 +66,7 @@ def predict_stream(
     ``predict_image`` gives for each image, with the tiles (or whole small images) of consecutive
     images of the same size going through the network ``batch_size`` at a time."""
     forward = _forward(model)
+    context = getattr(model, "context", 1)  # a two-scale model: each tile with its context (see predict_image)
     waiting: deque[_Image] = deque()  # images with tiles not yet predicted, in order
     tiles: list[tuple[_Image, tuple[int, int, int, int], torch.Tensor]] = []
 
@@ -94,8 +95,7 @@ def predict_stream(
         item = _Image(key, image, boxes, len(boxes))
         waiting.append(item)
         for box in boxes:
-            top, left, bottom, right = box
-            tile = tensor[:, top:bottom, left:right]
+            tile = tile_input(image, tensor, box, context)
             if tiles and (len(tiles) == batch_size or tiles[0][2].shape != tile.shape):
                 run_batch()
                 yield from finished()

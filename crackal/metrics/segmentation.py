@@ -17,6 +17,8 @@ from scipy import ndimage
 from skimage.morphology import disk
 
 from crackal.data.io import IGNORE_INDEX
+from crackal.metrics.confusion import PROTOCOL as ARGMAX_PROTOCOL
+from crackal.metrics.confusion import confusion_matrix, confusion_scores
 
 DEFAULT_THRESHOLDS = np.round(np.linspace(0.01, 0.99, 99), 2)
 AUC_BINS = 1000
@@ -32,6 +34,7 @@ PROTOCOL = {
     ),
     "iou": "IoU: strict (tol0) pixel intersection over union, counts pooled",
     "auc": "AUC: pixel ROC-AUC, strict, from 1000 probability bins",
+    "argmax": ARGMAX_PROTOCOL,
 }
 
 
@@ -134,6 +137,7 @@ class SegmentationEvaluator:
         self.totals = np.zeros((n_defect, len(self.tolerances), 4, len(self.thresholds)), np.int64)
         self.per_image: list[np.ndarray] = []
         self.auc_hist = np.zeros((n_defect, 2, AUC_BINS), np.int64)
+        self.confusion = np.zeros((len(self.class_names),) * 2, np.int64)
 
     def update(self, probs: np.ndarray, mask: np.ndarray) -> None:
         """Add one image: ``probs (C, H, W)`` class probabilities, ``mask (H, W)`` class indices."""
@@ -148,9 +152,12 @@ class SegmentationEvaluator:
             self.auc_hist[c - 1, 1] += np.bincount(bins[~truth[valid]], minlength=AUC_BINS)
         self.totals += image_counts
         self.per_image.append(image_counts)
+        self.confusion += confusion_matrix(mask, probs.argmax(0), len(self.class_names), valid)
 
     def compute(self) -> dict:
-        """``{"protocol", "images", "classes": {name: {"tolK": {"ods", "ois", "fixed"?}, "auc"}}, "mean"}``."""
+        """``{"protocol", "images", "classes": {name: {"tolK": {"ods", "ois", "fixed"?}, "auc"}}, "mean",
+        "argmax"}``; ``argmax`` is the confusion matrix of the arg-max class with per-class IoU and
+        area error and ``miou_defects`` (see ``crackal.metrics.confusion``), also in ``mean``."""
         classes = {}
         fixed_index = None
         if self.fixed_threshold is not None:
@@ -179,7 +186,9 @@ class SegmentationEvaluator:
             f"tol{tol}_ods_f1": round(float(np.mean([classes[n][f"tol{tol}"]["ods"]["f1"] for n in classes])), 4)
             for tol in self.tolerances
         }
-        return {"protocol": PROTOCOL, "images": len(self.per_image), "classes": classes, "mean": mean}
+        argmax = confusion_scores(self.confusion, self.class_names)
+        mean["argmax_miou_defects"] = argmax["miou_defects"]
+        return {"protocol": PROTOCOL, "images": len(self.per_image), "classes": classes, "mean": mean, "argmax": argmax}
 
 
 def summary_rows(result: dict) -> list[tuple[str, str, float]]:
@@ -201,6 +210,13 @@ def summary_rows(result: dict) -> list[tuple[str, str, float]]:
             if tol == 0:
                 rows.append((name, "IoU strict at ODS threshold", ods["iou"]))
         rows.append((name, "pixel ROC-AUC (strict)", entry["auc"]))
+        argmax = result.get("argmax", {}).get("classes", {}).get(name, {})
+        for key, label in (("iou", "IoU of the arg-max class (strict)"),
+                           ("area_error", "area error of the arg-max class, (predicted - true) / true")):
+            if argmax.get(key) is not None:
+                rows.append((name, label, argmax[key]))
+    if result.get("argmax", {}).get("miou_defects") is not None:
+        rows.append(("defects", "mIoU over defect classes, arg-max (background left out)", result["argmax"]["miou_defects"]))
     return rows
 
 

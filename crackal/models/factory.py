@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from crackal.errors import CrackalError
+from crackal.models.context import ContextUNetTrunk
 from crackal.models.segmenter import Segmenter
 from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
@@ -51,8 +52,8 @@ def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downs
     return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1], downscale=downscale)
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:
-    """Load a local weights file: a crackal checkpoint (``{"model": ...}``) or a bare state dict."""
+def read_state_dict(path: str | Path) -> dict:
+    """The state dict in a local file: a crackal checkpoint's ``model`` or a bare state dict."""
     path = Path(path)
     if not path.is_file():
         raise CrackalError(f"weights file not found: {path}")
@@ -62,7 +63,13 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Non
         raise CrackalError(f"cannot load weights from {path} ({exc}); expected a PyTorch state dict") from None
     if not isinstance(state, dict):
         raise CrackalError(f"{path} holds a {type(state).__name__}, not a PyTorch state dict")
-    state = state.get("model", state)
+    return state.get("model", state)
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True, state: dict | None = None) -> None:
+    """Load a local weights file (a crackal checkpoint ``{"model": ...}`` or a bare state dict),
+    or ``state`` read from it, into ``model``."""
+    state = read_state_dict(path) if state is None else state
     if not strict and not set(state) & set(model.state_dict()):
         raise CrackalError(f"no tensor in {path} belongs to this model; check --arch/--encoder")
     try:
@@ -70,6 +77,17 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Non
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CrackalError(f"{path} does not fit this model ({first}); check --arch/--encoder/--classes") from None
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path, name: str, strict: bool) -> None:
+    """Load an encoder state dict into ``encoder``: a bare one (``crackal pretrain``'s
+    ``encoder.pt``), or the encoder of a whole model or crackal run checkpoint (its keys under
+    ``...trunk.<name>.``), e.g. a model trained on synthetic data, to fine-tune on real data."""
+    state = read_state_dict(path)
+    marker = f"trunk.{name}."
+    if any(marker in key for key in state):
+        state = {key.split(marker, 1)[1]: value for key, value in state.items() if marker in key}
+    load_weights(encoder, path, strict, state)
 
 
 def create_model(
@@ -84,6 +102,7 @@ def create_model(
     encoder_weights: str | Path | None = None,
     tile_filter: int = 0,
     downscale: int = 1,
+    context: int = 1,
 ) -> nn.Module:
     """Build a segmentation model that outputs logits ``(N, C, H, W)``.
 
@@ -91,28 +110,35 @@ def create_model(
     ``C = num_classes`` softmax channels. ``unet`` is crackal's compact U-Net (``base_channels``,
     ``depth``); the other architectures come from segmentation_models_pytorch with the given
     ``encoder`` and random initial weights. ``weights`` loads a whole local model,
-    ``encoder_weights`` a local state dict into the encoder only (smp architectures).
+    ``encoder_weights`` a local state dict into the encoder only (``trunk.down`` of the compact
+    U-Net, e.g. ``crackal pretrain``'s ``encoder.pt``; the smp encoder), or the encoder of a run's
+    checkpoint (see ``load_encoder_weights``).
     ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
     filter (``TileFilterSegmenter``). ``downscale`` (1, 2, 4 or 8) runs the network on the
     image shrunk that many times and upsamples its logits back (see ``Segmenter``).
     ``siamese_unet`` is the change-detection model: its input is two co-registered images
-    stacked, ``(N, 6, H, W)``, and its output a change map.
+    stacked, ``(N, 6, H, W)``, and its output a change map. ``context`` 2 or 4 makes ``unet`` the
+    two-scale model (``ContextUNetTrunk``): a crop plus a context window that many times larger.
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
     torch.Size([1, 1, 50, 70])
     """
-    check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale)
+    check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale,
+                        context=context)
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
-        if encoder_weights is not None:
-            raise CrackalError(f"encoder weights need an smp architecture (e.g. --arch smp_unet), not {arch}")
-        trunk = (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth)
+        if encoder_weights is not None and arch == "siamese_unet":
+            raise CrackalError("encoder weights need the compact U-Net or an smp architecture (e.g. --arch smp_unet), not siamese_unet")
+        trunk = (ContextUNetTrunk(base_channels, depth, context) if context > 1
+                 else (UNetTrunk if arch == "unet" else SiameseUNetTrunk)(3, base_channels, depth))
         model: nn.Module = Segmenter(trunk, nn.Conv2d(base_channels, out_channels, 1), dropout, stride=2**depth, downscale=downscale)
+        if encoder_weights is not None:
+            load_encoder_weights(trunk.get_submodule("down"), encoder_weights, "down", strict=True)
     else:
         model = _smp_model(arch, encoder, out_channels, dropout, downscale)
         if encoder_weights is not None:
-            load_weights(model.trunk.get_submodule("encoder"), encoder_weights, strict=False)
+            load_encoder_weights(model.trunk.get_submodule("encoder"), encoder_weights, "encoder", strict=False)
     if tile_filter:
         model = TileFilterSegmenter(model, tile_filter)
     if weights is not None:

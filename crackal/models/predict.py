@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crackal.data.context import context_window
 from crackal.data.transforms import to_tensor
 from crackal.models.outputs import class_probabilities
 from crackal.models.tiling import TileBlender, tile_boxes
@@ -57,6 +58,16 @@ def _forward(model) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     return model.probabilities
 
 
+def tile_input(image: np.ndarray, tensor: torch.Tensor, box: tuple[int, int, int, int], context: int = 1) -> torch.Tensor:
+    """The network's input for the tile ``box`` of ``image`` (``tensor`` is ``to_tensor(image)``):
+    its pixels, stacked with its context window from the image around it when ``context`` > 1."""
+    top, left, bottom, right = box
+    crop = tensor[:, top:bottom, left:right]
+    if context == 1:
+        return crop
+    return torch.cat([crop, to_tensor(context_window(image, top, left, bottom - top, right - left, context))])
+
+
 def predict_image(
     model: nn.Module | Engine,
     image: np.ndarray,
@@ -68,20 +79,23 @@ def predict_image(
     """Class probabilities ``(C, H, W) float32`` for an ``(H, W, 3) uint8`` image.
 
     Images no larger than ``tile_size`` on both sides go through the model whole; larger
-    ones are cut into overlapping tiles whose outputs are blended (see ``tiling``).
+    ones are cut into overlapping tiles whose outputs are blended (see ``tiling``). A two-scale
+    model (``model.context`` > 1) gets each tile stacked with its context window taken from the
+    image around it (``crackal.data.context``).
     The model is put in eval mode. ``model`` may also be another engine (an ``Engine``, such as
     ``crackal.inference.onnx.OnnxSegmenter``): the tiling and blending are the same.
     """
     forward = _forward(model)
     height, width = image.shape[:2]
     tensor = to_tensor(image)
+    context = getattr(model, "context", 1)
     boxes = tile_boxes(height, width, tile_size, overlap)
     if len(boxes) == 1:
-        return forward(tensor[None], tta)[0].cpu().numpy()
+        return forward(tile_input(image, tensor, boxes[0], context)[None], tta)[0].cpu().numpy()
     blender = None
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
-        tiles = torch.stack([tensor[:, t:b, l:r] for t, l, b, r in chunk])
+        tiles = torch.stack([tile_input(image, tensor, box, context) for box in chunk])
         probs = forward(tiles, tta).cpu().numpy()
         if blender is None:
             blender = TileBlender(probs.shape[1], height, width)

@@ -41,6 +41,12 @@ class Segmenter(nn.Module):
         self.stride = stride * downscale
 
     @property
+    def context(self) -> int:
+        """How many times larger the context window of a two-scale trunk is (1: one scale); such a
+        trunk takes the crop and its context stacked, ``(N, 6, H, W)`` (see ``models.context``)."""
+        return getattr(self.trunk, "context", 1)
+
+    @property
     def out_channels(self) -> int:
         """Channels of the logits: 1 for a binary task (sigmoid), else the number of classes."""
         return self.classifier.out_channels

@@ -19,12 +19,23 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def encode(down: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """The U-Net encoder ``down`` (conv blocks with 2x max-pooling between them): every level's
+    features, full resolution first and the bottleneck last."""
+    skips = []
+    for i, block in enumerate(down):
+        x = block(x if i == 0 else F.max_pool2d(x, 2))
+        skips.append(x)
+    return skips
+
+
 class UNetTrunk(nn.Module):
     """Encoder-decoder of a U-Net up to (not including) its classifier.
 
     Widths double at each of ``depth`` poolings from ``base_channels``; the output has
     ``base_channels`` channels at the input resolution (which must be divisible by
-    ``2 ** depth``).
+    ``2 ** depth``). ``down`` is the encoder (what ``crackal pretrain`` trains and
+    ``encoder_weights`` loads).
 
     >>> UNetTrunk(base_channels=8, depth=3)(torch.zeros(1, 3, 32, 32)).shape
     torch.Size([1, 8, 32, 32])
@@ -44,10 +55,11 @@ class UNetTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(N, base_channels, H, W)`` of ``(N, in_channels, H, W)``, H and W divisible by
         ``2 ** depth``."""
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
+        return self.decode(encode(self.down, x))
+
+    def decode(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        """The decoder: from the encoder's features of every level (bottleneck last) to ``(N, base_channels, H, W)``."""
+        skips = list(skips)
         x = skips.pop()
         for up, fuse in zip(self.up, self.fuse):
             x = fuse(torch.cat([skips.pop(), up(x)], dim=1))

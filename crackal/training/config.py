@@ -97,8 +97,13 @@ class TrainConfig(TrainingRun):
     ``monitor_train`` training images (a larger monitor reads more like new images).
     ``tile_filter`` (a square size, e.g. 64; 0 = off) trains the two-stage crack / no-crack
     filter alongside the segmentation.
+    ``class_aware`` p (e.g. 0.5; 0 = off) centres a share p of the crops on a pixel of a defect
+    class drawn uniformly from those in the training set, so rare classes are seen as often as
+    common ones (``crackal.data.sampling``); the share of crops holding each class is logged.
     ``downscale`` (2, 4, 8) runs the network on images shrunk that many times (crops are cut
     at full resolution, so raise ``crop_size`` with it) for large defects in big images.
+    ``context`` (2, 4; compact U-Net) adds a second encoder that reads a window that many times
+    larger around each crop, shrunk to the crop's size (``crackal.models.context``).
     """
 
     arch: str = "unet"
@@ -108,6 +113,7 @@ class TrainConfig(TrainingRun):
     dropout: float = 0.2
     tile_filter: int = 0
     downscale: int = 1
+    context: int = 1
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
     class_colors: list[list[int]] | None = None
     epochs: int = 40
@@ -122,6 +128,7 @@ class TrainConfig(TrainingRun):
     loss: str = "ce+dice"
     class_weighting: str = "sqrt_inverse"
     balance: str = "none"
+    class_aware: float = 0.0
     positive_share: float = 0.5
     background_keep: float = 0.25
     balance_interval: int | None = None
@@ -147,8 +154,10 @@ class TrainConfig(TrainingRun):
             (self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"),
             (self.tile_size >= 32, "tile_size", f"must be at least 32 px, got {self.tile_size}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay}"),
+            (0 <= self.class_aware <= 1, "class_aware", f"is a share of crops in [0, 1], got {self.class_aware}"),
             (0 <= self.positive_share <= 1, "positive_share", f"must be in [0, 1], got {self.positive_share}"),
             (0 < self.background_keep <= 1, "background_keep", f"must be in (0, 1], got {self.background_keep}"),
+            (self.tile_filter == 0 or self.context == 1, "tile_filter", "cannot be combined with --context (one of the two)"),
             (self.tile_filter == 0 or self.tile_filter >= 16, "tile_filter",
              f"is a square size of at least 16 px (0 = off), got {self.tile_filter}"),
             (self.balance_interval is None or self.balance_interval >= 1, "balance_interval", "must be at least 1 step"),
@@ -170,6 +179,7 @@ class TrainConfig(TrainingRun):
             "encoder": self.encoder,
             "tile_filter": self.tile_filter,
             "downscale": self.downscale,
+            "context": self.context,
         }
 
 

@@ -192,6 +192,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
                    f"best_{runner.score_name}": best, "threshold": threshold, **runner.metrics_extras()}
         atomic_write_json(metrics, run_dir / "metrics.json")
         shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
+        crops = " ".join(f"{k[6:]} {v:.2f}" for k, v in record.items() if k.startswith("crops_"))
+        shown += f"; crops holding {crops}" if crops else ""
         progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
         if out_of_time:
             progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")

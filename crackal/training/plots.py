@@ -69,3 +69,31 @@ def plot_balance(log: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_confusion(matrix, class_names: list[str], path: str | Path, title: str = "") -> None:
+    """The confusion matrix of the arg-max class: rows (true class) normalised to shares, with
+    the pixel counts behind each share in the row labels."""
+    import numpy as np
+
+    plt = pyplot()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = 1.2 + 0.7 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), [f"{n} ({int(r):,} px)" for n, r in zip(class_names, rows[:, 0])])
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            if shares[i, j] >= 0.005:
+                ax.text(j, i, f"{shares[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class (arg-max)")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "share of each true class's pixels, pooled over images", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

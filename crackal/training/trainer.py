@@ -62,7 +62,8 @@ class SegmentationRunner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(warmup, self.steps_per_epoch * config.epochs))
         self.crops = CropDataset(train_set, CropSampler(
-            config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep))
+            config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep),
+            config.class_aware, config.context)
         self.balancer = PRFBalancer(positive_share=config.positive_share) if config.balance == "prf" else None
         self.monitor = monitor_dataset(train_set, val_set, config.monitor_train) if self.balancer else None
         self.balance_interval = config.balance_interval or self.steps_per_epoch
@@ -77,8 +78,10 @@ class SegmentationRunner:
         return self.ema.module if self.ema is not None else self.model
 
     def train_epoch(self, epoch: int, seed: int, progress: Progress) -> dict:
-        """One epoch of crops (the flow updates under ``prf``); its ``train_loss``, ``lr`` and flow state."""
+        """One epoch of crops (the flow updates under ``prf``); its ``train_loss``, ``lr``, flow state and
+        ``crops_<class>``: the share of the epoch's crops holding each defect class."""
         self.crops.set_seed(seed * self.ranks + distributed.rank())  # one process: the epoch's seed
+        self.crops.reset_counts()
         sampler = RandomSampler(self.crops, num_samples=self.samples, generator=torch.Generator().manual_seed(seed))
         indices = distributed.shard(list(sampler)) if self.ranks > 1 else sampler
         loader = DataLoader(self.crops, batch_size=self.batch_size // self.ranks, sampler=indices, drop_last=True)
@@ -93,6 +96,8 @@ class SegmentationRunner:
                 self.model.train()
         distributed.sync_buffers(self.model)
         record = {"train_loss": float(np.mean(losses)), "lr": self.scheduler.get_last_lr()[0]}
+        shares = self.crops.crop_shares()  # this process's crops
+        record.update({f"crops_{name}": round(float(share), 4) for name, share in zip(self.config.class_names[1:], shares[1:])})
         if self.balancer is not None and self.balancer.log:
             record.update({k: self.balancer.log[-1][k] for k in ("prf", "positive_share", "weight_scale")})
         return record

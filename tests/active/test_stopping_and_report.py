@@ -58,3 +58,20 @@ def test_summary_and_report_files(tmp_path):
     assert "| bald | 2 | 30 |" in text and "learning_curves.png" in text
     assert (tmp_path / "learning_curves.png").is_file() and (tmp_path / "class_balance.png").is_file()
     assert json.loads((tmp_path / "report.json").read_text())["reference_f1"] == 0.82
+
+
+def argmax(miou, crack_iou, crack_error):
+    return {"miou_defects": miou, "classes": {"crack": {"iou": crack_iou, "area_error": crack_error},
+                                              "pothole": {"iou": None, "area_error": None}}}
+
+
+def test_multiclass_report_has_the_last_rounds_miou_and_area_error(tmp_path):
+    runs = [history([0.5, 0.6, 0.7], [0.02] * 3), history([0.5, 0.6, 0.7], [0.02] * 3)]
+    runs[0]["argmax"] = [None, argmax(0.1, 0.2, 0.5), argmax(0.3, 0.4, -0.2)]
+    runs[1]["argmax"] = [None, argmax(0.1, 0.2, 0.5), argmax(0.5, 0.6, 0.2)]
+    summary = summarise({"bald": runs})
+    bald = summary["strategies"]["bald"]
+    assert bald["final_miou_defects"] == 0.4 and bald["final_class_iou"] == {"crack": 0.5, "pothole": None}
+    assert bald["final_area_error"]["crack"] == 0.0
+    text = write_report({"bald": runs}, tmp_path).read_text()
+    assert "| bald | 0.400 | 0.500 / +0% | - / - |" in text

@@ -46,6 +46,8 @@ def test_sampler_is_seeded_and_rejects_bad_options():
 
 
 class OneImage:
+    num_classes = 2
+
     def __init__(self, image, mask):
         self.item, self.pairs = (image, mask), [type("P", (), {"name": "a"})()]
 

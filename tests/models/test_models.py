@@ -108,8 +108,10 @@ def test_weights_that_do_not_fit(tmp_path):
 
 def test_encoder_weights_that_cannot_apply(tmp_path):
     torch.save(create_model("unet", 2, base_channels=8, depth=3).state_dict(), tmp_path / "unet.pt")
-    with pytest.raises(CrackalError, match="need an smp architecture"):
+    with pytest.raises(CrackalError, match="does not fit this model"):  # another depth and width
         create_model("unet", encoder_weights=tmp_path / "unet.pt")
+    with pytest.raises(CrackalError, match="not siamese_unet"):
+        create_model("siamese_unet", encoder_weights=tmp_path / "unet.pt")
     with pytest.raises(CrackalError, match="no tensor in"):
         create_model("smp_unet", encoder="resnet18", encoder_weights=tmp_path / "unet.pt")
 
