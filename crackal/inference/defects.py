@@ -466,15 +466,16 @@ def defects_by_blocks(
     options: DefectOptions | None = None,
     gsd_m: float | None = None,
     block: int = 4096,
-    max_instance_px: int = 6000 * 6000,
+    max_instance_px: int | None = None,
 ) -> list[dict]:
     """``extract_defects`` on a class mask read in blocks: ``read(r0, r1, c0, c1)`` returns the
     mask's rows r0..r1, columns c0..c1. Memory holds one block (plus a halo of the gap) at a
     time; a defect crossing block borders is found once, as the pieces whose labels meet in
     the overlapping halos are joined, and is measured from a window around all its pieces (a
-    defect whose box exceeds ``max_instance_px`` is measured piece by piece instead, each
-    piece flagged with the same ``group``)."""
+    defect whose box exceeds ``max_instance_px``, default a block's area and at least 4096 x
+    4096 px, is measured piece by piece instead, each piece flagged with the same ``group``)."""
     options = options or DefectOptions()
+    max_instance_px = max(block, 4096) ** 2 if max_instance_px is None else max_instance_px
     if block < 16:
         raise CrackalError(f"block must be at least 16 px, got {block}")
     halo = int(math.ceil(options.gap_px)) + 2
