@@ -522,10 +522,11 @@ def to_class_mask(raw: np.ndarray, num_classes: int, path: str | Path, binarize:
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write a ``uint8`` grey or RGB array as PNG, creating the parent folder."""
+    """Write a ``uint8`` grey or RGB array as PNG, creating the parent folder. zlib level 1:
+    an overlay of 320 x 480 encodes in 29 ms instead of 102 ms at PIL's default 6."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", compress_level=1)
 
 
 def mask_png(class_mask: np.ndarray, num_classes: int) -> np.ndarray:
