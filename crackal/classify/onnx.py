@@ -21,9 +21,17 @@ import torch
 from torch import nn
 
 from crackal.classify.workflow import load_classifier
-from crackal.inference.onnx import export_graph, import_onnxruntime, onnx_folder, ort_session, read_meta, require_onnx, write_meta
+from crackal.inference.onnx import (
+    export_folder,
+    export_graph,
+    import_onnxruntime,
+    onnx_folder,
+    ort_session,
+    read_meta,
+    require_onnx,
+    write_meta,
+)
 from crackal.training.checkpoint import read_checkpoint, resolve_checkpoint
-from crackal.training.runs import run_dir_of
 
 FILES = ("model.onnx", "onnx.json")
 
@@ -43,8 +51,7 @@ def export_classifier_onnx(checkpoint: str | Path, out: str | Path | None = None
     require_onnx()
     ckpt = resolve_checkpoint(checkpoint)
     model, config = load_classifier(ckpt)
-    folder = Path(out) if out is not None else run_dir_of(ckpt) / "onnx"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = export_folder(ckpt, out)
     x = torch.randn(2, 3, config.size, config.size)
     with torch.no_grad():
         export_graph(_Probabilities(model.float()), (x,), ["patches"], folder / "model.onnx",

@@ -144,8 +144,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     if model.context > 1:
         raise CrackalError("ONNX export does not handle the two-scale model (a --context run) yet; predict it with the PyTorch engine")
     model = model.float().to(memory_format=torch.contiguous_format).eval()
-    folder = Path(out) if out is not None else run_dir_of(ckpt) / "onnx"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = export_folder(ckpt, out)
     stride = model.stride
     x = torch.randn(1, model_in_channels(state), 2 * stride, 3 * stride)
     image_axes = {0: "batch", 2: "height", 3: "width"}
@@ -159,6 +158,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     write_meta(folder, "segmenter", FILES, stride=stride, out_channels=model.out_channels,
                feature_channels=int(features.shape[1]), dropout=float(model.dropout.p),
                threshold=state.get("threshold", 0.5), checkpoint=str(ckpt), config=state["config"])
+    return folder
+
+
+def export_folder(checkpoint: Path, out: str | Path | None) -> Path:
+    """Where an export goes: ``out``, or ``RUN/onnx`` of the checkpoint's run; created."""
+    folder = Path(out) if out is not None else run_dir_of(checkpoint) / "onnx"
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 

@@ -25,12 +25,20 @@ import torch
 from torch import nn
 
 from crackal.data.boxes import ImageBoxes
-from crackal.inference.onnx import export_graph, import_onnxruntime, onnx_folder, ort_session, read_meta, require_onnx, write_meta
+from crackal.inference.onnx import (
+    export_folder,
+    export_graph,
+    import_onnxruntime,
+    onnx_folder,
+    ort_session,
+    read_meta,
+    require_onnx,
+    write_meta,
+)
 from crackal.models.detect import image_tensor
 from crackal.training.checkpoint import resolve_checkpoint
 from crackal.training.config import DetectionConfig
 from crackal.training.detection import load_detector
-from crackal.training.runs import run_dir_of
 
 FILES = ("model.onnx", "onnx.json")
 OUTPUTS = ("boxes", "scores", "labels")
@@ -54,8 +62,7 @@ def export_detector_onnx(checkpoint: str | Path, out: str | Path | None = None) 
     require_onnx()
     ckpt = resolve_checkpoint(checkpoint)
     model, state = load_detector(ckpt)
-    folder = Path(out) if out is not None else run_dir_of(ckpt) / "onnx"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = export_folder(ckpt, out)
     image = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         export_graph(_OneImage(model.float()), (image,), ["image"], folder / "model.onnx",
