@@ -74,6 +74,7 @@ def child(run: Path, raster: Path, out: Path, window: int, defects: bool) -> Non
     (prediction into GeoTIFFs, then defects from the mask GeoTIFF block by block and the
     outputs), with the peak memory after each, as JSON."""
     from crackal import api
+    from crackal.inference.defect_list import DefectList
     from crackal.inference.defects import DefectOptions, defects_by_blocks
     from crackal.inference.geo import raster_georef
     from crackal.inference.inspection import write_inspection
@@ -93,14 +94,13 @@ def child(run: Path, raster: Path, out: Path, window: int, defects: bool) -> Non
     if defects:
         with gdal_env(), open_raster(raster) as ds:
             georef = raster_georef(ds)
-        options = DefectOptions()
+        options, found = DefectOptions(), DefectList()
         with mask_reader(out / "masks" / f"{raster.stem}.tif", 2) as read:
-            found = defects_by_blocks(read, height, width, ["background", "crack"], options, georef.gsd_m,
-                                      block=max(window, DEFECT_BLOCK))
+            defects_by_blocks(read, height, width, ["background", "crack"], options, georef.gsd_m,
+                              block=max(window, DEFECT_BLOCK), found=found)
         extracted = time.perf_counter()
-        found = [{"image": raster.name, **d} for d in found]
         images = [{"image": raster.name, "height": height, "width": width, "gsd_m": georef.gsd_m, "georeferencing": "raster"}]
-        write_inspection(out, found, images, {raster.name: georef}, options)
+        write_inspection(out, ({"image": raster.name, **d} for d in found), images, {raster.name: georef}, options)
         result.update(defects=len(found), defects_seconds=round(extracted - predicted, 1),
                       outputs_seconds=round(time.perf_counter() - extracted, 1))
     result.update(total_seconds=round(time.perf_counter() - started, 1), peak_rss_mb=peak_mb())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import html
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +64,12 @@ def _unit(images: list[dict]) -> str:
     return "m" if images and all(r.get("gsd_m") for r in images) else "px"
 
 
-def _severities(defects: list[dict], names: list[str] | None) -> list[str]:
+def _severities(defects: Iterable[dict], names: list[str] | None) -> list[str]:
     """The severity classes to report: the bands' names, then any other seen (unknown)."""
     return list(dict.fromkeys([*(names or []), *(d["severity"] for d in defects if "lines" in d)]))
 
 
-def summarise(defects: list[dict], images: list[dict], key: str | None = None, severity_names: list[str] | None = None) -> list[dict]:
+def summarise(defects: Iterable[dict], images: list[dict], key: str | None = None, severity_names: list[str] | None = None) -> list[dict]:
     """One row per image (``key`` None) or per value of ``key`` in the image records (e.g.
     ``segment``): images, area surveyed, defect counts, crack length and area by type and by
     severity (``severity_names`` always, others when seen), other classes' counts and areas,
@@ -121,25 +122,31 @@ def summarise(defects: list[dict], images: list[dict], key: str | None = None, s
     return result
 
 
-def type_by_severity(defects: list[dict], unit: str, severity_names: list[str] | None = None) -> tuple[list[str], list[list]]:
+def type_by_severity(defects: Iterable[dict], unit: str, severity_names: list[str] | None = None) -> tuple[list[str], list[list]]:
     """Crack count and length for each type (rows) and severity (columns), as table cells."""
     length_key = "length_m" if unit == "m" else "length_px"
-    cracks = [d for d in defects if "lines" in d]
-    severities = _severities(cracks, severity_names if unit == "m" else None) or [UNKNOWN]
-    header = ["type", *severities, "total"]
+    totals: dict[tuple[str, str], list] = {}  # (type, severity) -> [count, length], in the order first seen
+    for d in defects:
+        if "lines" in d:
+            cell = totals.setdefault((d["type"], d["severity"]), [0, 0.0])
+            cell[0] += 1
+            cell[1] += d.get(length_key) or 0
+    named = severity_names if unit == "m" else None
+    severities = list(dict.fromkeys([*(named or []), *(s for _, s in totals)])) or [UNKNOWN]
     rows = []
     for kind in CRACK_TYPES:
-        mine = [d for d in cracks if d["type"] == kind]
         cells = [kind]
         for severity in [*severities, None]:
-            chosen = [d for d in mine if severity is None or d["severity"] == severity]
-            cells.append(f"{len(chosen)} / {sum(d.get(length_key) or 0 for d in chosen):.2f} {unit}" if chosen else "-")
+            chosen = [v for (k, s), v in totals.items() if k == kind and severity in (None, s)]
+            count = sum(c for c, _ in chosen)
+            cells.append(f"{count} / {sum(length for _, length in chosen):.2f} {unit}" if count else "-")
         rows.append(cells)
-    return header, rows
+    return ["type", *severities, "total"], rows
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    """Rows as CSV, one column per key seen in any row."""
+def write_csv(rows: Iterable[dict], path: Path) -> None:
+    """Rows as CSV, one column per key seen in any row (``rows`` is read twice: a list, or a
+    ``DefectList`` for many)."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
@@ -166,7 +173,7 @@ def _as_table(records: list[dict], columns: list[str]) -> tuple[list[str], list[
     return columns, [[r.get(c) for c in columns] for r in records]
 
 
-def write_report(out: Path, defects: list[dict], images: list[dict], per_image: list[dict], per_segment: list[dict] | None,
+def write_report(out: Path, defects: Sequence[dict], images: list[dict], per_image: list[dict], per_segment: list[dict] | None,
                  settings: dict, map_file: str | None, max_rows: int = 50,
                  severity_names: list[str] | None = None) -> tuple[Path, Path]:
     """``condition.md`` and ``condition.html``: settings, cracks by type and severity, the
@@ -236,10 +243,11 @@ def _points(geometry: dict) -> list:
     return points
 
 
-def draw_map(collection: dict, defects: list[dict], images: list[dict], severity_names: list[str], path: Path,
-             max_panels: int = 6) -> Path:
-    """A PNG of the defects coloured by severity: in map coordinates (the GeoJSON's features),
-    or, for pixel coordinates, one panel per image (those with the most defects first)."""
+def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], images: list[dict], severity_names: list[str],
+             path: Path, max_panels: int = 6) -> Path:
+    """A PNG of the defects coloured by severity: in map coordinates (the GeoJSON's ``head`` and
+    ``features``, read twice), or, for pixel coordinates, one panel per image (those with the
+    most defects first; ``defects`` is read once per panel)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,16 +294,20 @@ def draw_map(collection: dict, defects: list[dict], images: list[dict], severity
         buckets.clear()
         ax.autoscale_view()
 
-    if collection.get("coordinates") != "pixel":
-        every = [p for f in collection["features"] if f["geometry"] for p in _points(f["geometry"])]
-        origin = np.asarray(every, float).reshape(-1, 2).mean(0) if every else np.zeros(2)
-        geographic = "crs" not in collection
+    if head.get("coordinates") != "pixel":
+        total, count = np.zeros(2), 0
+        for feature in features:
+            if feature["geometry"]:
+                points = np.asarray(_points(feature["geometry"]), float).reshape(-1, 2)
+                total, count = total + points.sum(0), count + len(points)
+        origin = total / count if count else np.zeros(2)
+        geographic = "crs" not in head
         # plotted in metres from the survey's middle (longitude / latitude on a local plane)
         if geographic:
             scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
         fig, ax = plt.subplots(figsize=(8, 8))
         photos = []
-        for feature in collection["features"]:
+        for feature in features:
             props = feature["properties"]
             if props.get("feature") == "image":
                 if feature["geometry"]:

@@ -58,6 +58,7 @@ import numpy as np
 from scipy import ndimage
 
 from crackal.errors import CrackalError, OptionError, check_options, choose
+from crackal.inference.defect_list import DefectList
 from crackal.inference.skeleton import SQRT2, closed_cells, hole_sizes, prune_spurs
 
 WidthStatistic = Literal["mean", "median", "p95", "max"]
@@ -426,8 +427,10 @@ def extract_defects(class_mask: np.ndarray, class_names: list[str], options: Def
     [('transverse', 99, 3.0)]
     """
     height, width = class_mask.shape
-    return defects_by_blocks(lambda r0, r1, c0, c1: class_mask[r0:r1, c0:c1], height, width, class_names, options,
-                             gsd_m, block=max(height, width, 1))
+    found: list[dict] = []
+    defects_by_blocks(lambda r0, r1, c0, c1: class_mask[r0:r1, c0:c1], height, width, class_names, options, gsd_m,
+                      block=max(height, width, 1), found=found)
+    return found
 
 
 class _UnionFind:
@@ -467,19 +470,22 @@ def defects_by_blocks(
     gsd_m: float | None = None,
     block: int = 4096,
     max_instance_px: int | None = None,
-) -> list[dict]:
+    found: list[dict] | DefectList | None = None,
+) -> list[dict] | DefectList:
     """``extract_defects`` on a class mask read in blocks: ``read(r0, r1, c0, c1)`` returns the
     mask's rows r0..r1, columns c0..c1. Memory holds one block (plus a halo of the gap) at a
     time; a defect crossing block borders is found once, as the pieces whose labels meet in
     the overlapping halos are joined, and is measured from a window around all its pieces (a
     defect whose box exceeds ``max_instance_px``, default a block's area and at least 4096 x
-    4096 px, is measured piece by piece instead, each piece flagged with the same ``group``)."""
+    4096 px, is measured piece by piece instead, each piece flagged with the same ``group``).
+    The defects go into ``found`` (a new list by default; a ``DefectList`` keeps them on disk),
+    sorted by class, then box left, then box top."""
     options = options or DefectOptions()
     max_instance_px = max(block, 4096) ** 2 if max_instance_px is None else max_instance_px
     if block < 16:
         raise CrackalError(f"block must be at least 16 px, got {block}")
     halo = int(math.ceil(options.gap_px)) + 2
-    found: list[dict] = []
+    found = [] if found is None else found
     union = _UnionFind()
     pieces: dict[tuple, _Piece] = {}
     starts_r, starts_c = list(range(0, height, block)), list(range(0, width, block))

@@ -19,6 +19,7 @@ corner at (0, 0)) to map coordinates:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -236,8 +237,26 @@ def defect_geometry(defect: dict, georef: Georef, transform_to=None) -> dict | N
 GEOMETRY_KEYS = ("lines", "polygons")
 
 
-def defects_geojson(defects: list[dict], georefs: dict[str, Georef], images: list[dict] | None = None) -> dict:
-    """A GeoJSON FeatureCollection of the defects (each with an ``image`` key), in one CRS:
+def _target_crs(georefs: dict[str, Georef]) -> str | None:
+    """The one CRS of a GeoJSON of these images: None (pixel coordinates), their CRS, or WGS84."""
+    crss = {g.crs for g in georefs.values() if g.kind != "pixel"}
+    return None if not crss else next(iter(crss)) if len(crss) == 1 else WGS84
+
+
+def geojson_head(georefs: dict[str, Georef]) -> dict:
+    """The FeatureCollection's members other than its features (see ``geojson_features``)."""
+    target = _target_crs(georefs)
+    collection: dict = {"type": "FeatureCollection"}
+    if target is None:
+        collection["coordinates"] = "pixel"
+    elif target != WGS84:
+        collection["crs"] = {"type": "name", "properties": {"name": _ogc_urn(target)}}
+    return collection
+
+
+def geojson_features(defects: Iterable[dict], georefs: dict[str, Georef], images: list[dict] | None = None) -> Iterator[dict]:
+    """The features of a GeoJSON FeatureCollection of the defects (each with an ``image`` key),
+    one at a time, in one CRS (``geojson_head`` names it):
 
     - no image georeferenced: pixel coordinates (``"coordinates": "pixel"``, y down);
     - all georeferenced images in one CRS: that CRS (named in a ``crs`` member unless WGS84);
@@ -247,14 +266,7 @@ def defects_geojson(defects: list[dict], georefs: dict[str, Georef], images: lis
     Photos with a GPS position also get one Point feature each (``"feature": "image"``, with
     the image's defect count; ``images``: per-image records to copy into it).
     """
-    crss = {g.crs for g in georefs.values() if g.kind != "pixel"}
-    if not crss:
-        target = None
-    elif len(crss) == 1:
-        target = next(iter(crss))
-    else:
-        target = WGS84
-    features = []
+    target = _target_crs(georefs)
 
     def reproject(crs):
         if target is None or crs == target or crs is None:
@@ -281,7 +293,7 @@ def defects_geojson(defects: list[dict], georefs: dict[str, Georef], images: lis
         if georef.kind == "gps" and georef.places_pixels:
             east, north = georef.offsets_m(np.asarray([defect["centroid"]], float))[0]
             properties.update(offset_east_m=round(float(east), 3), offset_north_m=round(float(north), 3))
-        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+        yield {"type": "Feature", "geometry": geometry, "properties": properties}
     for name, georef in georefs.items():
         if georef.kind != "gps":
             continue
@@ -290,15 +302,8 @@ def defects_geojson(defects: list[dict], georefs: dict[str, Georef], images: lis
         point = move(point) if move else point
         properties = {"feature": "image", "image": name, "defects": counts.get(name, 0), **per_image.get(name, {})}
         properties["image"] = name
-        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(float(v), 9) for v in point[0]]},
-                         "properties": properties})
-    collection: dict = {"type": "FeatureCollection"}
-    if target is None:
-        collection["coordinates"] = "pixel"
-    elif target != WGS84:
-        collection["crs"] = {"type": "name", "properties": {"name": _ogc_urn(target)}}
-    collection["features"] = features
-    return collection
+        yield {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(float(v), 9) for v in point[0]]},
+               "properties": properties}
 
 
 def _ogc_urn(crs: str) -> str:

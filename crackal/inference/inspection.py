@@ -14,6 +14,7 @@ OUT/condition.md / .html    the summary, with OUT/severity_map.png
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from crackal.inference.condition import (
@@ -25,8 +26,9 @@ from crackal.inference.condition import (
     write_csv,
     write_report,
 )
+from crackal.inference.defect_list import DefectList
 from crackal.inference.defects import DefectOptions
-from crackal.inference.geo import WGS84, Georef, chainage, defects_geojson, track_order
+from crackal.inference.geo import WGS84, Georef, chainage, geojson_features, geojson_head, track_order
 
 
 def flat_row(defect: dict, georef: Georef | None = None) -> dict:
@@ -68,31 +70,44 @@ def assign_segments(images: list[dict], georefs: dict[str, Georef], segments_csv
     return False
 
 
-def write_inspection(out: str | Path, defects: list[dict], images: list[dict], georefs: dict[str, Georef],
+def write_json_streamed(path: Path, head: dict, key: str, items: Iterable) -> None:
+    """``{**head, key: [*items]}`` as JSON, one item per line, written as ``items`` are read."""
+    with path.open("w") as f:
+        f.write("{\n")
+        for name, value in head.items():
+            f.write(f" {json.dumps(name)}: {json.dumps(value)},\n")
+        f.write(f" {json.dumps(key)}: [")
+        for number, item in enumerate(items):
+            f.write(("," if number else "") + "\n  " + json.dumps(item))
+        f.write("\n ]\n}\n")
+
+
+def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict], georefs: dict[str, Georef],
                      options: DefectOptions, *, segments: str | Path | None = None, chainage_m: float | None = None,
                      threshold: float | None = None) -> dict:
     """Write the defect tables, GeoJSON and condition summary (see the module docstring) into
-    ``out``; returns the paths written."""
+    ``out``; returns the paths written. The defects are numbered (``id``) in the order given and
+    kept on disk (``DefectList``) while the outputs are written, so their number is not
+    limited by memory."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for number, defect in enumerate(defects, start=1):
-        defect["id"] = number
-    defects = [{"id": d["id"], **{k: v for k, v in d.items() if k != "id"}} for d in defects]
+    defects = DefectList({"id": number, **{k: v for k, v in d.items() if k != "id"}}
+                          for number, d in enumerate(defects, start=1))
     segmented = assign_segments(images, georefs, segments, chainage_m)
     segment_by_image = {r["image"]: r.get("segment") for r in images}
-    rows = []
-    for d in defects:
-        row = flat_row(d, georefs.get(d["image"]))
-        if segmented:
-            row = {"id": row["id"], "image": row["image"], "segment": segment_by_image.get(d["image"]), **row}
-        rows.append(row)
+
+    def row(d: dict) -> dict:
+        flat = flat_row(d, georefs.get(d["image"]))
+        return {"id": flat["id"], "image": flat["image"], "segment": segment_by_image.get(d["image"]), **flat} if segmented else flat
+
     written = {"defects_csv": out / "defects.csv", "defects_json": out / "defects.json", "geojson": out / "defects.geojson"}
+    rows = DefectList(row(d) for d in defects)
     write_csv(rows or [{"id": None, "image": None, "class": None, "type": None, "severity": None}], written["defects_csv"])
     settings = {"threshold": threshold, "options": options.to_dict(),
                 "georeferencing": {name: g.kind + (f" ({g.crs})" if g.crs else "") for name, g in georefs.items()}}
-    written["defects_json"].write_text(json.dumps({**settings, "images": images, "defects": defects}, indent=1))
-    collection = defects_geojson(defects, georefs, images)
-    written["geojson"].write_text(json.dumps(collection))
+    write_json_streamed(written["defects_json"], {**settings, "images": images}, "defects", defects)
+    head, features = geojson_head(georefs), DefectList(geojson_features(defects, georefs, images))
+    write_json_streamed(written["geojson"], head, "features", features)
 
     severities = list(options.severity.names) if any(r.get("gsd_m") for r in images) else None
     per_image = summarise(defects, images, severity_names=severities)
@@ -103,7 +118,7 @@ def write_inspection(out: str | Path, defects: list[dict], images: list[dict], g
         per_segment = summarise(defects, images, key="segment", severity_names=severities)
         written["condition_segments"] = out / "condition_segments.csv"
         write_csv(per_segment, written["condition_segments"])
-    written["map"] = draw_map(collection, defects, images, list(options.severity.names), out / "severity_map.png")
+    written["map"] = draw_map(head, features, defects, images, list(options.severity.names), out / "severity_map.png")
     gsds = sorted({r.get("gsd_m") for r in images if r.get("gsd_m")})
     summary_settings = {
         "ground sampling distance": ", ".join(f"{g * 1000:.3g} mm/px" for g in gsds) or "unknown (lengths in px, no severity)",

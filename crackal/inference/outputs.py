@@ -30,6 +30,7 @@ from torch import nn
 
 from crackal.data.io import list_images, mask_png, read_image, write_png
 from crackal.errors import CrackalError, check_options, choose
+from crackal.inference.defect_list import DefectList
 from crackal.inference.defects import DefectOptions, defects_by_blocks, extract_defects, is_crack_class
 from crackal.inference.geo import Georef, check_heading, gps_georef, raster_georef, read_gps
 from crackal.inference.measure import measure_defects
@@ -347,7 +348,7 @@ def write_measurements(records: list[dict], out: Path, threshold: float, gsd: fl
     (photos are placed by their EXIF GPS, rasters by ``georefs``)."""
     if not records:
         raise CrackalError(f"no readable image in {inputs}")
-    found: list[dict] = []  # defect instances of every image
+    found = DefectList()  # defect instances of every image, on disk
     images: list[dict] = []  # per image: size, GSD, time taken (for the condition summary)
     georefs = dict(georefs or {})
     paths = {path.name: path for path in files}
@@ -359,7 +360,7 @@ def write_measurements(records: list[dict], out: Path, threshold: float, gsd: fl
         if name not in georefs:
             georefs[name], taken = photo_georef(paths[name], record["height"], record["width"], gsd, heading)
         georef = georefs[name]
-        found += [{"image": name, **d} for d in image_defects]
+        found.extend({"image": name, **d} for d in image_defects)
         images.append({"image": name, "height": record["height"], "width": record["width"],
                        "gsd_m": georef.gsd_m if georef.kind == "raster" and georef.gsd_m else gsd,
                        "georeferencing": georef.kind, "taken": taken})
@@ -408,10 +409,11 @@ def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: Tr
     seconds = time.perf_counter() - started
     write_png(out / "overlays" / f"{path.stem}.png", result["overlay"])
     height, width = result["height"], result["width"]
-    found: list[dict] = []
+    found = DefectList()
     if options is not None:
         with mask_reader(mask_path, config.num_classes) as read:
-            found = defects_by_blocks(read, height, width, config.class_names, options, gsd_m, block=max(window, DEFECT_BLOCK))
+            defects_by_blocks(read, height, width, config.class_names, options, gsd_m, block=max(window, DEFECT_BLOCK),
+                              found=found)
     record: dict = {"image": path.name, "height": height, "width": width, "seconds": round(seconds, 3),
                     "mask": str(mask_path.relative_to(out)), "overview_step": result["overlay_step"]}
     for index, name in enumerate(config.class_names[1:], start=1):

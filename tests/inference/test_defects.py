@@ -1,10 +1,13 @@
 """Defect instances on drawn masks with known answers."""
 
+import json
+
 import numpy as np
 import pytest
 from skimage.draw import polygon
 
 from crackal.errors import OptionError
+from crackal.inference.defect_list import DefectList
 from crackal.inference.defects import DefectOptions, defects_by_blocks, extract_defects, severity_bands
 from crackal.inference.skeleton import skeleton_graph
 
@@ -136,12 +139,26 @@ def test_crack_across_block_borders_is_counted_once():
     for block in (64, 100, 128):
         parts = defects_by_blocks(lambda r0, r1, c0, c1: mask[r0:r1, c0:c1], 300, 300, NAMES, block=block)
         assert [(d["bbox"], d["length_px"], d["type"]) for d in parts] == [(d["bbox"], d["length_px"], d["type"]) for d in whole]
+    # kept on disk (the huge-raster path), the same defects in the same order
+    on_disk = defects_by_blocks(lambda r0, r1, c0, c1: mask[r0:r1, c0:c1], 300, 300, NAMES, block=64, found=DefectList())
+    assert isinstance(on_disk, DefectList) and list(on_disk) == json.loads(json.dumps(parts))
     # two fragments either side of a block border, 3 px apart: one crack in blocks as in one piece
     split = np.zeros((128, 128), np.uint8)
     split[60:62, 10:63] = 1
     split[60:62, 66:120] = 1
     parts = defects_by_blocks(lambda r0, r1, c0, c1: split[r0:r1, c0:c1], 128, 128, NAMES, block=64)
     assert len(parts) == 1 and parts[0]["bbox"] == [10, 60, 120, 62]
+
+
+def test_defect_list_keeps_records_on_disk_in_order():
+    records = DefectList({"id": i, "bbox": [10 - i, i, 0, 0], "lines": [[[0.5, 1.5]]]} for i in range(5))
+    records.append({"id": 5, "bbox": [7, 0, 0, 0], "lines": []})
+    assert len(records) == 6 and records[2] == {"id": 2, "bbox": [8, 2, 0, 0], "lines": [[[0.5, 1.5]]]}
+    records[0]["id"] = 99  # a copy: the list is unchanged
+    assert records[0]["id"] == 0 and records[-1]["id"] == 5
+    records.sort(key=lambda d: d["bbox"][0])  # stable, like list.sort
+    assert [d["id"] for d in records] == [4, 3, 5, 2, 1, 0] and [d["id"] for d in records[1:3]] == [3, 5]
+    assert not DefectList()
 
 
 def test_huge_instances_are_measured_piece_by_piece():

@@ -1,0 +1,58 @@
+"""A list of defect records kept on disk: the defects of a huge raster need not fit in memory."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+
+class DefectList(Sequence):
+    """Defect records (JSON-serialisable dicts) in a temporary file, one JSON line each, with
+    only their offsets in memory. Appending writes a record out; reading (indexing, iterating,
+    ``sort``) reads it back, so a pass over 20,000 defects holds one at a time. Records read
+    back are new dicts: changing one does not change the list. The file goes with the object."""
+
+    def __init__(self, records: Iterable[dict] = ()) -> None:
+        self._file = tempfile.TemporaryFile(prefix="crackal-defects-", suffix=".jsonl")  # noqa: SIM115 (lives with the list)
+        weakref.finalize(self, self._file.close)
+        self._offsets: list[int] = []
+        self.extend(records)
+
+    def append(self, record: dict) -> None:
+        """Write ``record`` at the end."""
+        self._file.seek(0, 2)
+        self._offsets.append(self._file.tell())
+        self._file.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+
+    def extend(self, records: Iterable[dict]) -> None:
+        """Write each of ``records`` at the end."""
+        for record in records:
+            self.append(record)
+
+    def __iadd__(self, records: Iterable[dict]) -> DefectList:
+        self.extend(records)
+        return self
+
+    def _read(self, offset: int) -> dict:
+        self._file.seek(offset)
+        return json.loads(self._file.readline())
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self._read(offset) for offset in self._offsets[index]]
+        return self._read(self._offsets[index])
+
+    def __iter__(self) -> Iterator[dict]:
+        for offset in list(self._offsets):
+            yield self._read(offset)
+
+    def sort(self, key: Callable[[dict], object]) -> None:
+        """Reorder like ``list.sort`` (stable); the records stay where they are in the file."""
+        keys = [key(record) for record in self]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        self._offsets = [self._offsets[i] for i in order]
