@@ -521,12 +521,14 @@ def to_class_mask(raw: np.ndarray, num_classes: int, path: str | Path, binarize:
     return raw.astype(np.uint8)
 
 
+PNG_LEVEL = 1  # zlib level of write_png: an overlay of 320 x 480 encodes in 29 ms, 102 ms at PIL's default 6
+
+
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write a ``uint8`` grey or RGB array as PNG, creating the parent folder. zlib level 1:
-    an overlay of 320 x 480 encodes in 29 ms instead of 102 ms at PIL's default 6."""
+    """Write a ``uint8`` grey or RGB array as PNG (zlib level ``PNG_LEVEL``), creating the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", compress_level=1)
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", compress_level=PNG_LEVEL)
 
 
 def mask_png(class_mask: np.ndarray, num_classes: int) -> np.ndarray:
