@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--balance-interval", type=int, default=None, help="steps between PRF updates (default: one epoch)")
     parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (validation dominates on a GPU)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="baseline", help="the options of one row of the multi-class issue")
+    parser.add_argument("--class-weighting", default=None, help="override the variant's class weighting (e.g. sqrt_inverse)")
     parser.add_argument("--pretrain-epochs", type=int, default=20, help="pretrain / synth variants: epochs of the first stage")
     parser.add_argument("--synth-count", type=int, default=400, help="synth variant: synthetic images")
     args = parser.parse_args()
@@ -121,6 +122,8 @@ def main() -> None:
 
     if not (args.out / "checkpoints" / "best.pt").is_file() or not (args.out / "metrics.json").is_file():
         options = {"crop_size": args.crop_size, **VARIANTS[args.variant]}
+        if args.class_weighting:
+            options["class_weighting"] = args.class_weighting
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs,
                   batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance,
                   balance_interval=args.balance_interval,
