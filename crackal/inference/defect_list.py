@@ -31,10 +31,6 @@ class DefectList(Sequence):
         for record in records:
             self.append(record)
 
-    def __iadd__(self, records: Iterable[dict]) -> DefectList:
-        self.extend(records)
-        return self
-
     def _read(self, offset: int) -> dict:
         self._file.seek(offset)
         return json.loads(self._file.readline())

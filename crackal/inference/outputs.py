@@ -348,7 +348,7 @@ def write_measurements(records: list[dict], out: Path, threshold: float, gsd: fl
     (photos are placed by their EXIF GPS, rasters by ``georefs``)."""
     if not records:
         raise CrackalError(f"no readable image in {inputs}")
-    found = DefectList()  # defect instances of every image, on disk
+    found: list[tuple[str, Iterable[dict]]] = []  # (image, its defect instances), not copied
     images: list[dict] = []  # per image: size, GSD, time taken (for the condition summary)
     georefs = dict(georefs or {})
     paths = {path.name: path for path in files}
@@ -360,7 +360,7 @@ def write_measurements(records: list[dict], out: Path, threshold: float, gsd: fl
         if name not in georefs:
             georefs[name], taken = photo_georef(paths[name], record["height"], record["width"], gsd, heading)
         georef = georefs[name]
-        found.extend({"image": name, **d} for d in image_defects)
+        found.append((name, image_defects))
         images.append({"image": name, "height": record["height"], "width": record["width"],
                        "gsd_m": georef.gsd_m if georef.kind == "raster" and georef.gsd_m else gsd,
                        "georeferencing": georef.kind, "taken": taken})
@@ -369,7 +369,8 @@ def write_measurements(records: list[dict], out: Path, threshold: float, gsd: fl
     if options is not None:
         from crackal.inference.inspection import write_inspection
 
-        write_inspection(out, found, images, georefs, options, segments=segments, chainage_m=chainage, threshold=threshold)
+        write_inspection(out, ({"image": name, **d} for name, image_defects in found for d in image_defects), images,
+                         georefs, options, segments=segments, chainage_m=chainage, threshold=threshold)
     return records
 
 
