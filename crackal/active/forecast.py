@@ -33,8 +33,10 @@ def forecast_text(forecast: dict, score: str = "F1") -> str:
     >>> forecast_text({"status": "not enough rounds", "rounds": 2})
     'forecast: not enough rounds (2 rounds; the power-law fit needs 3)'
     """
+    if forecast["status"] == "not enough rounds":
+        return f"forecast: not enough rounds ({forecast['rounds']} rounds; the power-law fit needs 3)"
     if forecast["status"] != "ok":
-        return f"forecast: {forecast['status']} ({forecast['rounds']} rounds; the power-law fit needs 3)"
+        return f"forecast: {forecast['status']} ({forecast['rounds']} rounds)"
     interval = forecast["score_interval"]
     labels = forecast["labels_interval"]
     return (f"forecast: {score} {forecast['score_at_pool']:.3f}"

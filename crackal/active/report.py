@@ -107,14 +107,27 @@ def _intervals(mean: np.ndarray, half: np.ndarray) -> list[list[float] | None]:
     return [None if np.isnan(h) else [round(float(m - h), 4), round(float(m + h), 4)] for m, h in zip(mean, half)]
 
 
-def paired_differences(histories: dict[str, list[dict]], baseline: str = "random") -> dict:
-    """Per strategy: its score minus ``baseline``'s, seed by seed (the same seed starts both from
-    the same images), at each label count both reached: mean and 95 % interval over seeds."""
-    if baseline not in histories:
-        return {}
+def paired_baseline(strategy: str, strategies) -> str:
+    """The run a strategy is paired with: random with the same start (``random+warm`` for a
+    warm-started strategy when there is one), else ``random``.
+
+    >>> paired_baseline("bald+warm", ["bald", "random", "bald+warm", "random+warm"])
+    'random+warm'
+    >>> paired_baseline("random+warm", ["random", "random+warm"])
+    'random'
+    """
+    warm = strategy.endswith("+warm") and strategy != "random+warm" and "random+warm" in strategies
+    return "random+warm" if warm else "random"
+
+
+def paired_differences(histories: dict[str, list[dict]]) -> dict:
+    """Per strategy: its score minus its random baseline's (``paired_baseline``), seed by seed
+    (the same seed starts both from the same images), at each label count both reached: mean
+    and 95 % interval over seeds."""
     out = {}
     for strategy, runs in histories.items():
-        pairs = list(zip(runs, histories[baseline]))
+        baseline = paired_baseline(strategy, histories)
+        pairs = list(zip(runs, histories.get(baseline, [])))
         if strategy == baseline or not pairs:
             continue
         length = min(min(len(a["f1"]), len(b["f1"])) for a, b in pairs)
@@ -124,7 +137,7 @@ def paired_differences(histories: dict[str, list[dict]], baseline: str = "random
             continue
         diff = np.array([np.subtract(a["f1"][:length], b["f1"][:length]) for a, b in pairs], dtype=np.float64)
         mean, half = interval95(diff)
-        out[strategy] = {"labelled": pairs[0][0]["labelled"][:length], "seeds": len(pairs),
+        out[strategy] = {"baseline": baseline, "labelled": pairs[0][0]["labelled"][:length], "seeds": len(pairs),
                          "mean": mean.round(4).tolist(), "ci95": _intervals(mean, half)}
     return out
 
@@ -177,8 +190,8 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
                 entry["hours_saved"] = round((pool - needed) * seconds / 3600, 2)
                 entry["cost_of_labels"] = round(needed * cost, 2)
         summary["strategies"][strategy] = entry
-    random = summary["strategies"].get("random", {}).get("labels_to_target")
-    for entry in summary["strategies"].values():
+    for strategy, entry in summary["strategies"].items():
+        random = summary["strategies"].get(paired_baseline(strategy, histories), {}).get("labels_to_target")
         if random and entry.get("labels_to_target"):
             entry["labels_vs_random"] = round(entry["labels_to_target"] / random, 3)
     summary["paired_vs_random"] = paired_differences(histories)
@@ -275,9 +288,10 @@ def _paired_table(summary: dict, score: str) -> list[str]:
     lines = []
     for strategy, paired in summary["paired_vs_random"].items():
         cells = [f"{m:+.3f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c else "") for m, c in zip(paired["mean"], paired["ci95"])]
-        lines += ["", f"{strategy} - random, {score} paired by seed ({paired['seeds']} seeds: mean [95 % interval]):", "",
+        baseline = paired.get("baseline", "random")
+        lines += ["", f"{strategy} - {baseline}, {score} paired by seed ({paired['seeds']} seeds: mean [95 % interval]):", "",
                   "| labelled | " + " | ".join(str(n) for n in paired["labelled"]) + " |",
-                  "| --- |" + " --- |" * len(cells), f"| {strategy} - random | " + " | ".join(cells) + " |"]
+                  "| --- |" + " --- |" * len(cells), f"| {strategy} - {baseline} | " + " | ".join(cells) + " |"]
     return lines
 
 

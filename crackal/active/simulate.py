@@ -124,6 +124,26 @@ def run_options(name: str) -> dict:
     return {"strategy": strategy, "warm_start": True} if plus else {"strategy": strategy}
 
 
+def simulation_config(train: TrainConfig | dict | None = None, **options) -> ALConfig:
+    """The settings every run of a simulation starts from (``options``: ``ALConfig`` fields,
+    ``train``: the round's training options); plateau stopping is off, so runs get all their rounds."""
+    train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
+    return ALConfig(**{"simulation": True, "patience": None, **options, "train": train_options})
+
+
+def simulation_pool(pairs: list[Pair], out: Path, base: ALConfig, heldout: float = 0.2, split_file: str | Path | None = None,
+                    tile: int | None = None, crack_free_share: float | None = None) -> tuple[list[Pair], list[Pair], float]:
+    """The pool (cut into tiles under ``out/pool_tiles`` and mixed to ``crack_free_share``), the
+    held-out pairs and the pool's crack-free share."""
+    pool, held = _split_pool(pairs, heldout, split_file, seed=0)
+    if tile:
+        pool = write_tiles(pool, Path(out) / "pool_tiles", tile, len(base.class_names))
+    pool, free_share = mix_pool(pool, len(base.class_names), crack_free_share, seed=0)
+    if len(pool) <= base.initial:
+        raise CrackalError(f"the pool has {len(pool)} images, not more than initial {base.initial}; use a bigger dataset or tiles")
+    return pool, held, free_share
+
+
 def simulate(
     pairs: list[Pair],
     out: str | Path,
@@ -155,16 +175,10 @@ def simulate(
     if not strategies:
         raise CrackalError("give at least one strategy")
     check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}"), (rounds >= 1, "rounds", f"must be at least 1, got {rounds}")])
-    train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
-    base = ALConfig(**{"simulation": True, "patience": None, **options, "train": train_options})  # every run gets all its rounds
+    base = simulation_config(train, **options)
     for strategy in strategies:
         ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # validates the name before any work
-    pool, held = _split_pool(pairs, heldout, split_file, seed=0)
-    if tile:
-        pool = write_tiles(pool, out / "pool_tiles", tile, len(base.class_names))
-    pool, free_share = mix_pool(pool, len(base.class_names), crack_free_share, seed=0)
-    if len(pool) <= base.initial:
-        raise CrackalError(f"the pool has {len(pool)} images, not more than initial {base.initial}; use a bigger dataset or tiles")
+    pool, held, free_share = simulation_pool(pairs, out, base, heldout, split_file, tile, crack_free_share)
     histories: dict[str, list[dict]] = {}
     for seed in range(seeds):
         for strategy in strategies:

@@ -246,13 +246,13 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the data, the simulation and the report.")] = Path("demo_output"),
     seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 2,
     rounds: Annotated[int, typer.Option(help="Active-learning rounds per run.")] = 5,
-    epochs: Annotated[int, typer.Option(help="Training epochs per round.")] = 30,
+    round_steps: Annotated[str, typer.Option(help="Training steps per round: auto (grows with the labels) or a number.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     quiet: Quiet = False,
 ) -> None:
     """Active learning on synthetic cracks (BALD vs random), with a report (report.md)."""
     from crackal.demo import run_demo
 
-    report = run_demo(out, seeds=seeds, rounds=rounds, epochs=epochs, seed=seed, progress=progress_for(quiet))
+    report = run_demo(out, seeds=seeds, rounds=rounds, round_steps=round_steps, seed=seed, progress=progress_for(quiet))
     console.print(f"report: {report}")
 

@@ -45,6 +45,32 @@ def make_split(names: list[str], val: float = 0.1, test: float = 0.2, seed: int 
     }
 
 
+def make_group_split(groups: dict[str, str], val: float = 0.1, test: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
+    """Cut images into train/val/test by group (e.g. the road segment of survey frames, whose
+    neighbours look alike): every group's images land in one split. Groups are shuffled with
+    ``seed``; test, then val, take each group that still fits their share (or count) of the
+    images, so they never exceed it; the rest train. Every split is sorted.
+
+    >>> split = make_group_split({"a1": "a", "a2": "a", "b1": "b", "c1": "c", "c2": "c", "d1": "d"}, val=1, test=2)
+    >>> {k: sorted({name[0] for name in v}) for k, v in split.items()}
+    {'val': ['b'], 'test': ['c'], 'train': ['a', 'd']}
+    """
+    members: dict[str, list[str]] = {}
+    for name, group in groups.items():
+        members.setdefault(group, []).append(name)
+    total = len(groups)
+    wanted = {"test": _count(test, total, "test"), "val": _count(val, total, "val")}
+    split: dict[str, list[str]] = {"val": [], "test": [], "train": []}
+    order = sorted(members)
+    for i in np.random.default_rng(seed).permutation(len(order)):
+        names = members[order[i]]
+        where = next((s for s in ("test", "val") if len(split[s]) + len(names) <= wanted[s]), "train")
+        split[where] += names
+    if not split["train"]:
+        raise CrackalError(f"val and test take every group of {total} images; lower --val/--test")
+    return {k: sorted(v) for k, v in split.items()}
+
+
 def save_split(split: dict[str, list[str]], path: str | Path) -> None:
     """Write a split (``{"train": [...], "val": [...], "test": [...]}``) as JSON."""
     Path(path).write_text(json.dumps(split, indent=1))

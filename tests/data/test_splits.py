@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from crackal.data.splits import load_split, make_split, save_split
@@ -28,3 +29,18 @@ def test_seeded_and_saved(tmp_path):
 def test_no_training_image_left():
     with pytest.raises(CrackalError, match="no training image"):
         make_split(NAMES[:4], val=2, test=2)
+
+
+def test_group_split_keeps_each_group_in_one_split_and_within_its_share():
+    from crackal.data.splits import make_group_split
+
+    rng = np.random.default_rng(3)
+    groups = {f"seg{g:02d}_{i:03d}": f"seg{g:02d}" for g in range(28) for i in range(int(rng.integers(1, 40)))}
+    split = make_group_split(groups, val=0.1, test=0.2, seed=5)
+    where = {name: s for s, names in split.items() for name in names}
+    assert sorted(where) == sorted(groups)  # every image once
+    for group in set(groups.values()):
+        assert len({where[n] for n in groups if groups[n] == group}) == 1  # a group never straddles splits
+    assert 0 < len(split["test"]) <= round(0.2 * len(groups)) and 0 < len(split["val"]) <= round(0.1 * len(groups))
+    assert make_group_split(groups, val=0.1, test=0.2, seed=5) == split
+    assert make_group_split(groups, val=0.1, test=0.2, seed=6) != split
