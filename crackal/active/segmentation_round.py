@@ -46,9 +46,15 @@ def _reference_batches(labelled: SegmentationDataset, crop: int, seed: int, size
 
 def validation_slice(records: list[ImageRecord], config: ALConfig, round_: int) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """The labelled images split into (training, validation): a seeded sample of
-    ``config.validation_count`` images, or none (see ``ALConfig``). Never the held-out set."""
+    ``config.validation_count`` images that hold a defect (a slice of defect-free images would
+    score every epoch alike and keep the first), taken only while at least as many defect
+    images are left to train on; else none (see ``ALConfig``). Never the held-out set."""
     count = config.validation_count(len(records))
-    picked = set(np.random.default_rng(config.round_config(round_).seed).choice(len(records), count, replace=False).tolist())
+    with_defect = [i for i, r in enumerate(records) if r.defect_share is None or r.defect_share > 0]
+    if len(with_defect) < 2 * count:
+        return records, []
+    rng = np.random.default_rng(config.round_config(round_).seed)
+    picked = set(rng.choice(with_defect, count, replace=False).tolist())
     return [r for i, r in enumerate(records) if i not in picked], [r for i, r in enumerate(records) if i in picked]
 
 

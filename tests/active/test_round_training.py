@@ -157,3 +157,21 @@ def test_warm_start_begins_from_the_previous_best_weights(tmp_path, al_data, mon
     name = next(k for k in best if k.endswith("weight") and best[k].dtype.is_floating_point)
     same = torch.equal(seen["initial"][1][name], best[name])
     assert same == warm
+
+
+def test_the_validation_slice_holds_defects_and_leaves_as_many_to_train_on(tmp_path):
+    from crackal.active.config import ALConfig
+    from crackal.active.segmentation_round import validation_slice
+    from crackal.active.store import ImageRecord
+
+    def records(free: int, cracked: int) -> list[ImageRecord]:
+        shares = [0.0] * free + [0.02] * cracked
+        return [ImageRecord(i, f"im{i}", tmp_path / f"im{i}.png", "pool", None, tmp_path / f"m{i}.png", 0, None, s)
+                for i, s in enumerate(shares)]
+
+    config = ALConfig(round_steps="auto", val_share=0.2, val_min=2)
+    training, validation = validation_slice(records(10, 10), config, round_=3)
+    assert len(validation) == 4 and all(r.defect_share > 0 for r in validation)  # 20 % of 20, defect images only
+    assert sorted(r.id for r in training + validation) == list(range(20))
+    assert validation_slice(records(14, 6), config, 3)[1] == []  # 6 defect images: 4 aside would leave 2 to train on
+    assert validation_slice(records(10, 10), ALConfig(val_share=0.2), 3)[1] == []  # fixed recipe: no slice
