@@ -86,8 +86,9 @@ class TrainConfig(TrainingRun):
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
     ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
-    ``patience`` (validations, None = off) stops training when that many validations in a row
-    have not beaten the best score; the best checkpoint is kept (needs a validation split).
+    ``patience`` (validations, None = off) stops training, from half the epochs on, when that
+    many validations in a row have not beaten the best score; the best checkpoint is kept
+    (needs a validation split).
     ``ema_decay`` (e.g. 0.995) validates and keeps an exponential moving average of the weights.
     ``balance`` handles rare defect pixels: ``none`` (uniform random crops), ``undersample``
     (background-only crops kept with probability ``background_keep``), or ``prf`` (the

@@ -141,7 +141,8 @@ def validations_since_best(history: list[dict], score_name: str, best_epoch: int
 
 def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = False, progress: Progress | None = None) -> TrainResult:
     """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring),
-    or until ``config.patience`` validations in a row have not beaten the best one.
+    or until ``config.patience`` validations in a row have not beaten the best one (checked
+    from half the epochs on: before that a small validation set's noise would stop it).
     Under ``torchrun`` every rank trains and only rank 0 validates and writes."""
     progress = progress or Progress(enabled=False)
     main = distributed.is_main()
@@ -163,7 +164,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
         epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
     for epoch in epochs_left:
-        stale = main and patience is not None and validations_since_best(history, runner.score_name, best_epoch) >= patience
+        stale = (main and patience is not None and epoch >= epochs // 2  # never in the first half: the rate is still high
+                 and validations_since_best(history, runner.score_name, best_epoch) >= patience)
         if distributed.from_main(stale):
             progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch}")
             break

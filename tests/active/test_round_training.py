@@ -50,15 +50,17 @@ class ScriptedRunner:
         pass
 
 
-@pytest.mark.parametrize("patience, trained", [(2, 4), (None, 8)])
-def test_early_stopping_keeps_the_best_validation_checkpoint(tmp_path, patience, trained):
-    scores = [0.1, 0.5, 0.4, 0.3, 0.9, 0.2, 0.2, 0.2]
+@pytest.mark.parametrize("scores, patience, trained, expected", [
+    ([0.1, 0.5, 0.4, 0.3, 0.9, 0.2, 0.2, 0.2], 2, 4, 2),  # epochs 3 and 4 do not beat epoch 2, so epoch 5 never runs
+    ([0.1, 0.5, 0.4, 0.3, 0.9, 0.2, 0.2, 0.2], None, 8, 5),
+    ([0.5, 0.1, 0.1, 0.9, 0.2, 0.2, 0.2, 0.2], 2, 6, 4),  # no stop in the first half of the epochs: epoch 4 runs
+])
+def test_early_stopping_keeps_the_best_validation_checkpoint(tmp_path, scores, patience, trained, expected):
     config = TrainConfig(epochs=len(scores), patience=patience, device="cpu")
     (tmp_path / "checkpoints").mkdir()
     result = fit(ScriptedRunner(scores), config, tmp_path)
-    assert len(result.history) == trained  # patience 2: epochs 3 and 4 do not beat epoch 2, so epoch 5 never runs
+    assert len(result.history) == trained
     best = torch.load(result.best_checkpoint, weights_only=True)
-    expected = 2 if patience else 5
     assert result.best_epoch == best["epoch"] == expected
     assert best["model"]["weight"].item() == expected
 
