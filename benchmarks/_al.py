@@ -66,7 +66,8 @@ def findings(summary: dict, supervised_f1: float | None = None) -> tuple[list[st
             f" [{found.score_interval[0]:.3f}, {found.score_interval[1]:.3f}]" if found.score_interval else "")
         needed, ratio = e.get("labels_to_target"), e.get("labels_vs_random")
         share = f"{needed} ({needed / e['pool_size']:.0%})" if needed else "not reached"
-        vs = f"{ratio:.2f} x {paired_baseline(strategy, entries)}" if ratio else "-"
+        baseline = paired_baseline(strategy, entries)
+        vs = f"{ratio:.2f} x {baseline}" if ratio and strategy != baseline else "-"
         rows.append([strategy, f"{e['f1_mean'][-1]:.3f} at {e['labelled'][-1]}", f"{e['curve_area']:.3f}", share, vs,
                      f"{forecast} from {int(early.sum())} rounds"])
         lines.append(f"{strategy:13s} final F1 {e['f1_mean'][-1]:.3f} at {e['labelled'][-1]} labels; 95 % of reference: "

@@ -22,10 +22,14 @@ from crackal.data.layout import Pair, find_pairs, load_pair
 from crackal.progress import Progress
 
 
+STOP_SET = 16  # unlabelled pool images whose predictions are compared between rounds (the stop advice)
+SCHEDULE = {"steps_per_label": 3, "min_steps": 64}  # the auto schedule, sized to keep the demo within 8 minutes
+
+
 def _schedule_text(round_steps: int | str) -> str:
     if round_steps == "auto":
-        return ("a number of steps that grows with the labelled set (4 per label, at least 96), stopping early "
-                "on a validation slice of the labelled images")
+        return (f"a number of steps that grows with the labelled set ({SCHEDULE['steps_per_label']} per label, at least "
+                f"{SCHEDULE['min_steps']}; crops of 3/4 of the image), stopping early on a validation slice of the labelled images")
     return f"{round_steps} steps"
 
 
@@ -62,9 +66,6 @@ def _examples_figure(pairs: list[Pair], prediction_dir: Path, path: Path, count:
     plt.close(fig)
 
 
-STOP_SET = 16  # unlabelled pool images whose predictions are compared between rounds (the stop advice)
-
-
 def run_demo(
     out: str | Path = "demo_output",
     count: int = 160,
@@ -88,8 +89,8 @@ def run_demo(
         on_round=lambda item: progress.line(item if isinstance(item, str) else
                                             f"  round {item.round}: {item.labelled} labelled, "
                                             f"held-out F1 {item.metrics['strict']['f1']:.3f}"),
-        initial=8, query_size=8, iterations=20, round_steps=round_steps, stop_set_size=STOP_SET,
-        train={"samples_per_epoch": 32, "crop_size": size, "batch_size": 8, "base_channels": 8},
+        initial=8, query_size=8, iterations=20, round_steps=round_steps, stop_set_size=STOP_SET, **SCHEDULE,
+        train={"samples_per_epoch": 32, "crop_size": size * 3 // 4, "batch_size": 8, "base_channels": 8},
     )
     summary = json.loads((simulation / "report.json").read_text())
     project = simulation / "bald" / "seed0"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from crackal.metrics.curves import forecast_curve
 
 TOLERANCE = 0.01
-INTERVAL = "95 % interval from 2,000 parameter draws of the fit's covariance"
+INTERVAL = "95 % interval from 300 refits to bootstrapped residuals"
 
 
 def forecast_labels(labelled: list[int], scores: list[float], pool: int, cost_per_image: float,

@@ -40,8 +40,7 @@ class Forecast:
 
     ``score_at_pool``: the score expected with the whole pool labelled; ``labels_needed``: the
     labels that bring the curve within ``tolerance`` of it. The intervals (95 %) come from
-    parameters drawn from the fit's covariance; None when it has none (as many points as
-    parameters, or a degenerate fit).
+    residual-bootstrap refits; None from as many points as parameters (an exact fit).
     """
 
     params: tuple[float, float, float]
@@ -74,9 +73,27 @@ def labels_within(params, pool: int, tolerance: float) -> np.ndarray:
     return np.clip(np.nan_to_num(needed, nan=1.0, posinf=pool), 1, pool)
 
 
-def forecast_curve(labels, scores, pool: int, tolerance: float = 0.01, draws: int = 2000, seed: int = 0) -> Forecast | None:
+def _refits(x: np.ndarray, y: np.ndarray, params: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """``(a, b, c)`` refitted to the fitted curve plus residuals drawn with replacement (scaled
+    for the three fitted parameters): a residual bootstrap, which keeps every draw a bounded
+    fit where the fit's covariance (a linearisation) spreads far outside [0, 1]."""
+    fitted = power_law(x, *params)
+    residuals = (y - fitted) * np.sqrt(len(x) / (len(x) - 3))
+    rng = np.random.default_rng(seed)
+    sample = []
+    for _ in range(draws):
+        try:
+            sample.append(fit_power_law(x, fitted + rng.choice(residuals, len(x)))[0])
+        except (RuntimeError, ValueError):
+            continue
+    return np.array(sample).reshape(-1, 3)
+
+
+def forecast_curve(labels, scores, pool: int, tolerance: float = 0.01, draws: int = 300, seed: int = 0) -> Forecast | None:
     """Fit ``power_law`` to a learning curve (at least 3 points; None with fewer or when the fit
-    fails) and forecast the score at ``pool`` labels and the labels within ``tolerance`` of it.
+    fails) and forecast the score at ``pool`` labels and the labels within ``tolerance`` of it;
+    the 95 % intervals come from ``draws`` residual-bootstrap refits (none from 3 points, which
+    fit exactly).
 
     >>> n = np.array([10, 20, 40, 80])
     >>> f = forecast_curve(n, power_law(n, 0.8, 1.0, 0.5), pool=1000)
@@ -86,16 +103,15 @@ def forecast_curve(labels, scores, pool: int, tolerance: float = 0.01, draws: in
     if len(labels) < 3:
         return None
     try:
-        params, covariance = fit_power_law(labels, scores)
+        params, _ = fit_power_law(labels, scores)
     except (RuntimeError, ValueError):
         return None
     score, needed = float(power_law(pool, *params)), int(np.ceil(labels_within(params, pool, tolerance)))
     score_interval = labels_interval = None
-    if np.all(np.isfinite(covariance)):
-        rng = np.random.default_rng(seed)
-        sample = rng.multivariate_normal(params, covariance, draws, check_valid="ignore", method="eigh")
-        sample = np.clip(sample, *POWER_LAW_BOUNDS)
-        lo, hi = np.quantile(power_law(pool, *sample.T), [0.025, 0.975])
+    sample = _refits(np.asarray(labels, np.float64), np.asarray(scores, np.float64), params, draws, seed) \
+        if len(labels) > 3 else np.empty((0, 3))
+    if len(sample):
+        lo, hi = np.quantile(np.clip(power_law(pool, *sample.T), 0, 1), [0.025, 0.975])
         n_lo, n_hi = np.quantile(labels_within(sample, pool, tolerance), [0.025, 0.975])
         score_interval, labels_interval = (float(lo), float(hi)), (int(np.floor(n_lo)), int(np.ceil(n_hi)))
     return Forecast(tuple(float(p) for p in params), pool, tolerance, score, needed,  # type: ignore[arg-type]
