@@ -74,7 +74,7 @@ def main() -> None:
                "\n".join(f"- {line}" for line in lines if line.startswith(("target", "whole-pool"))), hardware=hardware())
 
 
-POINTS = (8, 16, 24, 32, 48, 64)  # label counts shown in the docs table (all of them when none of these is reached)
+POINTS = (8, 16, 24, 32, 40, 48, 56, 64)  # label counts shown in the docs table (all of them when none of these is reached)
 
 
 def docs_parts(summary: dict) -> list:
@@ -93,7 +93,8 @@ def docs_parts(summary: dict) -> list:
         area = f"{e['curve_area']:.3f}"
         rows.append([strategy if strategy != "bald" else "BALD", " / ".join(f"{f1[n]:.3f}" for n in points),
                      f"**{area}**" if e["curve_area"] == best else area,
-                     f"{needed}{share}" if needed else "not reached", f"{np.mean(selected) * 100:.1f} %"])
+                     f"{needed}{share}" if needed else "not reached", f"{np.mean(selected) * 100:.1f} %",
+                     f"{np.mean(e['batch_defect_images'][1:] or e['batch_defect_images']) * 100:.0f} %"])
     stds = [v for e in entries.values() for v in e["f1_std"]]
     caption = (f"Reference F1 (the same schedule on all {any_entry['pool_size']} tiles, "
                f"{summary['pool']['crack_free_share']:.0%} of them crack-free): {summary['reference_f1']:.3f}. "
@@ -101,7 +102,7 @@ def docs_parts(summary: dict) -> list:
                "Crack pixels: mean share in the batches selected after the first round."
                if summary.get("reference_f1") else "No reference run.")
     header = ["strategy", f"held-out F1 (strict, ODS) at {' / '.join(map(str, points))} labels, mean of {seeds} seeds",
-              "curve area", "labels to 95 % of reference", "crack pixels in selected batches"]
+              "curve area", "labels to 95 % of reference", "crack pixels in selected batches", "selected tiles holding a crack"]
     return [caption, (header, rows)]
 
 

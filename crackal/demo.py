@@ -21,7 +21,6 @@ from crackal.api.segmentation import predict, synth
 from crackal.data.layout import Pair, find_pairs, load_pair
 from crackal.progress import Progress
 
-
 STOP_SET = 16  # unlabelled pool images whose predictions are compared between rounds (the stop advice)
 SCHEDULE = {"steps_per_label": 3, "min_steps": 64}  # the auto schedule, sized to keep the demo within 8 minutes
 
