@@ -28,7 +28,7 @@ SCHEDULE = {"steps_per_label": 3, "min_steps": 64}  # the auto schedule, sized t
 def _schedule_text(round_steps: int | str) -> str:
     if round_steps == "auto":
         return (f"a number of steps that grows with the labelled set ({SCHEDULE['steps_per_label']} per label, at least "
-                f"{SCHEDULE['min_steps']}; crops of 3/4 of the image), stopping early on a validation slice of the labelled images")
+                f"{SCHEDULE['min_steps']}; crops of about 3/4 of the image), stopping early on a validation slice of the labelled images")
     return f"{round_steps} steps"
 
 
@@ -89,7 +89,7 @@ def run_demo(
                                             f"  round {item.round}: {item.labelled} labelled, "
                                             f"held-out F1 {item.metrics['strict']['f1']:.3f}"),
         initial=8, query_size=8, iterations=20, round_steps=round_steps, stop_set_size=STOP_SET, **SCHEDULE,
-        train={"samples_per_epoch": 32, "crop_size": size * 3 // 4, "batch_size": 8, "base_channels": 8},
+        train={"samples_per_epoch": 32, "crop_size": max(32, size * 3 // 4 // 32 * 32), "batch_size": 8, "base_channels": 8},
     )
     summary = json.loads((simulation / "report.json").read_text())
     project = simulation / "bald" / "seed0"
