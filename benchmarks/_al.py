@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
 from pathlib import Path
@@ -15,6 +16,30 @@ from crackal.data.layout import Pair
 from crackal.metrics.curves import forecast_curve
 
 TARGET_SHARE, TARGET_VS_RANDOM, FORECAST_AT = 0.30, 0.60, 0.30
+
+
+def al_arguments(doc: str, out: Path, strategies: list[str], *, rounds: int, initial: int, step: int,
+                 tile: int) -> argparse.ArgumentParser:
+    """The options both active-learning benchmarks take, with their defaults."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--strategies", nargs="+", default=strategies)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--initial", type=int, default=initial)
+    parser.add_argument("--step", type=int, default=step)
+    parser.add_argument("--tile", type=int, default=tile)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--base-channels", type=int, default=8, help="U-Net width (8: a quarter of the default's cost)")
+    parser.add_argument("--crack-free-share", type=float, default=0.5)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    return parser
+
+
+def round_training(args: argparse.Namespace, class_names: list[str]) -> dict:
+    """The rounds' training options from ``al_arguments``."""
+    return {"samples_per_epoch": 64, "crop_size": args.crop, "batch_size": 8, "base_channels": args.base_channels,
+            "class_names": class_names}
 
 
 def _print_round(item) -> None:

@@ -6,8 +6,9 @@ The pool is the 80 training + validation images of the supervised benchmark's sp
 cut into 160x160 tiles and mixed so that half of them hold no crack pixel (as on a real
 survey: all the crack-free tiles, as many cracked ones drawn at random); the held-out set is
 its 38 test images, whole. Starting from 8 random tiles, each of 7 rounds trains a U-Net of
-half the default width (crops of 128) for a number of steps that grows with the labelled tiles (``round_steps="auto"``, with
-early stopping on a validation slice of the labelled tiles) and labels 8 more. Each strategy
+half the default width (crops of 128) for a number of steps that grows with the labelled
+tiles (``round_steps="auto"``, with early stopping on a validation slice of the labelled
+tiles) and labels 8 more. Each strategy
 runs from scratch and warm-started (``+warm``). Prints, per run, the labels needed to reach
 95 % of the F1 of the same recipe on the whole pool, the ratio to random's, the forecast made
 from the rounds up to 30 % of the pool against the F1 the whole pool reached, and the paired
@@ -17,15 +18,13 @@ The tables go to docs/benchmarks/crackforest_al.md.
 
 from __future__ import annotations
 
-import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from _al import FINDINGS_HEADER, findings, paired_rows, run_simulation  # noqa: E402
+from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal.data.layout import open_dataset  # noqa: E402
@@ -36,19 +35,8 @@ STRATEGIES = ["bald", "entropy", "random", "bald+warm", "entropy+warm", "random+
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_crackforest_al")
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--initial", type=int, default=8)
-    parser.add_argument("--step", type=int, default=8)
-    parser.add_argument("--tile", type=int, default=160)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--base-channels", type=int, default=8, help="U-Net width (8: a quarter of the default's cost)")
-    parser.add_argument("--crack-free-share", type=float, default=0.5)
+    parser = al_arguments(__doc__, ROOT / "runs" / "bench_crackforest_al", STRATEGIES, rounds=7, initial=8, step=8, tile=160)
     parser.add_argument("--round-steps", default="auto", help="auto, a number of steps, or 'epochs' for the fixed recipe")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
 
@@ -59,8 +47,7 @@ def main() -> None:
     summary = run_simulation(
         pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
         split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
-        train={"samples_per_epoch": 64, "crop_size": args.crop, "batch_size": 8, "base_channels": args.base_channels,
-               "class_names": names},
+        train=round_training(args, names),
         initial=args.initial, query_size=args.step, round_steps=None if args.round_steps == "epochs" else args.round_steps,
     )
     lines, rows = findings(summary, SUPERVISED_F1)

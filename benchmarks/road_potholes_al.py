@@ -9,12 +9,11 @@ each segment is kept, shrunk 2x (512x320); the pool frames are cut into 156x156 
 so that half hold no defect pixel (a forward view is mostly road and verge). Three classes
 (background, crack, pothole); the held-out F1 is the mean over crack and pothole. The
 schedule of ``crackforest_al.py`` (steps that grow with the labels), with 16 tiles to start
-and 16 per round for 8 rounds. Prints what ``crackforest_al.py`` prints; tables to docs/benchmarks/road_potholes_al.md.
+and 16 per round for 6 rounds. Prints what ``crackforest_al.py`` prints; tables to docs/benchmarks/road_potholes_al.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -24,7 +23,7 @@ import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from _al import FINDINGS_HEADER, findings, paired_rows, run_simulation  # noqa: E402
+from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal.data.io import mask_png, read_image, read_raw_mask, write_png  # noqa: E402
@@ -60,19 +59,9 @@ def shrunk_frames(data: Path, out: Path, every: int) -> tuple[list[Pair], dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_road_potholes_al")
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--initial", type=int, default=16)
-    parser.add_argument("--step", type=int, default=16)
+    parser = al_arguments(__doc__, ROOT / "runs" / "bench_road_potholes_al", STRATEGIES, rounds=6, initial=16, step=16,
+                          tile=156)  # 6 tiles per shrunk frame
     parser.add_argument("--every", type=int, default=8, help="keep every n-th frame of each segment")
-    parser.add_argument("--tile", type=int, default=156, help="6 tiles per shrunk frame")
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--base-channels", type=int, default=8)
-    parser.add_argument("--crack-free-share", type=float, default=0.5)
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     args = parser.parse_args()
     data = dataset_or_skip("road_cracks_potholes")
 
@@ -87,8 +76,7 @@ def main() -> None:
     summary = run_simulation(
         pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
         split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
-        train={"samples_per_epoch": 64, "crop_size": args.crop, "batch_size": 8, "base_channels": args.base_channels,
-               "class_names": names},
+        train=round_training(args, names),
         initial=args.initial, query_size=args.step, round_steps="auto",
     )
     lines, rows = findings(summary)

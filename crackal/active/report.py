@@ -288,7 +288,7 @@ def _paired_table(summary: dict, score: str) -> list[str]:
     lines = []
     for strategy, paired in summary["paired_vs_random"].items():
         cells = [f"{m:+.3f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c else "") for m, c in zip(paired["mean"], paired["ci95"])]
-        baseline = paired.get("baseline", "random")
+        baseline = paired["baseline"]
         lines += ["", f"{strategy} - {baseline}, {score} paired by seed ({paired['seeds']} seeds: mean [95 % interval]):", "",
                   "| labelled | " + " | ".join(str(n) for n in paired["labelled"]) + " |",
                   "| --- |" + " --- |" * len(cells), f"| {strategy} - {baseline} | " + " | ".join(cells) + " |"]

@@ -52,16 +52,15 @@ class Forecast:
     labels_interval: tuple[int, int] | None
 
 
-def fit_power_law(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares ``(a, b, c)`` of ``power_law`` (bounded, see ``POWER_LAW_BOUNDS``) and their covariance."""
+def fit_power_law(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Least-squares ``(a, b, c)`` of ``power_law`` (bounded, see ``POWER_LAW_BOUNDS``)."""
     from scipy.optimize import curve_fit
 
     x, y = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
     start = (min(1.0, float(y.max()) + 0.05), max(1e-3, float(y.max() - y.min())) * float(x.min()) ** 0.5, 0.5)
-    with warnings.catch_warnings():  # three points: no covariance (inf), which the caller handles
+    with warnings.catch_warnings():  # three points: curve_fit warns that it has no covariance, which is not used
         warnings.simplefilter("ignore")
-        params, covariance = curve_fit(power_law, x, y, p0=start, bounds=POWER_LAW_BOUNDS, maxfev=20_000)
-    return params, covariance
+        return curve_fit(power_law, x, y, p0=start, bounds=POWER_LAW_BOUNDS, maxfev=20_000)[0]
 
 
 def labels_within(params, pool: int, tolerance: float) -> np.ndarray:
@@ -76,14 +75,14 @@ def labels_within(params, pool: int, tolerance: float) -> np.ndarray:
 def _refits(x: np.ndarray, y: np.ndarray, params: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """``(a, b, c)`` refitted to the fitted curve plus residuals drawn with replacement (scaled
     for the three fitted parameters): a residual bootstrap, which keeps every draw a bounded
-    fit where the fit's covariance (a linearisation) spreads far outside [0, 1]."""
+    fit where draws from the fit's covariance (a linearisation) spread far outside [0, 1]."""
     fitted = power_law(x, *params)
     residuals = (y - fitted) * np.sqrt(len(x) / (len(x) - 3))
     rng = np.random.default_rng(seed)
     sample = []
     for _ in range(draws):
         try:
-            sample.append(fit_power_law(x, fitted + rng.choice(residuals, len(x)))[0])
+            sample.append(fit_power_law(x, fitted + rng.choice(residuals, len(x))))
         except (RuntimeError, ValueError):
             continue
     return np.array(sample).reshape(-1, 3)
@@ -103,16 +102,16 @@ def forecast_curve(labels, scores, pool: int, tolerance: float = 0.01, draws: in
     if len(labels) < 3:
         return None
     try:
-        params, _ = fit_power_law(labels, scores)
+        params = fit_power_law(labels, scores)
     except (RuntimeError, ValueError):
         return None
     score, needed = float(power_law(pool, *params)), int(np.ceil(labels_within(params, pool, tolerance)))
     score_interval = labels_interval = None
-    sample = _refits(np.asarray(labels, np.float64), np.asarray(scores, np.float64), params, draws, seed) \
-        if len(labels) > 3 else np.empty((0, 3))
-    if len(sample):
-        lo, hi = np.quantile(np.clip(power_law(pool, *sample.T), 0, 1), [0.025, 0.975])
-        n_lo, n_hi = np.quantile(labels_within(sample, pool, tolerance), [0.025, 0.975])
-        score_interval, labels_interval = (float(lo), float(hi)), (int(np.floor(n_lo)), int(np.ceil(n_hi)))
+    if len(labels) > 3:  # three points fit exactly: no residuals to draw from
+        sample = _refits(np.asarray(labels, np.float64), np.asarray(scores, np.float64), params, draws, seed)
+        if len(sample):
+            lo, hi = np.quantile(np.clip(power_law(pool, *sample.T), 0, 1), [0.025, 0.975])
+            n_lo, n_hi = np.quantile(labels_within(sample, pool, tolerance), [0.025, 0.975])
+            score_interval, labels_interval = (float(lo), float(hi)), (int(np.floor(n_lo)), int(np.ceil(n_hi)))
     return Forecast(tuple(float(p) for p in params), pool, tolerance, score, needed,  # type: ignore[arg-type]
                     score_interval, labels_interval)

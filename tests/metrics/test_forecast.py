@@ -13,7 +13,7 @@ def test_power_law_fit_recovers_known_parameters():
     n = np.array([8, 16, 24, 32, 48, 64, 96, 128])
     truth = (0.72, 0.9, 0.55)
     noise = np.random.default_rng(0).normal(0, 0.002, len(n))
-    params, _ = fit_power_law(n, power_law(n, *truth) + noise)
+    params = fit_power_law(n, power_law(n, *truth) + noise)
     assert np.allclose(params, truth, atol=[0.02, 0.15, 0.08])
 
 
