@@ -116,3 +116,29 @@ def test_paint_erase_undo_submit_stores_exactly_the_painted_pixels(served):
     assert record.labelled_by == "ana"
     stored = to_class_mask(read_raw_mask(record.label_path), 2, record.label_path)
     assert np.array_equal(stored, expected)  # pixel by pixel
+
+
+def test_a_click_before_the_page_knows_its_user_still_opens_the_next_image(served):
+    """A write sent while ``/api/me`` is still on its way waits for the CSRF token instead of
+    failing with 403 (a quick click on a slow, loaded machine)."""
+    project, url, page, tmp = served
+    sign_in_page(page, url, "ana")
+    held = []
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route("**/api/me", hold)  # hold the page's "who am I" request
+    page.goto(f"{url}/queue")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.click("#start")
+    page.wait_for_timeout(300)  # the write would have gone out (and failed) by now
+    assert page.text_content("#message") == ""
+    held[0].continue_()
+    page.unroute("**/api/me", hold)
+    page.wait_for_url(f"{url}/label/*")
+    page.wait_for_selector("body[data-ready=true]")

@@ -4,11 +4,13 @@
 
 const crackal = {
   me: null,
+  mePromise: null,
 
   // fetch wrapper: JSON in and out, the CSRF token on writes, a 401 sends the user to the login.
+  // A write made before the page's init has fetched the token (a quick click) waits for it.
   async api(path, { method = "GET", json, body, headers = {}, raw = false } = {}) {
     const options = { method, headers: { ...headers }, credentials: "same-origin" };
-    if (method !== "GET" && crackal.me) options.headers["X-CSRF-Token"] = crackal.me.csrf;
+    if (method !== "GET" && !path.startsWith("/api/login")) options.headers["X-CSRF-Token"] = (await crackal.whoami()).csrf;
     if (json !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(json);
@@ -30,9 +32,20 @@ const crackal = {
     return raw ? response : response.json();
   },
 
+  // Who is signed in and the session's CSRF token, fetched once per page.
+  whoami() {
+    if (!crackal.mePromise) {
+      crackal.mePromise = crackal.api("/api/me").then((me) => (crackal.me = me), (error) => {
+        crackal.mePromise = null;
+        throw error;
+      });
+    }
+    return crackal.mePromise;
+  },
+
   // Who is signed in, and the navigation bar.
   async init(active) {
-    crackal.me = await crackal.api("/api/me");
+    await crackal.whoami();
     const nav = document.getElementById("nav");
     if (nav) {
       nav.replaceChildren(
