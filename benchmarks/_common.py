@@ -8,6 +8,8 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CRACKAL_DATA", ROOT.parent / "shared" / "data"))
 
@@ -99,3 +101,10 @@ def write_docs(name: str, *parts, command: str | None = None, date: str | None =
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(new)
     return page
+
+
+def shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` shrunk ``factor`` times by block means (as the network's ``--downscale`` sees it)."""
+    height, width = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    blocks = image[:height, :width].reshape(height // factor, factor, width // factor, factor, -1).astype(np.float32)
+    return blocks.mean((1, 3)).round().astype(np.uint8).squeeze()

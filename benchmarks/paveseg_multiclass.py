@@ -31,10 +31,11 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
-from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, shrink, write_docs  # noqa: E402
 
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
+from crackal.data.io import read_image, write_png  # noqa: E402
 from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.splits import load_split, make_split  # noqa: E402
 from crackal.metrics.confusion import confusion_matrix  # noqa: E402
@@ -79,16 +80,15 @@ def starting_encoder(variant: str, data: Path, out: Path, options: dict, args) -
     shape = {"depth": options.get("depth", 4), "base_channels": 16}
     if variant == "pretrain":
         encoder = out / "pretrain" / "encoder.pt"
-        if not encoder.is_file():
+        if not encoder.is_file():  # the training images without their masks, at the scale the network sees
             pairs, _, _ = open_dataset(data)
             train = set(make_split([p.name for p in pairs], 10, 20, 0)["train"])  # the split api.train makes
             images = out / "pretrain_images"
-            images.mkdir(parents=True, exist_ok=True)
             for pair in pairs:
-                link = images / pair.image.name
-                if pair.name in train and not link.exists():
-                    link.symlink_to(pair.image.resolve())
-            api.pretrain(images, out / "pretrain", epochs=args.pretrain_epochs, crop_size=256, progress=False, **shape)
+                if pair.name in train and not (images / f"{pair.name}.png").is_file():
+                    write_png(images / f"{pair.name}.png", shrink(read_image(pair.image), args.downscale))
+            api.pretrain(images, out / "pretrain", epochs=args.pretrain_epochs, crop_size=256, threads=args.threads,
+                         progress=False, **shape)
         return encoder
     if variant == "synth":
         run = out / "synth_run"
@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (validation dominates on a GPU)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="baseline", help="the options of one row of the multi-class issue")
     parser.add_argument("--class-weighting", default=None, help="override the variant's class weighting (e.g. sqrt_inverse)")
+    parser.add_argument("--class-aware", type=float, default=None, help="override the variant's class-aware crop share")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--pretrain-epochs", type=int, default=20, help="pretrain / synth variants: epochs of the first stage")
     parser.add_argument("--synth-count", type=int, default=400, help="synth variant: synthetic images")
     args = parser.parse_args()
@@ -124,11 +126,13 @@ def main() -> None:
         options = {"crop_size": args.crop_size, **VARIANTS[args.variant]}
         if args.class_weighting:
             options["class_weighting"] = args.class_weighting
+        if args.class_aware is not None:
+            options["class_aware"] = args.class_aware
         api.train(data, args.out, val=10, test=20, seed=0, epochs=args.epochs,
                   batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, balance=args.balance,
                   balance_interval=args.balance_interval,
                   val_interval=args.val_interval, downscale=args.downscale, tile_size=max(args.tile_size, options["crop_size"]),
-                  time_limit_min=args.minutes, resume=(args.out / "config.json").is_file(), progress=False,
+                  time_limit_min=args.minutes, threads=args.threads, resume=(args.out / "config.json").is_file(), progress=False,
                   encoder_weights=starting_encoder(args.variant, data, args.out, options, args), **options)
     model, state = load_model(args.out)
     names = state["config"]["class_names"]
@@ -141,17 +145,20 @@ def main() -> None:
 
     print(f"hardware: {hardware()}")
     print(f"{len(history)} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test images")
+    print_scores(scores)
+    write_docs("paveseg_multiclass",
+               f"{len(history)} of {args.epochs} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test "
+               "images, arg-max prediction at full resolution, strict pixels pooled.",
+               (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
+               hardware=hardware(), block=None if args.variant == "baseline" else args.variant)
+
+
+def print_scores(scores: dict) -> None:
+    """The per-class table, where each class's pixels went, and the means over the defect classes."""
     print("| class | test pixels | IoU | F1 | predicted / true area | area error |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for name, s in scores.items():
-        if s["true_area_px"] == 0 and s["predicted_area_px"] == 0:
-            print(f"| {name} | 0 | - | - | - | - |")
-            continue
-        if not s["true_area_px"]:
-            print(f"| {name} | 0 | {s['iou']:.3f} | {s['f1']:.3f} | {s['predicted_area_px']:,} px, no truth | - |")
-            continue
-        ratio = s["predicted_area_px"] / s["true_area_px"]
-        print(f"| {name} | {s['true_area_px']:,} | {s['iou']:.3f} | {s['f1']:.3f} | {ratio:.2f} | {s['area_error']:+.1%} |")
+    for row in docs_rows(scores):
+        print("| " + " | ".join(row) + " |")
     print("where each class's pixels went (top 3 of the arg-max):")
     for name, s in scores.items():
         if s["predicted_as"]:
@@ -160,11 +167,6 @@ def main() -> None:
     print(f"mean over the {len(defects)} defect classes present in the test images: "
           f"IoU {np.mean([s['iou'] for s in defects]):.3f}, F1 {np.mean([s['f1'] for s in defects]):.3f}, "
           f"|area error| {np.mean([abs(s['area_error']) for s in defects]):.1%}")
-    write_docs("paveseg_multiclass",
-               f"{len(history)} of {args.epochs} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test "
-               "images, arg-max prediction at full resolution, strict pixels pooled.",
-               (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
-               hardware=hardware(), block=None if args.variant == "baseline" else args.variant)
 
 
 def docs_rows(scores: dict) -> list[list[str]]:

@@ -19,12 +19,10 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
-from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
+from _common import ROOT, dataset_or_skip, hardware, shrink, write_docs  # noqa: E402
 
 from crackal.data.io import mask_png, read_image, read_raw_mask, write_png  # noqa: E402
 from crackal.data.layout import Pair  # noqa: E402
@@ -47,11 +45,9 @@ def shrunk_frames(data: Path, out: Path, every: int) -> tuple[list[Pair], dict[s
         stem = Path(row["image"]).stem
         image_path, mask_path = out / "images" / f"{stem}.png", out / "masks" / f"{stem}.png"
         if not mask_path.is_file():
-            image = read_image(data / "images" / row["image"]).astype(np.float32)
-            height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-            small = image[:height, :width].reshape(height // 2, 2, width // 2, 2, -1).mean((1, 3))
-            write_png(image_path, small.round().astype(np.uint8).squeeze())
-            mask = read_raw_mask(data / "masks" / f"{stem}.png")[:height:2, :width:2]
+            image = read_image(data / "images" / row["image"])
+            write_png(image_path, shrink(image, 2))
+            mask = read_raw_mask(data / "masks" / f"{stem}.png")[:image.shape[0] // 2 * 2:2, :image.shape[1] // 2 * 2:2]
             write_png(mask_path, mask_png(mask, 3))
         pairs.append(Pair(image_path, mask_path))
         groups[stem] = row["segment"]
