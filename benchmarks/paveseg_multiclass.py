@@ -8,8 +8,9 @@
 into its own block of the docs page): ``class_aware`` (``--class-aware 0.5 --class-weighting
 median``), and on top of that ``context`` (the two-scale U-Net, ``--context 2``), ``deep``
 (crops of 512, ``--depth 5``), ``pretrain`` (``crackal pretrain`` on the training images
-first, then ``--encoder-weights``) or ``synth`` (a model trained on synthetic defects first,
-its encoder fine-tuned here).
+without masks, shrunk by ``--downscale`` as the network sees them, then ``--encoder-weights``)
+or ``synth`` (a model trained on synthetic defects first, its encoder fine-tuned here).
+``--class-weighting`` and ``--class-aware`` override a variant's options.
 
 PaveSeg preview (100 images 1280x1080, 8 classes: background, crack, pothole, sealed_crack,
 patch, alligator_crack, utility_cover, expansion_joint), seeded split 70 / 10 / 20 (seed 0).
