@@ -65,6 +65,8 @@ def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile
     return scores
 
 
+SCORE_HEADER = ["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"]
+
 MULTICLASS = {"class_aware": 0.5, "class_weighting": "median"}
 VARIANTS: dict[str, dict] = {
     "baseline": {},
@@ -150,14 +152,14 @@ def main() -> None:
     write_docs("paveseg_multiclass",
                f"{len(history)} of {args.epochs} epochs, {history[-1]['seconds'] / 60:.1f} min of training; {len(test)} test "
                "images, arg-max prediction at full resolution, strict pixels pooled.",
-               (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
+               (SCORE_HEADER, docs_rows(scores)),
                hardware=hardware(), block=None if args.variant == "baseline" else args.variant)
 
 
 def print_scores(scores: dict) -> None:
     """The per-class table, where each class's pixels went, and the means over the defect classes."""
-    print("| class | test pixels | IoU | F1 | predicted / true area | area error |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| " + " | ".join(SCORE_HEADER) + " |")
+    print("|" + " --- |" * len(SCORE_HEADER))
     for row in docs_rows(scores):
         print("| " + " | ".join(row) + " |")
     print("where each class's pixels went (top 3 of the arg-max):")

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
-from paveseg_multiclass import docs_rows, per_class_scores, print_scores  # noqa: E402
+from paveseg_multiclass import SCORE_HEADER, docs_rows, per_class_scores, print_scores  # noqa: E402
 from road_potholes_al import shrunk_frames  # noqa: E402
 
 from crackal import api  # noqa: E402
@@ -61,7 +61,8 @@ def main() -> None:
                   tile_size=512, val_interval=args.val_interval, time_limit_min=args.minutes, threads=args.threads,
                   resume=(args.out / "run" / "config.json").is_file(), progress=False)
     model, state = load_model(args.out / "run")
-    test = SegmentationDataset([p for p in pairs if p.name in set(split["test"])], len(names))
+    held_out = set(split["test"])
+    test = SegmentationDataset([p for p in pairs if p.name in held_out], len(names))
     scores = per_class_scores(model, test, names, state["config"]["tile_size"])
     (args.out / "per_class.json").write_text(json.dumps(scores, indent=1))
     history = json.loads((args.out / "run" / "metrics.json").read_text())["history"]
@@ -71,7 +72,7 @@ def main() -> None:
     print(f"hardware: {hardware()}\n{caption}")
     print_scores(scores)
     write_docs("road_potholes_multiclass", caption,
-               (["class", "test pixels", "IoU", "F1", "predicted / true area", "area error"], docs_rows(scores)),
+               (SCORE_HEADER, docs_rows(scores)),
                hardware=hardware())
 
 
