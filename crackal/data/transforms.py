@@ -58,3 +58,25 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3) uint8`` -> normalised ``(3, H, W) float32``."""
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
     return (tensor / 255.0 - MEAN) / STD
+
+
+def shrink_masks(masks: torch.Tensor, factor: int, num_classes: int) -> torch.Tensor:
+    """Class masks ``(N, H, W)`` shrunk ``factor`` times (H and W divisible by it): each block takes
+    its most frequent class, a defect pixel counting ``factor`` times a background one, so a
+    one-pixel line through a block keeps the block (thin cracks survive); a block with no valid
+    pixel is ``IGNORE_INDEX``.
+
+    >>> mask = torch.zeros(1, 4, 4, dtype=torch.long); mask[0, :, 1] = 1  # a vertical crack line
+    >>> shrink_masks(mask, 4, 2).tolist()
+    [[[1]]]
+    """
+    from torch.nn import functional as F
+
+    from crackal.data.io import IGNORE_INDEX
+
+    valid = masks != IGNORE_INDEX
+    onehot = F.one_hot(masks.masked_fill(~valid, 0), num_classes).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
+    counts = F.avg_pool2d(onehot, factor)
+    counts[:, 1:] *= factor
+    shrunk = counts.argmax(1)
+    return shrunk.masked_fill(counts.sum(1) == 0, IGNORE_INDEX)

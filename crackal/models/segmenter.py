@@ -68,7 +68,12 @@ class Segmenter(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return x, (h, w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, out_channels, H, W)`` for a normalised batch ``(N, C_in, H, W)`` of any size."""
+    def forward(self, x: torch.Tensor, own_scale: bool = False) -> torch.Tensor:
+        """Logits ``(N, out_channels, H, W)`` for a normalised batch ``(N, C_in, H, W)`` of any size;
+        with ``own_scale`` those of a ``downscale`` d network stay at its own scale, ``(H / d, W / d)``
+        (its training loss is computed there: no full-size logits to upsample and score)."""
         x, (h, w) = self.pad(x)
+        if own_scale and self.downscale > 1:
+            logits = self.upsample[0](self.classifier(self.dropout(self.features(x))))
+            return logits[..., : h // self.downscale, : w // self.downscale]
         return self.head(self.features(x))[..., :h, :w]

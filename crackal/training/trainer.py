@@ -14,9 +14,11 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
+from crackal.data.transforms import shrink_masks
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
+from crackal.models.segmenter import Segmenter
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.progress import Progress
 from crackal.training import distributed
@@ -44,6 +46,7 @@ class SegmentationRunner:
         self.has_validation = val_set is not None and len(val_set) > 0
         model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
         self.model = model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+        self.own_scale = model.downscale if isinstance(model, Segmenter) else 1
         self.pixel_counts = train_set.class_pixel_counts()
         self.class_weights = class_weights(self.pixel_counts, cast(Weighting, config.class_weighting))  # checked by TrainConfig
         self.loss_fn = SegmentationLoss(config.loss, self.class_weights).to(device)
@@ -106,7 +109,11 @@ class SegmentationRunner:
         if self.device.type == "cpu":
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            loss = self.loss_fn(self.network(images), masks)
+            if self.own_scale > 1:  # the loss at the network's scale: the masks shrink, not the logits grow
+                loss = self.loss_fn(self.network(images, own_scale=True),
+                                    shrink_masks(masks, self.own_scale, self.config.num_classes))
+            else:
+                loss = self.loss_fn(self.network(images), masks)
             if self.config.tile_filter:
                 loss = loss + cast(TileFilterSegmenter, self.model).filter_loss(images, masks)  # built with tile_filter
         self.optimizer.zero_grad(set_to_none=True)

@@ -69,6 +69,15 @@ class TestDownscaledUNet(ModelSuite):
             expected = nn.functional.interpolate(plain(nn.functional.avg_pool2d(x, 4)), scale_factor=4, mode="bilinear")
             torch.testing.assert_close(small(x), expected)
 
+    def test_own_scale_logits_are_the_full_size_ones_before_upsampling(self):
+        model = self.build(4).eval()
+        x = torch.randn(2, 3, 64, 96)
+        with torch.no_grad():
+            own = model(x, own_scale=True)
+            assert own.shape == (2, 4, 16, 24)
+            torch.testing.assert_close(model(x), nn.functional.interpolate(own, scale_factor=4, mode="bilinear"))
+        assert model(torch.randn(1, 3, 45, 70), own_scale=True).shape == (1, 4, 11, 17)  # padded, cropped back
+
 
 class TestSmpUNet(ModelSuite):
     arch, kwargs = "smp_unet", {"encoder": "resnet18"}
@@ -130,3 +139,10 @@ def test_encoder_weights_load_into_the_encoder_only(tmp_path):
     model = create_model("fpn", 2, encoder="resnet18", encoder_weights=tmp_path / "enc.pt")
     assert torch.equal(model.trunk.encoder.conv1.weight, donor.trunk.encoder.conv1.weight)
     assert not torch.equal(model.classifier.weight, donor.classifier.weight)
+
+
+def test_own_scale_changes_nothing_without_downscale():
+    model = create_model("unet", 3, base_channels=8, depth=3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x, own_scale=True), model(x))

@@ -108,6 +108,32 @@ def test_validation_every_n_epochs_keeps_the_best_validated_epoch(synthetic_data
     assert (tmp_path / "run" / "training_curves.png").is_file()
 
 
+def test_a_downscaled_network_trains_on_logits_and_masks_at_its_own_scale(synthetic_dataset):
+    from crackal.training.trainer import SegmentationRunner
+
+    train_set, val_set = datasets(synthetic_dataset)
+    runner = SegmentationRunner(train_set, val_set, TrainConfig(epochs=1, downscale=4, **TINY), torch.device("cpu"))
+    seen = []
+    loss_fn = runner.loss_fn
+    runner.loss_fn = lambda logits, masks: seen.append((logits.shape, masks.shape)) or loss_fn(logits, masks)
+    masks = torch.zeros(2, 64, 64, dtype=torch.long)
+    masks[:, :, 10] = 1  # a one-pixel crack line survives the shrinking
+    assert np.isfinite(runner._step(torch.randn(2, 3, 64, 64), masks))
+    assert seen == [((2, 1, 16, 16), (2, 16, 16))]
+
+
+def test_shrunk_masks_keep_thin_defects_and_ignore_empty_blocks():
+    from crackal.data.transforms import shrink_masks
+
+    masks = torch.zeros(1, 8, 8, dtype=torch.long)
+    masks[0, :4, 1] = 2  # a line through the top-left block: kept
+    masks[0, 5, 5] = 1  # one pixel of sixteen in the bottom-right block: background
+    masks[0, :4, 4:] = 255  # the top-right block is all ignored
+    masks[0, 4:, :4] = 3
+    masks[0, 4:, 3] = 1  # the bottom-left block: the larger defect class wins
+    assert shrink_masks(masks, 4, 4).tolist() == [[[2, 255], [3, 0]]]
+
+
 def test_a_downscaled_run_reloads_as_it_was_trained(synthetic_dataset, tmp_path):
     train_set, val_set = datasets(synthetic_dataset)
     train(train_set, val_set, TrainConfig(epochs=1, downscale=2, **TINY), tmp_path / "run", progress=False)
