@@ -54,7 +54,7 @@ def shrunk_images(data: Path, out: Path, factor: int) -> tuple[list[Pair], list[
 def pool_class_shares(out: Path) -> dict[str, float]:
     """The share of the pool's tiles holding each defect class (what a random batch holds on average)."""
     pool = json.loads((out / "pool_split.json").read_text())["train"]
-    present = np.array([np.isin(np.arange(1, len(CLASSES)), read_raw_mask(out / "pool_tiles" / "masks" / name))
+    present = np.array([np.isin(np.arange(1, len(CLASSES)), read_raw_mask(out / "pool_tiles" / "masks" / f"{name}.png"))
                         for name in pool])
     return dict(zip(CLASSES[1:], present.mean(0).tolist()))
 

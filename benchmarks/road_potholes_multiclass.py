@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=256)
     parser.add_argument("--class-aware", type=float, default=0.5, help="share of crops centred on a class drawn uniformly")
     parser.add_argument("--class-weighting", default="sqrt_inverse")
+    parser.add_argument("--downscale", type=int, default=1, help="the network runs on the (already 2x shrunk) frames shrunk again")
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--val-interval", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
@@ -57,7 +59,8 @@ def main() -> None:
     names = json.loads((data / "classes.json").read_text())
     if not (args.out / "run" / "checkpoints" / "best.pt").is_file() or not (args.out / "run" / "metrics.json").is_file():
         api.train(args.out / "frames", args.out / "run", split_file=split_file, classes=names, epochs=args.epochs,
-                  crop_size=args.crop_size, class_aware=args.class_aware, class_weighting=args.class_weighting,
+                  crop_size=args.crop_size, downscale=args.downscale, batch_size=args.batch_size,
+                  class_aware=args.class_aware, class_weighting=args.class_weighting,
                   tile_size=512, val_interval=args.val_interval, time_limit_min=args.minutes, threads=args.threads,
                   resume=(args.out / "run" / "config.json").is_file(), progress=False)
     model, state = load_model(args.out / "run")
