@@ -6,6 +6,8 @@ MC-Dropout run the deterministic trunk once and sample only the head.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -74,6 +76,7 @@ class Segmenter(nn.Module):
         (its training loss is computed there: no full-size logits to upsample and score)."""
         x, (h, w) = self.pad(x)
         if own_scale and self.downscale > 1:
-            logits = self.upsample[0](self.classifier(self.dropout(self.features(x))))
+            base_upsample = cast(nn.Sequential, self.upsample)[0]  # the architecture's own, before the downscale's
+            logits = base_upsample(self.classifier(self.dropout(self.features(x))))
             return logits[..., : h // self.downscale, : w // self.downscale]
         return self.head(self.features(x))[..., :h, :w]
