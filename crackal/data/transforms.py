@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
+from crackal.data.io import IGNORE_INDEX
 
 if TYPE_CHECKING:
     import albumentations
@@ -70,10 +73,6 @@ def shrink_masks(masks: torch.Tensor, factor: int, num_classes: int) -> torch.Te
     >>> shrink_masks(mask, 4, 2).tolist()
     [[[1]]]
     """
-    from torch.nn import functional as F
-
-    from crackal.data.io import IGNORE_INDEX
-
     valid = masks != IGNORE_INDEX
     onehot = F.one_hot(masks.masked_fill(~valid, 0), num_classes).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
     counts = F.avg_pool2d(onehot, factor)
