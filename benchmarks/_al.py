@@ -76,6 +76,23 @@ def run_simulation(pairs: list[Pair], out: Path, strategies: list[str], *, seeds
     return json.loads((out / "report.json").read_text())
 
 
+def simulate_from_arguments(pairs: list[Pair], args: argparse.Namespace, class_names: list[str],
+                            round_steps: str | None = "auto") -> dict:
+    """``run_simulation`` with the options of ``al_arguments``, the split in ``args.out/split.json``."""
+    return run_simulation(
+        pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
+        split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
+        train=round_training(args, class_names), initial=args.initial, query_size=args.step, round_steps=round_steps,
+    )
+
+
+def class_iou_table(summary: dict, class_names: list[str], defects: str) -> tuple[list[str], list[list[str]]]:
+    """The docs table of each run's last-round arg-max IoU: the mean over ``defects`` and each defect class."""
+    rows = [[s, f"{e['final_miou_defects']:.3f}"] + [f"{e['final_class_iou'][n]:.3f}" for n in class_names[1:]]
+            for s, e in summary["strategies"].items() if "final_miou_defects" in e]
+    return ["run", f"mIoU ({defects}), last round"] + [f"{n} IoU" for n in class_names[1:]], rows
+
+
 def findings(summary: dict, supervised_f1: float | None = None) -> tuple[list[str], list[list]]:
     """The lines to print and the docs table: per strategy the labels to 95 % of the whole-pool F1
     (share of the pool, ratio to random with the same start), the forecast fitted to the rounds up

@@ -24,7 +24,7 @@ import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
+from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, simulate_from_arguments  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 
 from crackal.data.layout import open_dataset  # noqa: E402
@@ -44,12 +44,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     split = make_split([p.name for p in pairs], val=10, test=38, seed=0)
     save_split(split, args.out / "split.json")
-    summary = run_simulation(
-        pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
-        split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
-        train=round_training(args, names),
-        initial=args.initial, query_size=args.step, round_steps=None if args.round_steps == "epochs" else args.round_steps,
-    )
+    summary = simulate_from_arguments(pairs, args, names, None if args.round_steps == "epochs" else args.round_steps)
     lines, rows = findings(summary, SUPERVISED_F1)
     print(f"\nhardware: {hardware()}")
     print(f"reference F1 (whole pool of tiles labelled, same schedule): {summary['reference_f1']:.3f}; "

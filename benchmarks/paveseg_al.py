@@ -22,7 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
+from _al import FINDINGS_HEADER, al_arguments, class_iou_table, findings, paired_rows, simulate_from_arguments  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, shrink, write_docs  # noqa: E402
 
 from crackal.data.io import mask_png, read_raw_mask, write_png  # noqa: E402
@@ -83,11 +83,7 @@ def main() -> None:
     pairs, test = shrunk_images(data, args.out / f"images_{args.downscale}x", args.downscale)
     (args.out / "split.json").write_text(json.dumps({"train": [p.name for p in pairs if p.name not in test], "val": [],
                                                       "test": test}))
-    summary = run_simulation(
-        pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
-        split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
-        train=round_training(args, CLASSES), initial=args.initial, query_size=args.step, round_steps="auto",
-    )
+    summary = simulate_from_arguments(pairs, args, CLASSES)
     lines, rows = findings(summary)
     entry = summary["strategies"][args.strategies[0]]
     caption = (f"PaveSeg shrunk {args.downscale}x; held out: the {len(test)} test images of paveseg_multiclass.py; pool: "
@@ -95,16 +91,15 @@ def main() -> None:
                f"{summary['pool']['crack_free_share']:.0%} without a defect pixel. Whole-pool F1 (same schedule, mean over the "
                f"defect classes): {summary['reference_f1']:.3f}.")
     shares = batch_share_rows(summary, pool_class_shares(args.out), args.initial, args.step)
-    classes = [[s, f"{e['final_miou_defects']:.3f}"] + [f"{e['final_class_iou'][n]:.3f}" for n in CLASSES[1:]]
-               for s, e in summary["strategies"].items() if "final_miou_defects" in e]
+    classes = class_iou_table(summary, CLASSES, "defect classes")
     print(f"\nhardware: {hardware()}\n{caption}")
     print("\n".join(lines))
     print("share of each selected batch holding a class (mean over seeds):")
     print("\n".join(" ".join(row) for row in [shares[0], *shares[1]]))
-    print("\n".join(" ".join(row) for row in classes))
+    print("\n".join(" ".join(row) for row in classes[1]))
     print(f"report: {args.out / 'report.md'}")
     write_docs("paveseg_al", caption, (FINDINGS_HEADER, rows), paired_rows(summary), shares,
-               (["run", "mIoU (defect classes), last round"] + [f"{n} IoU" for n in CLASSES[1:]], classes),
+               classes,
                hardware=hardware())
 
 

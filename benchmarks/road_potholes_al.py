@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from _al import FINDINGS_HEADER, al_arguments, findings, paired_rows, round_training, run_simulation  # noqa: E402
+from _al import FINDINGS_HEADER, al_arguments, class_iou_table, findings, paired_rows, simulate_from_arguments  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, shrink, write_docs  # noqa: E402
 
 from crackal.data.io import mask_png, read_image, read_raw_mask, write_png  # noqa: E402
@@ -69,12 +69,7 @@ def main() -> None:
     print(f"{len(pairs)} frames of {len(set(groups.values()))} segments; held out: {len(split['test'])} frames of "
           f"segments {', '.join(held_segments)}", flush=True)
     names = json.loads((data / "classes.json").read_text())
-    summary = run_simulation(
-        pairs, args.out, args.strategies, seeds=args.seeds, rounds=args.rounds, jobs=args.jobs,
-        split_file=args.out / "split.json", tile=args.tile, crack_free_share=args.crack_free_share,
-        train=round_training(args, names),
-        initial=args.initial, query_size=args.step, round_steps="auto",
-    )
+    summary = simulate_from_arguments(pairs, args, names)
     lines, rows = findings(summary)
     any_entry = summary["strategies"][args.strategies[0]]
     caption = (f"{len(pairs)} frames (every {args.every}th of each segment, shrunk 2x); held out: {len(split['test'])} frames "
@@ -83,13 +78,12 @@ def main() -> None:
                f"over crack and pothole): {summary['reference_f1']:.3f}.")
     print(f"\nhardware: {hardware()}\n{caption}")
     print("\n".join(lines))
-    classes = [[s, f"{e['final_miou_defects']:.3f}"] + [f"{e['final_class_iou'][n]:.3f}" for n in names[1:]]
-               for s, e in summary["strategies"].items() if "final_miou_defects" in e]
-    if classes:
-        print("\n".join(" ".join(row) for row in classes))
+    classes = class_iou_table(summary, names, "crack, pothole")
+    if classes[1]:
+        print("\n".join(" ".join(row) for row in classes[1]))
     print(f"report: {args.out / 'report.md'}")
     write_docs("road_potholes_al", caption, (FINDINGS_HEADER, rows), paired_rows(summary),
-               (["run", "mIoU (crack, pothole), last round"] + [f"{n} IoU" for n in names[1:]], classes),
+               classes,
                "\n".join(f"- {line}" for line in lines if line.startswith("target")), hardware=hardware())
 
 
