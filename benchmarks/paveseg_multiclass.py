@@ -1,7 +1,7 @@
 """Multi-class road defects on PaveSeg: per-class IoU, F1 and defect-area error.
 
     .venv/bin/python benchmarks/paveseg_multiclass.py [--epochs 40] [--minutes 30] [--out runs/bench_paveseg]
-    # latest README run: --downscale 4 --crop-size 768 --tile-size 1280 --val-interval 5 --epochs 80 --minutes 40
+    # latest README run: --downscale 4 --crop-size 768 --tile-size 1280 --val-interval 5 --epochs 110 --minutes 45 --threads 1
     .venv/bin/python benchmarks/paveseg_multiclass.py --variant class_aware --out runs/bench_paveseg_class_aware
 
 ``--variant`` adds the options of one row of the multi-class issue to the run (its table goes
