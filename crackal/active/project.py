@@ -8,9 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from crackal.acquisition.diversity import encoder_embeddings
 from crackal.acquisition.select import kcenter_greedy, select_random
 from crackal.active.config import ALConfig
 from crackal.active.lock import project_lock
@@ -18,7 +16,6 @@ from crackal.active.store import ImageRecord, ProjectStore
 from crackal.data.io import list_images, read_image
 from crackal.data.layout import open_dataset, resolve_class_names
 from crackal.data.splits import make_split
-from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError
 from crackal.models import create_model
 
@@ -113,20 +110,9 @@ def _register(store: ProjectStore, pool: list[Row], heldout: list[Row], config: 
     candidates = store.unlabelled()
     k = min(config.initial, len(candidates))
     if config.cold_start == "coreset":
-        model = create_model(**config.train.model_kwargs())  # type: ignore[union-attr]
-        chosen = kcenter_greedy(pooled_features(model, LazyImages(candidates)), k, config.seed)
+        train = config.train  # a TrainConfig: ALConfig allows coreset for segmentation only
+        model = create_model(**train.model_kwargs(), encoder_weights=train.encoder_weights)  # type: ignore[union-attr]
+        chosen = kcenter_greedy(encoder_embeddings(model, LazyImages(candidates)), k, config.seed)
     else:
         chosen = select_random(len(candidates), k, config.seed)
     store.enqueue(0, [candidates[i].id for i in chosen], [None] * len(chosen))
-
-
-@torch.inference_mode()
-def pooled_features(model, images) -> np.ndarray:
-    """Global average- and max-pooled trunk features, one row per image (for coreset)."""
-    model.eval()
-    rows = []
-    for image in images:
-        x, _ = model.pad(to_tensor(image)[None])
-        f = model.features(x)
-        rows.append(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)[0].numpy())
-    return np.stack(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crackal.acquisition.diversity import encoder_embeddings
 from crackal.acquisition.score import score_pool
 from crackal.active.config import ALConfig
 from crackal.active.project import LazyImages
@@ -126,6 +127,10 @@ class SegmentationRounds:
             references = _reference_batches(labelled, tcfg.crop_size, tcfg.seed)
         return score_pool(models, LazyImages(pool), config.strategy, config.reduction, config.method, config.iterations,
                           reference_batches=references, seed=tcfg.seed, progress=progress)
+
+    def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:
+        """The round model's encoder embedding of each image (``selection="diverse"``)."""
+        return encoder_embeddings(load_model(checkpoint)[0], LazyImages(records))
 
     def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], np.ndarray]:
         """The model loaded once, as a function: image -> class mask at the validation threshold."""

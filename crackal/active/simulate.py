@@ -111,17 +111,23 @@ def share_first_round(source: Path, target: Path) -> bool:
     return True
 
 
-def run_options(name: str) -> dict:
-    """The ``ALConfig`` options of a run named ``STRATEGY`` or ``STRATEGY+warm`` (warm-started
-    rounds), so that one simulation compares both.
+RUN_VARIANTS = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"}}
 
-    >>> run_options("bald+warm")
-    {'strategy': 'bald', 'warm_start': True}
+
+def run_options(name: str) -> dict:
+    """The ``ALConfig`` options of a run named ``STRATEGY`` with variants added by ``+``:
+    ``+warm`` (warm-started rounds), ``+diverse`` (``selection="diverse"``), so that one
+    simulation compares them.
+
+    >>> run_options("bald+warm"), run_options("bald+warm+diverse")
+    ({'strategy': 'bald', 'warm_start': True}, {'strategy': 'bald', 'warm_start': True, 'selection': 'diverse'})
     """
-    strategy, plus, variant = name.partition("+")
-    if plus and variant != "warm":
-        raise OptionError("strategy", f"takes a strategy name, or one with +warm (warm-started rounds); got {name!r}")
-    return {"strategy": strategy, "warm_start": True} if plus else {"strategy": strategy}
+    strategy, *variants = name.split("+")
+    unknown = [v for v in variants if v not in RUN_VARIANTS]
+    if unknown:
+        raise OptionError("strategy", f"takes a strategy name, with variants +warm (warm-started rounds) or +diverse (diverse "
+                          f"batches) added; got {name!r}")
+    return {"strategy": strategy, **{k: v for variant in variants for k, v in RUN_VARIANTS[variant].items()}}
 
 
 def simulation_config(train: TrainConfig | dict | None = None, **options) -> ALConfig:

@@ -31,6 +31,9 @@ class RoundTask(Protocol):
         """One acquisition score per ``pool`` image, higher = label it sooner (on Ray at ``ray``
         when given and the task supports it)."""
 
+    def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:
+        """One embedding row per image, for diverse batches (segmentation only)."""
+
     def predictor(self, checkpoint: str | Path) -> Callable[[np.ndarray], np.ndarray | ImageBoxes]:
         """The checkpoint's model loaded once, as a function from an image to its label (class mask, or boxes)."""
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from crackal.cli.options import (
+    Arch,
     Binarize,
     Checkpoint,
     Classes,
@@ -16,6 +17,8 @@ from crackal.cli.options import (
     Data,
     Device,
     Downscale,
+    Encoder,
+    EncoderWeights,
     Engine,
     EngineThreads,
     Masks,
@@ -34,6 +37,7 @@ from crackal.cli.options import (
     console,
     progress_for,
 )
+from crackal.options import AUTO, DEFAULT_ARCH, DEFAULT_ENCODER
 
 
 def synth(
@@ -58,8 +62,8 @@ def train(
     masks: Masks = None,
     coco: Annotated[Path | None, typer.Option(help="COCO instances file (polygons or RLE) labelling the images in DATA (or DATA/images/); default: DATA/annotations.json when DATA has no masks/.")] = None,
     classes: Classes = None,
-    arch: Annotated[str, typer.Option(help="unet (compact, default), smp_unet, unetplusplus, fpn, deeplabv3plus, pspnet.")] = "unet",
-    encoder: Annotated[str, typer.Option(help="Encoder of the smp architectures.")] = "resnet18",
+    arch: Arch = DEFAULT_ARCH,
+    encoder: Encoder = DEFAULT_ENCODER,
     base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level.")] = 16,
     depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net.")] = 4,
     epochs: Annotated[int, typer.Option()] = 40,
@@ -86,7 +90,7 @@ def train(
     split_file: SplitFile = None,
     seed: Seed = 0,
     weights: Weights = None,
-    encoder_weights: Annotated[Path | None, typer.Option(help="Start the encoder from a local file: 'crackal pretrain''s encoder.pt, another run's checkpoint (e.g. trained on synthetic data; same --arch, --depth, --base-channels), or an smp encoder's state dict (e.g. ImageNet ResNet weights saved beforehand).")] = None,
+    encoder_weights: EncoderWeights = AUTO,
     device: Device = "auto",
     threads: Threads = None,
     time_limit: TimeLimit = None,
@@ -121,6 +125,9 @@ def pretrain(
     crop_size: Annotated[int, typer.Option(help="Random crop (a multiple of 2^depth and of --patch).")] = 256,
     batch_size: Annotated[int, typer.Option()] = 8,
     samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch (default: one per image).")] = None,
+    arch: Arch = DEFAULT_ARCH,
+    encoder: Encoder = DEFAULT_ENCODER,
+    encoder_weights: EncoderWeights = AUTO,
     base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level (train with the same).")] = 16,
     depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net (train with the same).")] = 4,
     patch: Annotated[int, typer.Option(help="Side of the masked squares in px.")] = 16,
@@ -129,17 +136,20 @@ def pretrain(
     seed: Seed = 0,
     device: Device = "auto",
     threads: Threads = None,
+    time_limit: TimeLimit = None,
     quiet: Quiet = False,
 ) -> None:
-    """Pre-train the compact U-Net's encoder on unlabelled images (masked-image reconstruction): OUT/encoder.pt for 'crackal train --encoder-weights'."""
+    """Pre-train a model's encoder on unlabelled images (masked-image reconstruction): OUT/encoder.pt for 'crackal train --encoder-weights'."""
     from crackal import api
 
     metrics = api.pretrain(images, out, epochs=epochs, crop_size=crop_size, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-                           base_channels=base_channels, depth=depth, patch=patch, mask_ratio=mask_ratio, lr=lr, seed=seed,
-                           device=device, threads=threads, progress=progress_for(quiet))
+                           arch=arch, encoder=encoder, encoder_weights=encoder_weights, base_channels=base_channels, depth=depth,
+                           patch=patch, mask_ratio=mask_ratio, lr=lr, seed=seed, device=device, threads=threads,
+                           time_limit_min=time_limit, progress=progress_for(quiet))
     first, last = metrics["history"][0]["loss"], metrics["history"][-1]["loss"]
     console.print(f"pre-trained on {metrics['images']} images: masked reconstruction loss {first:.4f} -> {last:.4f}; "
-                  f"encoder weights {out / 'encoder.pt'} (crackal train --encoder-weights, --depth {depth} --base-channels {base_channels})")
+                  f"encoder weights {out / 'encoder.pt'} (crackal train --encoder-weights with "
+                  + (f"--arch unet --depth {depth} --base-channels {base_channels})" if arch == "unet" else f"--arch {arch} --encoder {encoder})"))
 
 
 def print_metrics(result: dict) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crackal.errors import CrackalError
 from crackal.data.transforms import MEAN, STD
+from crackal.errors import CrackalError
 from crackal.models.context import ContextUNetTrunk
 from crackal.models.pretrained import InputNorm, load_imagenet_encoder
 from crackal.models.segmenter import Segmenter

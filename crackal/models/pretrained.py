@@ -18,6 +18,7 @@ from torch import nn
 from crackal.errors import CrackalError
 from crackal.options import weights_wheel
 
+
 def _without_counters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
@@ -61,7 +62,9 @@ class InputNorm(nn.Module):
         self.scale, self.shift = own_std / std, (own_mean - mean) / std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the encoder's normalisation."""
         return x * self.scale + self.shift if (self.scale, self.shift) != (1.0, 0.0) else x
 
     def extra_repr(self) -> str:
+        """The map's scale and shift, in the model's printout."""
         return f"scale={self.scale}, shift={self.shift}"

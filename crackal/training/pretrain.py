@@ -29,7 +29,7 @@ from crackal.errors import CrackalError, check_options
 from crackal.models import create_model
 from crackal.models.segmenter import Segmenter
 from crackal.models.unet import encode
-from crackal.options import MAX_DEPTH, Arch, check_model_options
+from crackal.options import AUTO, DEFAULT_ARCH, DEFAULT_ENCODER, MAX_DEPTH, Arch, check_model_options, resolve_encoder_weights
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_save, atomic_write_json
 from crackal.training.config import SavedConfig, check_device
@@ -39,12 +39,12 @@ from crackal.training.config import SavedConfig, check_device
 class PretrainConfig(SavedConfig):
     """Options of a pre-training run (saved as ``pretrain.json``); the encoder is that of
     ``create_model(arch, encoder=..., encoder_weights=...)``: the compact U-Net's of that ``depth``
-    and ``base_channels``, or an smp encoder (``encoder_weights="imagenet"`` starts it from its
-    installed ImageNet weights). ``time_limit_min`` stops after the epoch that reaches it."""
+    and ``base_channels``, or an smp encoder (default: the default model's, from its ImageNet
+    weights; ``encoder_weights`` as in ``TrainConfig``). ``time_limit_min`` stops after the epoch that reaches it."""
 
-    arch: str = "unet"
-    encoder: str = "resnet18"
-    encoder_weights: str | None = None
+    arch: str = DEFAULT_ARCH
+    encoder: str = DEFAULT_ENCODER
+    encoder_weights: str | None = AUTO
     epochs: int = 20
     crop_size: int = 256
     batch_size: int = 8
@@ -61,6 +61,7 @@ class PretrainConfig(SavedConfig):
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        self.encoder_weights = resolve_encoder_weights(self.arch, self.encoder, self.encoder_weights)
         check_model_options(self.arch, base_channels=self.base_channels, depth=self.depth, encoder=self.encoder,
                             encoder_weights=self.encoder_weights)
         check_options([

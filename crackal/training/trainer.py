@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.sampling import SAMPLING_FOR_BALANCE, CropDataset, CropSampler
-from crackal.data.transforms import shrink_masks
+from crackal.data.transforms import MEAN, STD, shrink_masks
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
@@ -133,8 +133,11 @@ class SegmentationRunner:
         return {"val_loss": loss, **{f"val_{k}": v for k, v in headline(result).items()}}
 
     def checkpoint_extras(self) -> dict:
-        """The class weights and class pixel counts of the training set."""
-        return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist()}
+        """The class weights and class pixel counts of the training set, and the pixel normalisation
+        the encoder reads (the model converts crackal's own to it; rebuilt from the config)."""
+        mean, std = self.config.model_kwargs()["norm"] or (MEAN, STD)
+        return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist(),
+                "input_norm": {"mean": mean, "std": std}}
 
     def state_dict(self) -> dict:
         """Model, EMA, optimiser, scheduler and flow state, for resuming."""

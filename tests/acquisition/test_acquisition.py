@@ -132,3 +132,21 @@ def test_kcenter_covers_the_clusters():
     assert sorted({int(i) // 20 for i in picked}) == [0, 1, 2, 3]
     more = kcenter_greedy(points, 2, chosen=picked)
     assert not set(more) & set(picked)
+
+
+def test_diverse_batches_skip_near_duplicates_that_top_k_would_take():
+    from crackal.acquisition.diversity import encoder_embeddings, select_diverse
+
+    rng = np.random.default_rng(0)
+    scenes = rng.normal(size=(3, 8)) * 5
+    # 12 images: four near-copies of each of three scenes; scene 0's copies score highest
+    embeddings = np.repeat(scenes, 4, axis=0) + rng.normal(scale=0.01, size=(12, 8))
+    scores = np.array([0.9, 0.89, 0.88, 0.87, 0.5, 0.49, 0.48, 0.47, 0.3, 0.29, 0.28, 0.27])
+    top = select_top(scores, 3)
+    assert set(top.tolist()) <= {0, 1, 2, 3}  # uncertainty alone: three copies of one scene
+    chosen = select_diverse(scores, lambda idx: embeddings[idx], 3, candidates=4, seed=0)
+    assert sorted(i // 4 for i in chosen) == [0, 1, 2] and chosen[0] == 0  # one per scene, the most uncertain first
+    assert len(select_diverse(scores, lambda idx: embeddings[idx], 20)) == 12
+    model = create_model("unet", 2, base_channels=8, depth=2)
+    images = [rng.integers(0, 255, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    assert encoder_embeddings(model, images).shape == (3, 2 * 32)  # mean and max of the bottleneck's 32 channels

@@ -9,7 +9,7 @@ from crackal.data.layout import find_pairs
 from crackal.data.synth import write_synthetic_dataset
 from crackal.training.config import DetectionConfig, TrainConfig
 
-FAST = dict(base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64)
+FAST = dict(arch="unet", base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64)
 
 
 def fast_config(**options) -> ALConfig:

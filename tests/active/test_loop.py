@@ -190,3 +190,22 @@ def test_strategies_of_one_seed_share_the_first_round(tmp_path, al_data):
     assert result.metrics == a["metrics"] and a["class_weights"] == ProjectStore(second).rounds()[0]["class_weights"]
     last = "rounds/001/checkpoints/last.pt"
     assert (first / last).read_bytes() == (second / last).read_bytes()  # not retrained (timings would differ)
+
+
+def test_a_round_with_the_imagenet_encoder_and_diverse_batches(tmp_path, al_data):
+    from crackal.training.checkpoint import load_model
+
+    root = make_project(tmp_path / "p", al_data, arch="smp_unet", encoder="tu-tf_efficientnet_lite0", encoder_weights="auto",
+                        selection="diverse", diversity_candidates=2, cold_start="coreset")
+    result = run_round(root)
+    assert result.labelled == 4 and len(result.selected) == 3 and result.pool_uncertainty > 0
+    model, state = load_model(root / "rounds" / "001")
+    assert state["config"]["encoder_weights"] == "imagenet" and model.input_norm.scale == 0.5
+    store = ProjectStore(root)
+    try:
+        scores = {r.name: r for r in store.unlabelled()}
+        assert len(scores) == 7
+    finally:
+        store.close()
+    with pytest.raises(CrackalError, match="diverse needs a segmentation model"):
+        ALConfig(task="detection", selection="diverse")

@@ -19,7 +19,7 @@ from crackal.data.synth import write_synthetic_dataset
 
 PASSWORDS = {"ana": "ana-password", "bob": "bob-password", "root": "root-password"}
 ROLES = {"ana": "labeller", "bob": "labeller", "root": "admin"}
-FAST = {"base_channels": 8, "depth": 2, "epochs": 1, "samples_per_epoch": 8, "batch_size": 4, "crop_size": 64}
+FAST = {"arch": "unet", "base_channels": 8, "depth": 2, "epochs": 1, "samples_per_epoch": 8, "batch_size": 4, "crop_size": 64}
 
 
 def make_web_project(root: Path, data: Path | None = None, count: int = 10, size: int | tuple[int, int] = 64, task: str = "segmentation",

@@ -53,7 +53,7 @@ def run(tmp_path_factory):
     from crackal.models import create_model
     from crackal.training.config import TrainConfig
 
-    config = TrainConfig(base_channels=4, depth=2)
+    config = TrainConfig(arch="unet", base_channels=4, depth=2)
     root = tmp_path_factory.mktemp("run")
     (root / "checkpoints").mkdir()
     torch.save({"model": create_model(**config.model_kwargs()).state_dict(), "config": config.to_dict(), "threshold": 0.5},

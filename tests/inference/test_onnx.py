@@ -26,7 +26,7 @@ from crackal.inference.onnx import OnnxSegmenter, export_onnx, pad_to_stride  # 
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx")
     data = make_dataset(root / "data")
-    api.train(data, root / "run", val=1, test=1, epochs=1, base_channels=4, depth=2, crop_size=32, progress=False)
+    api.train(data, root / "run", val=1, test=1, epochs=1, arch="unet", base_channels=4, depth=2, crop_size=32, progress=False)
     return root / "run"
 
 

@@ -31,7 +31,7 @@ def test_batched_stream_equals_predict_image():
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
     data = make_dataset(root / "data")
-    api.train(data, root / "run", val=1, test=1, epochs=1, base_channels=4, depth=2, crop_size=32, progress=False)
+    api.train(data, root / "run", val=1, test=1, epochs=1, arch="unet", base_channels=4, depth=2, crop_size=32, progress=False)
     return root / "run"
 
 

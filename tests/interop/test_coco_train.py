@@ -9,7 +9,8 @@ from PIL import Image
 from crackal.cli import main
 from crackal.interop.coco import coco_dataset
 
-TINY = ["--base-channels", "8", "--depth", "3", "--crop-size", "64", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+TINY = [
+    "--arch", "unet", "--base-channels", "8", "--depth", "3", "--crop-size", "64", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
         "--val", "1", "--test", "1", "--quiet"]
 
 

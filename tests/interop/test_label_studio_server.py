@@ -52,7 +52,7 @@ TOKEN = "crackal-ci-token-0123456789"  # Label Studio ignores a token of 5 chara
 SIZE = 64
 # A round that learns enough in ~10 s on 2 CPU cores for its masks to hold cracks (so the RLE checks check something);
 # one thread, as Label Studio starts beside it (with two, round 1 once took 214 s instead of ~20 on a busy 2-core machine).
-ROUND = dict(base_channels=16, depth=3, epochs=10, samples_per_epoch=32, warmup_epochs=0.0, lr=5e-3, threads=1)
+ROUND = dict(arch="unet", base_channels=16, depth=3, epochs=10, samples_per_epoch=32, warmup_epochs=0.0, lr=5e-3, threads=1)
 
 
 def label_studio_binary() -> Path | None:

@@ -48,7 +48,8 @@ def test_detector_training_loss_falls_and_cli_round_trip(synth_data, tmp_path):
     assert main(["predict", str(run), str(synth_data / "images"), "--out", str(tmp_path / "q")]) == 1
     # detect then segment, from the command line
     seg = tmp_path / "seg"
-    assert main(["train", str(synth_data), "--out", str(seg), "--epochs", "1", "--crop-size", "64", "--base-channels", "8",
+    assert main(["train", str(synth_data), "--out", str(seg), "--epochs", "1", "--crop-size", "64",
+                 "--arch", "unet", "--base-channels", "8",
                  "--depth", "2", "--val", "2", "--test", "2", "--device", "cpu"]) == 0
     assert main(["predict", str(seg), str(synth_data / "images"), "--out", str(tmp_path / "two"), "--two-stage", str(run),
                  "--box-threshold", "0.01"]) == 0

@@ -18,7 +18,7 @@ from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import seed_everything
 from crackal.training.trainer import train
 
-TINY = dict(base_channels=8, depth=3, crop_size=32, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
+TINY = dict(arch="unet", base_channels=8, depth=3, crop_size=32, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
 
 
 def test_prf_parameter():

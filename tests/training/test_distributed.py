@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
             runners.append(self)
 
     trainer.SegmentationRunner = Recording
-    result = api.train(data, out, val=1, test=1, epochs=2, base_channels=4, depth=2, crop_size=32, batch_size=2,
+    result = api.train(data, out, val=1, test=1, epochs=2, arch="unet", base_channels=4, depth=2, crop_size=32, batch_size=2,
                        samples_per_epoch=4, device="cpu", progress=False)
     rank = int(__import__("os").environ["RANK"])
     torch.save(runners[0].model.state_dict(), f"{weights}/rank{rank}.pt")

@@ -11,7 +11,7 @@ from crackal.errors import CrackalError
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
 
-TINY = {"epochs": 1, "crop_size": 32, "base_channels": 4, "depth": 2, "batch_size": 4, "device": "cpu", "progress": False}
+TINY = {"arch": "unet", "epochs": 1, "crop_size": 32, "base_channels": 4, "depth": 2, "batch_size": 4, "device": "cpu", "progress": False}
 
 
 @pytest.fixture(scope="module")

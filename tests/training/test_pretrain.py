@@ -51,7 +51,7 @@ def test_loss_counts_only_masked_pixels():
 
 def test_pretrain_saves_an_encoder_that_create_model_loads(tmp_path):
     images = road_images(tmp_path / "roads")
-    metrics = api.pretrain(images, tmp_path / "pre", epochs=2, crop_size=32, batch_size=2, base_channels=4, depth=2,
+    metrics = api.pretrain(images, tmp_path / "pre", epochs=2, crop_size=32, batch_size=2, arch="unet", base_channels=4, depth=2,
                            patch=8, device="cpu", progress=False)
     assert len(metrics["history"]) == 2 and (tmp_path / "pre" / "pretrain.json").is_file()
     encoder = torch.load(tmp_path / "pre" / "encoder.pt", weights_only=True)

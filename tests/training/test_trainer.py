@@ -12,7 +12,7 @@ from crackal.training.config import TrainConfig
 from crackal.training.fit import warmup_cosine
 from crackal.training.trainer import train
 
-TINY = dict(base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
+TINY = dict(arch="unet", base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
 
 
 def datasets(root):
