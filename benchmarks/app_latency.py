@@ -56,7 +56,7 @@ def make_project(root: Path) -> Path:
 
     pairs = find_pairs(write_synthetic_dataset(root / "small", count=6, size=128, seed=5))
     config = ALConfig(initial=5, query_size=PHOTOS, iterations=3, train={
-        "base_channels": 8, "depth": 2, "epochs": 2, "samples_per_epoch": 16, "batch_size": 4, "crop_size": 64})
+        "arch": "unet", "base_channels": 8, "depth": 2, "epochs": 2, "samples_per_epoch": 16, "batch_size": 4, "crop_size": 64})
     store = create_project(root / "project", [(p.name, p.image, None) for p in pairs[:5]],
                            [(p.name, p.image, p.mask) for p in pairs[5:]], config)
     truth = {p.name: p.mask for p in pairs}

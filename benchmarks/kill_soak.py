@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, hardware, write_docs  # noqa: E402
 
 INIT = ["--initial", "4", "--query-size", "3", "--epochs", "6", "--crop-size", "64", "--iterations", "4", "--heldout", "6",
-        "--set", "train.base_channels=8", "--set", "train.depth=3", "--set", "train.samples_per_epoch=16",
+        "--set", "train.arch=unet", "--set", "train.base_channels=8", "--set", "train.depth=3", "--set", "train.samples_per_epoch=16",
         "--set", "train.threads=1", "--set", "patience=null"]
 
 

@@ -36,6 +36,7 @@ VARIANTS = {
     "lite0_scratch": LITE0,
     "lite0_imagenet": {**LITE0, "encoder_weights": "imagenet"},
     "lite0_imagenet_domain": {**LITE0, "encoder_weights": "imagenet"},  # + the domain pre-trained encoder.pt
+    "lite2_imagenet": {"arch": "smp_unet", "encoder": "tu-tf_efficientnet_lite2", "encoder_weights": "imagenet"},
 }
 RECIPE = {"epochs": 10_000, "samples_per_epoch": 40, "val_interval": 2, "threads": 1}
 
@@ -103,7 +104,7 @@ def _domain_encoder(data: Path, out: Path, minutes: float) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_pretrained")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS)[:4], choices=list(VARIANTS))
     parser.add_argument("--labels", nargs="+", type=int, default=[10, 20, 40])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--minutes", type=float, default=5.0, help="training time limit of each run")

@@ -11,6 +11,7 @@ selection of Zhdanov 2019, the clustering step of Cluster-Margin, Citovsky et al
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -25,11 +26,14 @@ from crackal.models.unet import UNetTrunk, encode
 def _deepest(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The deepest encoder features of a Segmenter (an smp encoder's last stage, the compact
     U-Net's bottleneck), or the trunk's output for other trunks."""
-    trunk = getattr(model, "trunk", None)
-    if isinstance(model, Segmenter) and model.downscale == 1 and (hasattr(trunk, "encoder") or type(trunk) is UNetTrunk):
+    if isinstance(model, Segmenter) and model.downscale == 1:
         x = model.input_norm(x)
-        return trunk.encoder(x)[-1] if hasattr(trunk, "encoder") else encode(trunk.down, x)[-1]
-    return model.features(x)
+        if isinstance(model.trunk, UNetTrunk) and type(model.trunk) is UNetTrunk:  # not the two-scale subclass (6 channels)
+            return encode(model.trunk.down, x)[-1]
+        encoder = getattr(model.trunk, "encoder", None)
+        if isinstance(encoder, nn.Module):
+            return encoder(x)[-1]
+    return cast(Segmenter, model).features(x)
 
 
 @torch.inference_mode()
@@ -39,7 +43,7 @@ def encoder_embeddings(model: nn.Module, images) -> np.ndarray:
     model.eval()
     rows = []
     for image in images:
-        x, _ = model.pad(to_tensor(image)[None])
+        x, _ = cast(Segmenter, model).pad(to_tensor(image)[None])
         features = _deepest(model, x)
         rows.append(torch.cat([features.mean((2, 3)), features.amax((2, 3))], 1)[0].float().numpy())
     return np.stack(rows)

@@ -115,8 +115,10 @@ def paired_baseline(strategy: str, strategies) -> str:
     'random+warm'
     >>> paired_baseline("random+warm", ["random", "random+warm"])
     'random'
+    >>> paired_baseline("bald+warm+diverse", ["random", "random+warm"]), paired_baseline("bald+diverse", ["random", "random+warm"])
+    ('random+warm', 'random')
     """
-    warm = strategy.endswith("+warm") and strategy != "random+warm" and "random+warm" in strategies
+    warm = "warm" in strategy.split("+")[1:] and strategy != "random+warm" and "random+warm" in strategies
     return "random+warm" if warm else "random"
 
 

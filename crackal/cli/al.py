@@ -71,7 +71,7 @@ def init(
     reduction: Reduction = "topk",
     method: Method = "mc_dropout",
     iterations: Iterations = 20,
-    selection: Annotated[str, typer.Option(help="top or stochastic (score^(1/T) sampling).")] = "top",
+    selection: Annotated[str, typer.Option(help="top, stochastic (score^(1/T) sampling) or diverse (the most uncertain image of each cluster of encoder embeddings: no near-duplicate frames in a batch).")] = "top",
     cold_start: Annotated[str, typer.Option(help="random or coreset (k-center on encoder features).")] = "random",
     budget: Annotated[int | None, typer.Option(help="Stop when this many images are labelled.")] = None,
     epochs: RoundEpochs = 12,
@@ -255,7 +255,7 @@ def report(
 def simulate(
     data: Annotated[Path, typer.Argument(help="A fully labelled dataset (images/ + masks/).")],
     out: Annotated[Path, typer.Option(help="Experiment folder (one project per strategy and seed, the report).")] = Path("runs/simulate"),
-    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random; NAME+warm (e.g. bald+warm) warm-starts that run's rounds.")] = ["bald", "random"],  # noqa: B006
+    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random; NAME+warm (e.g. bald+warm) warm-starts that run's rounds, NAME+diverse picks diverse batches (also bald+warm+diverse).")] = ["bald", "random"],  # noqa: B006
     initial: Initial = 10,
     query_size: QuerySize = 10,
     rounds: Annotated[int, typer.Option(help="Training rounds per run.")] = 5,

@@ -97,11 +97,11 @@ class MaskedReconstruction(nn.Module):
                                               encoder_weights=encoder_weights))
         self.input_norm = model.input_norm
         if arch == "unet":
-            self.down = model.trunk.get_submodule("down")
+            self.down = cast(nn.ModuleList, model.trunk.get_submodule("down"))
             width, scale = base_channels * 2**depth, 2**depth
         else:
             self.encoder = model.trunk.get_submodule("encoder")
-            width, scale = self.encoder.out_channels[-1], self.encoder.output_stride
+            width, scale = cast(list[int], self.encoder.out_channels)[-1], cast(int, self.encoder.output_stride)
         self.decoder = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
                                      nn.Conv2d(width, 3 * scale**2, 1), nn.PixelShuffle(scale))
 
