@@ -30,7 +30,7 @@ def al_arguments(doc: str, out: Path, strategies: list[str], *, rounds: int, ini
     parser.add_argument("--step", type=int, default=step)
     parser.add_argument("--tile", type=int, default=tile)
     parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--arch", default="default", help="default: crackal's default model (ImageNet Lite0 U-Net); unet: the compact U-Net")
+    parser.add_argument("--arch", default="default", help="default: the default model (ImageNet Lite0 U-Net); unet: the compact U-Net")
     parser.add_argument("--base-channels", type=int, default=8, help="--arch unet: U-Net width (8: a quarter of its default cost)")
     parser.add_argument("--crack-free-share", type=float, default=0.5)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
