@@ -83,6 +83,20 @@ class TestSmpUNet(ModelSuite):
     arch, kwargs = "smp_unet", {"encoder": "resnet18"}
 
 
+class TestImageNetLite0UNet(ModelSuite):
+    """The default model of crackal train: its ImageNet encoder renormalises the input first."""
+
+    arch, kwargs = "smp_unet", {"encoder": "tu-tf_efficientnet_lite0", "encoder_weights": "imagenet"}
+
+    def test_the_training_default_is_this_model(self):
+        from crackal.training.config import TrainConfig
+
+        config = TrainConfig()
+        assert (config.arch, config.encoder, config.encoder_weights) == ("smp_unet", self.kwargs["encoder"], "imagenet")
+        assert TrainConfig(arch="unet").encoder_weights is None  # auto: the compact U-Net has no ImageNet weights
+        assert TrainConfig.from_dict({"arch": "smp_unet", "encoder": self.kwargs["encoder"]}).encoder_weights is None  # an old run
+
+
 class TestUNetPlusPlus(ModelSuite):
     arch, kwargs = "unetplusplus", {"encoder": "resnet18"}
 
