@@ -15,6 +15,7 @@ from crackal.models.pretrained import imagenet_classifier_state
 from crackal.options import WHEELS
 from crackal.training.checkpoint import load_model
 from crackal.training.config import TrainConfig
+from crackal.uncertainty.sampling import mc_dropout
 from tests.conftest import make_dataset
 
 LITE0 = "tu-tf_efficientnet_lite0"
@@ -87,4 +88,9 @@ def test_a_trained_run_predicts_the_same_after_loading_and_through_onnx(tmp_path
     x = torch.randn(1, 3, 40, 72, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = class_probabilities(model(x))
-    torch.testing.assert_close(OnnxSegmenter(export_onnx(result.run_dir)).probabilities(x), expected, atol=1e-4, rtol=0)
+    exported = OnnxSegmenter(export_onnx(result.run_dir))
+    torch.testing.assert_close(exported.probabilities(x), expected, atol=1e-4, rtol=0)
+    torch.manual_seed(5)
+    head_only = mc_dropout(model, x, iterations=5, path="head")
+    torch.manual_seed(5)
+    torch.testing.assert_close(exported.mc_dropout(x, iterations=5).mean, head_only.mean, atol=1e-4, rtol=0)  # trunk/head graphs
