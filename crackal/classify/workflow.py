@@ -24,18 +24,24 @@ from crackal.data.splits import load_split, make_split, save_split
 from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError, choose
 from crackal.metrics.classification import classification_scores
-from crackal.models.patch_classifier import PatchClassifier
+from crackal.models.patch_classifier import PatchClassifier, pretrained_patch_classifier
 from crackal.options import ENGINES, Engine
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
 from crackal.training.config import SavedConfig
 
 
+PATCH_BACKBONES = {"small": "", "lite0": "tu-tf_efficientnet_lite0"}  # the ImageNet encoder of each pretrained backbone
+
+
 @dataclass
 class ClassifyConfig(SavedConfig):
-    """Patches are resized to ``size`` (the classifier's input); ``widths`` are its conv-BN-ReLU
-    blocks (each halves the size); AdamW with warm-up and cosine decay."""
+    """Patches are resized to ``size`` (the classifier's input); ``backbone`` ``small`` is the
+    ``PatchClassifier`` whose conv-BN-ReLU blocks have ``widths`` (each halves the size), from
+    scratch; ``lite0`` is EfficientNet-Lite0 from its ImageNet weights (``pretrained_patch_classifier``).
+    AdamW with warm-up and cosine decay."""
 
     size: int = 64
+    backbone: str = "small"
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     class_names: list[str] = field(default_factory=lambda: ["no_crack", "crack"])
     epochs: int = 10
@@ -46,15 +52,18 @@ class ClassifyConfig(SavedConfig):
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.size < 2 ** len(self.widths):
+        choose(PATCH_BACKBONES, self.backbone, "backbone")
+        if self.backbone == "small" and self.size < 2 ** len(self.widths):
             raise CrackalError(f"--size {self.size} is too small for {len(self.widths)} pooling blocks; "
                                f"use at least {2 ** len(self.widths)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise CrackalError("--epochs and --batch-size must be at least 1 and --lr positive")
 
-    def build(self) -> nn.Module:
-        """A new ``PatchClassifier`` for these classes and block widths."""
-        return PatchClassifier(len(self.class_names), tuple(self.widths))
+    def build(self, pretrained: bool = True) -> nn.Module:
+        """A new classifier for these classes (``pretrained=False``: no ImageNet weights, to load a checkpoint into)."""
+        if self.backbone == "small":
+            return PatchClassifier(len(self.class_names), tuple(self.widths))
+        return pretrained_patch_classifier(len(self.class_names), PATCH_BACKBONES[self.backbone], imagenet=pretrained)
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -139,7 +148,7 @@ def load_classifier(run: str | Path) -> tuple[nn.Module, ClassifyConfig]:
     """The best classifier of a run folder (or a checkpoint file), in eval mode, and its config."""
     state = read_checkpoint(run)
     config = ClassifyConfig.from_dict(state["config"])
-    model = config.build()
+    model = config.build(pretrained=False)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:

