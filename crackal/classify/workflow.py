@@ -29,7 +29,6 @@ from crackal.options import ENGINES, Engine
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
 from crackal.training.config import SavedConfig
 
-
 PATCH_BACKBONES = {"small": "", "lite0": "tu-tf_efficientnet_lite0"}  # the ImageNet encoder of each pretrained backbone
 
 
