@@ -25,11 +25,11 @@ from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError, choose
 from crackal.metrics.classification import classification_scores
 from crackal.models.patch_classifier import PatchClassifier, pretrained_patch_classifier
-from crackal.options import ENGINES, Engine
+from crackal.options import ENGINES, IMAGENET_BACKBONES, Engine
 from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint, resolve_checkpoint
 from crackal.training.config import SavedConfig
 
-PATCH_BACKBONES = {"small": "", "lite0": "tu-tf_efficientnet_lite0"}  # the ImageNet encoder of each pretrained backbone
+PATCH_BACKBONES = ("small", *IMAGENET_BACKBONES)
 
 
 @dataclass
@@ -62,7 +62,7 @@ class ClassifyConfig(SavedConfig):
         """A new classifier for these classes (``pretrained=False``: no ImageNet weights, to load a checkpoint into)."""
         if self.backbone == "small":
             return PatchClassifier(len(self.class_names), tuple(self.widths))
-        return pretrained_patch_classifier(len(self.class_names), PATCH_BACKBONES[self.backbone], imagenet=pretrained)
+        return pretrained_patch_classifier(len(self.class_names), IMAGENET_BACKBONES[self.backbone], imagenet=pretrained)
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
