@@ -89,7 +89,7 @@ def run_demo(
                                             f"  round {item.round}: {item.labelled} labelled, "
                                             f"held-out F1 {item.metrics['strict']['f1']:.3f}"),
         initial=8, query_size=8, iterations=20, round_steps=round_steps, stop_set_size=STOP_SET, **SCHEDULE,
-        train={"samples_per_epoch": 32, "crop_size": max(32, size * 3 // 4 // 32 * 32), "batch_size": 8, "base_channels": 8},
+        train={"samples_per_epoch": 32, "crop_size": max(32, size * 3 // 4 // 32 * 32), "batch_size": 8},
     )
     summary = json.loads((simulation / "report.json").read_text())
     project = simulation / "bald" / "seed0"
@@ -113,7 +113,8 @@ def run_demo(
         f"{count} synthetic road and concrete images ({size}x{size}, cracks 1-6 px wide, shadows, stains, lane "
         f"markings and joints as distractors; as in a real survey most images, 70 %, hold no crack); "
         f"{len(heldout)} held out, the rest is the pool. Each run starts from 8 random labelled images and "
-        f"labels 8 more per round, retraining a small U-Net (8-128 channels) from scratch every round for "
+        f"labels 8 more per round, retraining crackal's default model (a U-Net on an EfficientNet-Lite0 encoder that "
+        f"starts from ImageNet weights) every round for "
         f"{_schedule_text(round_steps)}. BALD scores each image with MC-Dropout (20 samples of the head only); random "
         f"sampling is the baseline. {seeds} seeds. After each round the model also predicts a fixed set of "
         f"{STOP_SET} unlabelled images: when its predictions agree with the previous round's (Cohen's kappa above "
