@@ -254,7 +254,7 @@ def export(
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the data, the simulation and the report.")] = Path("demo_output"),
-    seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 2,
+    seeds: Annotated[int, typer.Option(help="Repetitions of each strategy.")] = 3,
     rounds: Annotated[int, typer.Option(help="Active-learning rounds per run.")] = 5,
     round_steps: Annotated[str, typer.Option(help="Training steps per round: auto (grows with the labels) or a number.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
