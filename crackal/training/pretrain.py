@@ -29,7 +29,17 @@ from crackal.errors import CrackalError, check_options
 from crackal.models import create_model
 from crackal.models.segmenter import Segmenter
 from crackal.models.unet import encode
-from crackal.options import AUTO, DEFAULT_ARCH, DEFAULT_ENCODER, MAX_DEPTH, Arch, check_model_options, resolve_encoder_weights
+from crackal.options import (
+    AUTO,
+    DEFAULT_ARCH,
+    DEFAULT_ENCODER,
+    MAX_DEPTH,
+    Arch,
+    check_model_options,
+    norm_pair,
+    resolve_encoder_weights,
+    resolve_input_norm,
+)
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_save, atomic_write_json
 from crackal.training.config import SavedConfig, check_device
@@ -45,6 +55,7 @@ class PretrainConfig(SavedConfig):
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
     encoder_weights: str | None = AUTO
+    input_norm: list[float] | str | None = AUTO
     epochs: int = 20
     crop_size: int = 256
     batch_size: int = 8
@@ -62,6 +73,7 @@ class PretrainConfig(SavedConfig):
     def __post_init__(self) -> None:
         check_device(self.device)
         self.encoder_weights = resolve_encoder_weights(self.arch, self.encoder, self.encoder_weights)
+        self.input_norm = resolve_input_norm(self.arch, self.encoder, self.input_norm)
         check_model_options(self.arch, base_channels=self.base_channels, depth=self.depth, encoder=self.encoder,
                             encoder_weights=self.encoder_weights)
         check_options([
@@ -91,10 +103,10 @@ class MaskedReconstruction(nn.Module):
     U-Net's ``down`` (``arch="unet"``) or an smp architecture's ``encoder`` (see ``PretrainConfig``)."""
 
     def __init__(self, base_channels: int = 16, depth: int = 4, arch: str = "unet", encoder: str = "resnet18",
-                 encoder_weights: str | None = None) -> None:
+                 encoder_weights: str | None = None, norm: tuple[float, float] | None = None) -> None:
         super().__init__()
         model = cast(Segmenter, create_model(cast(Arch, arch), 2, base_channels=base_channels, depth=depth, encoder=encoder,
-                                              encoder_weights=encoder_weights))
+                                              encoder_weights=encoder_weights, norm=norm))
         self.input_norm = model.input_norm
         if arch == "unet":
             self.down = cast(nn.ModuleList, model.trunk.get_submodule("down"))
@@ -176,7 +188,8 @@ def pretrain_encoder(paths: list[Path], out: str | Path, config: PretrainConfig,
     seed_everything(config.seed)
     progress = Progress.of(progress)
     crops = RandomCrops(paths, config.crop_size, config.seed)
-    model = MaskedReconstruction(config.base_channels, config.depth, config.arch, config.encoder, config.encoder_weights).to(device)
+    model = MaskedReconstruction(config.base_channels, config.depth, config.arch, config.encoder, config.encoder_weights,
+                                 norm_pair(config.input_norm)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     samples = config.samples_per_epoch or len(crops)
     generator = torch.Generator().manual_seed(config.seed)

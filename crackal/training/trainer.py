@@ -20,6 +20,7 @@ from crackal.losses import SegmentationLoss, Weighting, class_weights
 from crackal.models import create_model
 from crackal.models.segmenter import Segmenter
 from crackal.models.tile_filter import TileFilterSegmenter
+from crackal.options import norm_pair
 from crackal.progress import Progress
 from crackal.training import distributed
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
@@ -135,7 +136,7 @@ class SegmentationRunner:
     def checkpoint_extras(self) -> dict:
         """The class weights and class pixel counts of the training set, and the pixel normalisation
         the encoder reads (the model converts crackal's own to it; rebuilt from the config)."""
-        mean, std = self.config.model_kwargs()["norm"] or (MEAN, STD)
+        mean, std = norm_pair(self.config.input_norm) or (MEAN, STD)
         return {"class_weights": self.class_weights.tolist(), "class_pixel_counts": self.pixel_counts.tolist(),
                 "input_norm": {"mean": mean, "std": std}}
 

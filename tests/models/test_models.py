@@ -93,8 +93,11 @@ class TestImageNetLite0UNet(ModelSuite):
 
         config = TrainConfig()
         assert (config.arch, config.encoder, config.encoder_weights) == ("smp_unet", self.kwargs["encoder"], "imagenet")
-        assert TrainConfig(arch="unet").encoder_weights is None  # auto: the compact U-Net has no ImageNet weights
-        assert TrainConfig.from_dict({"arch": "smp_unet", "encoder": self.kwargs["encoder"]}).encoder_weights is None  # an old run
+        assert config.input_norm == [0.5, 0.5]
+        compact = TrainConfig(arch="unet")  # auto: the compact U-Net has no ImageNet weights
+        assert compact.encoder_weights is None and compact.input_norm is None
+        old = TrainConfig.from_dict({"arch": "smp_unet", "encoder": self.kwargs["encoder"]})  # a run saved before the option
+        assert old.encoder_weights is None and old.input_norm is None
 
 
 class TestUNetPlusPlus(ModelSuite):

