@@ -186,7 +186,7 @@ class ALConfig(SavedConfig):
     def with_settings(self, assignments: list[str]) -> ALConfig:
         """A copy with ``KEY=VALUE`` assignments applied (``query_size=20``, ``train.epochs=30``);
         values are JSON (numbers, true/false, null) or plain text. Checked like a new config."""
-        data = self.to_dict()
+        data, assigned = self.to_dict(), set()
         for assignment in assignments:
             key, sep, text = assignment.partition("=")
             key = key.strip()
@@ -196,8 +196,12 @@ class ALConfig(SavedConfig):
                 choices = [k for k in data if k != "train"] + [f"train.{k}" for k in data["train"]]
                 raise OptionError("settings", f"take KEY=VALUE with KEY one of {', '.join(choices)}; got {assignment!r}")
             target[name] = _parse_value(text.strip())
+            assigned.add(key)
         if data["task"] != self.task:
             raise OptionError("task", "cannot change once a project exists; create a new project")
+        if isinstance(self.train, TrainConfig):
+            train_assigned = {k.removeprefix("train.") for k in assigned if k.startswith("train.")}
+            data["train"] = self.train.automatic_again(data["train"], train_assigned)
         return ALConfig.from_dict(data)
 
 

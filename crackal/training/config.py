@@ -196,6 +196,22 @@ class TrainConfig(TrainingRun):
             *self.run_checks(),
         ])
 
+    def automatic_again(self, changed: dict, assigned: set[str]) -> dict:
+        """``changed`` (this config as a dict, the options named in ``assigned`` changed) with the
+        settings that ``auto`` chose for this model set back to ``auto`` when ``arch`` or
+        ``encoder`` changed and they were not assigned: a new model gets its own automatic
+        weights and normalisation.
+
+        >>> old = TrainConfig()
+        >>> TrainConfig.from_dict(old.automatic_again({**old.to_dict(), "arch": "unet"}, {"arch"})).encoder_weights is None
+        True
+        """
+        if (changed["arch"], changed["encoder"]) == (self.arch, self.encoder):
+            return changed
+        automatic = {"encoder_weights": resolve_encoder_weights(self.arch, self.encoder, AUTO),
+                     "input_norm": resolve_input_norm(self.arch, self.encoder, AUTO)}
+        return {**changed, **{k: AUTO for k, v in automatic.items() if k not in assigned and getattr(self, k) == v}}
+
     @classmethod
     def from_dict(cls, data: dict):
         """A config from a saved dict; runs saved before ``encoder_weights`` existed had random

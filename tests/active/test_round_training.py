@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from crackal.active.config import ALConfig
+from crackal.errors import CrackalError
 from crackal.training.config import TrainConfig
 from crackal.training.fit import fit
 
@@ -177,3 +179,16 @@ def test_the_validation_slice_holds_defects_and_leaves_as_many_to_train_on(tmp_p
     assert sorted(r.id for r in training + validation) == list(range(20))
     assert validation_slice(records(14, 6), config, 3)[1] == []  # 6 defect images: 4 aside would leave 2 to train on
     assert validation_slice(records(10, 10), ALConfig(val_share=0.2), 3)[1] == []  # fixed recipe: no slice
+
+
+def test_changing_the_model_in_the_settings_gives_it_its_own_automatic_weights():
+    default = ALConfig()
+    assert (default.train.arch, default.train.encoder_weights) == ("smp_unet", "imagenet")
+    compact = default.with_settings(["train.arch=unet"])  # 'al config --set' or 'al init --set'
+    assert compact.train.encoder_weights is None and compact.train.input_norm is None
+    back = compact.with_settings(["train.arch=smp_unet"])
+    assert back.train.encoder_weights == "imagenet" and back.train.input_norm == [0.5, 0.5]
+    kept = default.with_settings(["train.encoder_weights=runs/pre/encoder.pt", "train.arch=fpn"])  # what is given stays
+    assert kept.train.encoder_weights == "runs/pre/encoder.pt" and kept.train.input_norm == [0.5, 0.5]
+    with pytest.raises(CrackalError, match="needs an smp architecture"):
+        default.with_settings(["train.arch=unet", "train.encoder_weights=imagenet"])
