@@ -4,6 +4,7 @@ other commands find it again (``config.json``, ``split.json``, ``data.json``, ``
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from crackal.errors import CrackalError
@@ -32,7 +33,9 @@ def check_resume_matches(out: Path, config, options: dict, data: str | Path | No
         raise CrackalError(f"{out} was trained on {saved_root}, not {data}; --resume continues a run as it was: "
                            "start a new run (another output folder) for other data")
     defaults = type(config)()
-    changed = [k for k, v in options.items() if hasattr(config, k) and v != getattr(config, k) and v != getattr(defaults, k)]
+    declared = {f.name: f.default for f in fields(config)}  # "auto" before a config resolves it
+    changed = [k for k, v in options.items()
+               if hasattr(config, k) and v != getattr(config, k) and v not in (getattr(defaults, k), declared.get(k))]
     if changed:
         shown = ", ".join(f"{k}={options[k]!r} (saved {getattr(config, k)!r})" for k in changed)
         raise CrackalError(f"--resume continues {out} with its saved options; these differ: {shown}. "

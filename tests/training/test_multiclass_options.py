@@ -49,4 +49,4 @@ def test_context_and_class_aware_options_are_checked():
     with pytest.raises(CrackalError, match="context"):
         TrainConfig(context=2, arch="fpn")
     with pytest.raises(CrackalError, match="tile_filter"):
-        TrainConfig(context=2, tile_filter=64)
+        TrainConfig(arch="unet", context=2, tile_filter=64)
