@@ -41,11 +41,16 @@ VARIANTS = {
 RECIPE = {"epochs": 10_000, "samples_per_epoch": 40, "val_interval": 2, "threads": 1}
 
 
-def _split(data: Path, out: Path, labels: int, seed: int) -> Path:
+def _supervised_split(data: Path) -> dict[str, list[str]]:
+    """crackforest_supervised's split: 70 train / 10 validation / 38 test, seed 0."""
     from crackal.data.layout import find_pairs
     from crackal.data.splits import make_split
 
-    split = make_split([p.name for p in find_pairs(data)], 10, 38, 0)
+    return make_split([p.name for p in find_pairs(data)], 10, 38, 0)
+
+
+def _split(data: Path, out: Path, labels: int, seed: int) -> Path:
+    split = _supervised_split(data)
     train = sorted(split["train"])
     random.Random(seed).shuffle(train)
     path = out / f"split_{labels}_{seed}.json"
@@ -88,11 +93,10 @@ def _domain_encoder(data: Path, out: Path, minutes: float) -> Path:
         return target
     folder.mkdir(parents=True, exist_ok=True)
     from crackal.data.layout import find_pairs
-    from crackal.data.splits import make_split
 
-    split = make_split([p.name for p in find_pairs(data)], 10, 38, 0)
+    train = set(_supervised_split(data)["train"])
     for pair in find_pairs(data):
-        if pair.name in split["train"]:
+        if pair.name in train:
             shutil.copy(pair.image, folder / pair.image.name)
     for image in sorted((data / "images_unlabeled").glob("*.jpg")):
         shutil.copy(image, folder / image.name)
