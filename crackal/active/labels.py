@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.config import ALConfig
+from crackal.active.effort import Effort
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.active.tasks import TASKS
@@ -138,6 +139,7 @@ class NewLabel:
     source: str  # where it comes from, for messages (a file name, a Label Studio task)
     label: np.ndarray | ImageBoxes | Path
     labeller: str
+    effort: Effort | None = None  # the labelling time measured for it, if any
 
 
 def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str], overwrite: bool = False) -> int:
@@ -162,7 +164,7 @@ def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str
     current = store.current_round()
     round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
     labels = [_write(store, item, class_names) for item in new]
-    store.record_labels(labels, by=[item.labeller for item in new], round_=round_)
+    store.record_labels(labels, by=[item.labeller for item in new], round_=round_, efforts=[item.effort for item in new])
     return len(labels)
 
 

@@ -27,12 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from crackal.active.config import ALConfig
+from crackal.active.effort import Effort
 from crackal.errors import CrackalError
 
 # 1: label columns in images, paths relative to the folder where 'al init' ran; 2: the labels table;
 # 3: users, sessions and leases of the labelling web app (new tables only: version 2 readers ignore them)
 # 4: the stop set, unlabelled pool images predicted every round for the stop advice (a new table only)
-SCHEMA_VERSION = 4
+# 5: label_effort, the labelling time measured for a label (a new table only)
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -89,6 +91,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     csrf TEXT NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS label_effort (
+    label_id INTEGER PRIMARY KEY REFERENCES labels(id),
+    active_seconds REAL NOT NULL,
+    strokes INTEGER NOT NULL,
+    undos INTEGER NOT NULL,
+    prelabel TEXT NOT NULL,
+    source TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leases (
     image_id INTEGER PRIMARY KEY REFERENCES images(id),
@@ -278,27 +288,46 @@ class ProjectStore:
         return found[0] if found else None
 
     def label_history(self, image_id: int) -> list[dict]:
-        """Every label of an image, oldest first (path, round, when, by whom, defect share)."""
-        rows = self.conn.execute("SELECT * FROM labels WHERE image_id = ? ORDER BY id", (image_id,)).fetchall()
+        """Every label of an image, oldest first (path, round, when, by whom, defect share, and the
+        measured effort: active seconds, strokes, undos, pre-label outcome; None where not measured)."""
+        rows = self.conn.execute(
+            "SELECT labels.*, label_effort.active_seconds, label_effort.strokes, label_effort.undos, label_effort.prelabel "
+            "FROM labels LEFT JOIN label_effort ON label_effort.label_id = labels.id WHERE image_id = ? ORDER BY labels.id",
+            (image_id,)).fetchall()
         return [{**dict(row), "path": self.resolve(row["path"])} for row in rows]
 
     def label_versions(self, image_id: int) -> int:
         """How many labels an image has had."""
         return self.conn.execute("SELECT COUNT(*) FROM labels WHERE image_id = ?", (image_id,)).fetchone()[0]
 
-    def record_labels(self, labels: list[tuple[int, Path, float]], by: str | Sequence[str], round_: int) -> None:
+    def record_labels(self, labels: list[tuple[int, Path, float]], by: str | Sequence[str], round_: int,
+                      efforts: Sequence[Effort | None] | None = None) -> None:
         """Record ``(image id, label file, defect share)`` as each image's new label (earlier ones
-        stay in the history) and take the images off the queue, in one transaction. ``by``
-        names the labeller of all of them, or of each."""
+        stay in the history) with the labelling effort measured for it (if any), and take the
+        images off the queue, in one transaction. ``by`` names the labeller of all of them, or of each."""
         stamp = now()
         labellers = [by] * len(labels) if isinstance(by, str) else list(by)
+        measured = list(efforts) if efforts is not None else [None] * len(labels)
         with self.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO labels (image_id, path, round, labelled_at, labelled_by, defect_share) VALUES (?, ?, ?, ?, ?, ?)",
-                [(image_id, self._stored(path), round_, stamp, labeller, share)
-                 for (image_id, path, share), labeller in zip(labels, labellers, strict=True)],
-            )
+            for (image_id, path, share), labeller, effort in zip(labels, labellers, measured, strict=True):
+                label_id = tx.execute(
+                    "INSERT INTO labels (image_id, path, round, labelled_at, labelled_by, defect_share) VALUES (?, ?, ?, ?, ?, ?)",
+                    (image_id, self._stored(path), round_, stamp, labeller, share)).lastrowid
+                if effort is not None:
+                    tx.execute("INSERT INTO label_effort VALUES (?, ?, ?, ?, ?, ?)",
+                               (label_id, effort.active_seconds, effort.strokes, effort.undos, effort.prelabel, effort.source))
             tx.executemany("DELETE FROM queue WHERE image_id = ?", [(image_id,) for image_id, _, _ in labels])
+
+    def label_efforts(self) -> list[dict]:
+        """Every measured label, oldest first: image id and name, round, labeller, when, and its
+        effort (active seconds, strokes, undos, pre-label outcome, source)."""
+        rows = self.conn.execute(
+            "SELECT labels.id AS label_id, labels.image_id, images.name, labels.round, labels.labelled_by, labels.labelled_at, "
+            "label_effort.active_seconds, label_effort.strokes, label_effort.undos, label_effort.prelabel, label_effort.source "
+            "FROM label_effort JOIN labels ON labels.id = label_effort.label_id JOIN images ON images.id = labels.image_id "
+            "ORDER BY labels.id").fetchall()
+        return [dict(row) for row in rows]
+
 
     # queue -------------------------------------------------------------------------------
 
