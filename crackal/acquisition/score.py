@@ -79,14 +79,18 @@ def score_group(
     iterations: int = 20,
     reference_batches: Callable[[], torch.Tensor] | None = None,
     seed: int = 0,
+    on_mean: Callable[[torch.Tensor], None] | None = None,
 ) -> np.ndarray:
     """The scores of one group of pool images (the ``index``-th, seeded by ``group_seed``); runs
-    of same-sized images go through the model together."""
+    of same-sized images go through the model together. ``on_mean`` (if given) is called with
+    each run's mean class probabilities ``(n, C, H, W)``, in pool order."""
     scores = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(group_seed(seed, index))
         for batch in _batches(images, len(images)):
             stats = sample(method, models, batch, iterations, reference_batches)
+            if on_mean is not None:
+                on_mean(stats.mean)
             defect = 1 - stats.mean[:, 0]
             scores.append(reduce_scores(pixel_scores(stats, heuristic), reduction, defect).cpu())
             del stats, defect
@@ -104,6 +108,7 @@ def score_pool(
     reference_batches: Callable[[], torch.Tensor] | None = None,
     seed: int = 0,
     progress: bool | Progress = False,
+    on_mean: Callable[[torch.Tensor], None] | None = None,
 ) -> np.ndarray:
     """One acquisition score per pool image (``images``: a sized iterable of ``(H, W, 3) uint8``
     arrays, read lazily for a large pool).
@@ -113,6 +118,8 @@ def score_pool(
     list); ``random`` scores without running a model. Seeded: the same call gives the same scores.
     The pool is scored in groups of ``batch_size`` images, each seeded by ``group_seed(seed,
     index)``, so ``crackal.scale`` scoring a group on a Ray worker gives the same numbers.
+    ``on_mean`` receives the mean class probabilities of every image, batch by batch in pool
+    order (e.g. for the predicted masks of cost-aware selection; never called for ``random``).
     """
     choose(STRATEGIES, heuristic, "strategy")
     choose(REDUCTIONS, reduction, "reduction")
@@ -127,7 +134,8 @@ def score_pool(
     groups = Progress.of(progress).bar(_groups(images, batch_size), total=-(-len(images) // batch_size),
                                        desc=f"scoring pool ({len(images)} images)", unit="batches")
     for index, group in enumerate(groups):
-        scores.append(score_group(models, group, index, heuristic, reduction, method, iterations, reference_batches, seed))
+        scores.append(score_group(models, group, index, heuristic, reduction, method, iterations, reference_batches, seed,
+                                  on_mean))
         if index % TRIM_EVERY == 0:
             _trim_heap()
     return np.concatenate(scores)

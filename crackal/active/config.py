@@ -49,7 +49,10 @@ class ALConfig(SavedConfig):
     the round's training recipe (see ``round_training``). ``selection``: ``top`` scores,
     ``stochastic`` (score^(1/temperature) sampling) or ``diverse`` (the most uncertain image of
     each cluster of the ``diversity_candidates x query_size`` top images' encoder embeddings,
-    ``crackal.acquisition.diversity``: no near-duplicate frames in one batch). ``task="detection"`` trains a
+    ``crackal.acquisition.diversity``: no near-duplicate frames in one batch). ``cost_aware``: each
+    score is divided by the image's predicted labelling seconds (a model of the measured times on
+    the predicted crack length and regions, ``crackal.acquisition.cost``; the constant
+    ``seconds_per_image`` until enough labels are timed). ``task="detection"`` trains a
     RetinaNet and scores the pool by the ``disagreement`` of head-dropout samples or of an
     ensemble (see ``crackal.uncertainty.detection``).
     """
@@ -73,9 +76,10 @@ class ALConfig(SavedConfig):
     patience: int | None = 3  # None: no plateau stopping (simulations compare fixed rounds)
     min_delta: float = 0.005
     min_uncertainty: float | None = None
-    # cost model for reports
+    # cost model for reports (and the estimate of cost-aware selection before times are measured)
     cost_per_image: float = 0.5
     seconds_per_image: float = 30.0
+    cost_aware: bool = False  # score / predicted labelling seconds (segmentation, not random)
     # round schedule (segmentation)
     round_steps: int | str | None = None  # None: the recipe's epochs; an integer; "auto": grows with the labels
     steps_per_label: float = 4.0
@@ -110,6 +114,9 @@ class ALConfig(SavedConfig):
              "mc_batchnorm needs BatchNorm; a detector (GroupNorm) takes mc_dropout or ensemble"),
             (not detection or self.cold_start == "random", "cold_start", "must be random for a detector"),
             (not detection or self.selection != "diverse", "selection", "diverse needs a segmentation model's encoder, not a detector"),
+            (isinstance(self.cost_aware, bool), "cost_aware", f"is true or false, got {self.cost_aware!r}"),
+            (not self.cost_aware or (not detection and self.strategy != "random"), "cost_aware",
+             "needs a segmentation model's predicted masks and an uncertainty strategy (not random, not a detector)"),
             (self.diversity_candidates >= 1, "diversity_candidates", f"must be at least 1, got {self.diversity_candidates}"),
             (self.query_size >= 1, "query_size", f"(images per round) must be at least 1, got {self.query_size}"),
             (self.initial >= 1, "initial", f"must be at least 1, got {self.initial}"),

@@ -67,8 +67,10 @@ class DetectionRounds:
         return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}, {}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress, ray: str | None = None, batch_size: int = 4) -> np.ndarray:
-        """One disagreement score per pool image (random scores for the random baseline)."""
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None, batch_size: int = 4,
+                   features: list[np.ndarray] | None = None) -> np.ndarray:
+        """One disagreement score per pool image (random scores for the random baseline);
+        ``features`` is not filled (cost-aware selection is for segmentation projects)."""
         if ray is not None:
             raise CrackalError("--ray scores segmentation pools; score a detection project without --ray")
         seed = config.round_config(round_).seed

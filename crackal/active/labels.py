@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.acquisition.cost import crack_classes, mask_features, simulated_seconds
 from crackal.active.config import ALConfig
 from crackal.active.effort import Effort
 from crackal.active.lock import project_lock
@@ -63,20 +64,32 @@ def _copy_box_label(store: ProjectStore, record: ImageRecord, source: Path, clas
     return record.id, path, float(len(boxes) > 0)
 
 
+def simulated_effort(mask: np.ndarray, class_names: list[str]) -> Effort:
+    """The simulated labeller's effort for a ground-truth class mask: ``crackal.acquisition.cost.
+    simulated_seconds`` of its features (10 s + 0.08 s per crack-skeleton pixel + 6 s per region),
+    source ``simulated``."""
+    seconds = float(simulated_seconds(mask_features(mask, crack_classes(class_names))))
+    return Effort(round(seconds, 2), source="simulated")
+
+
 def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
-    """Simulation: the ground truth (a mask, or a VOC box file) labels every queued image. Returns how many."""
+    """Simulation: the ground truth (a mask, or a VOC box file) labels every queued image, each
+    mask with its simulated labelling time (``simulated_effort``). Returns how many."""
     queued = store.queue()
-    labels = []
+    labels, efforts = [], []
     class_names = ALConfig.from_dict(store.settings()).class_names
     for record, _, _ in queued:
         if record.truth_path is None:
             raise CrackalError(f"{record.name} has no ground-truth mask; this project needs labels from a person")
         if record.truth_path.suffix.lower() == ".xml":
             labels.append(_copy_box_label(store, record, record.truth_path, class_names))
+            efforts.append(None)
             continue
-        labels.append(_write_label(store, record, _checked_mask(record, record.truth_path, num_classes), num_classes))
+        mask = _checked_mask(record, record.truth_path, num_classes)
+        labels.append(_write_label(store, record, mask, num_classes))
+        efforts.append(simulated_effort(mask, class_names))
     if labels:
-        store.record_labels(labels, by="oracle", round_=queued[0][1])
+        store.record_labels(labels, by="oracle", round_=queued[0][1], efforts=efforts)
     return len(labels)
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from crackal.acquisition.cost import cost_aware_scores
 from crackal.acquisition.diversity import select_diverse
 from crackal.acquisition.select import select_stochastic, select_top
 from crackal.active.config import ALConfig
+from crackal.active.cost_model import project_cost_model
 from crackal.active.labels import label_from_ground_truth
 from crackal.active.lock import project_lock
 from crackal.active.stop_set import stop_set_kappa
@@ -73,18 +75,42 @@ def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labell
     k = min(config.query_size, (config.budget - labelled) if config.budget else config.query_size)
     if pool:
         checkpoint = Path(store.current_round()["checkpoint"])
+        features: list[np.ndarray] | None = [] if config.cost_aware else None
         scores = TASKS[config.task].score_pool(store, config, round_, _run_dir(store, round_), checkpoint, pool, progress,
-                                               ray=ray)
+                                               ray=ray, features=features)
         scores_by_id = {r.id: float(s) for r, s in zip(pool, scores)}
         uncertainty = None if config.strategy == "random" else float(np.mean(scores))
+        acquisition, seconds = (scores, None) if features is None else _cost_aware(store, config, round_, scores,
+                                                                                   np.array(features))
         if k > 0:
             seed = config.round_config(round_).seed
-            chosen = _select(scores, k, config, seed, lambda idx: TASKS[config.task].embeddings(checkpoint, [pool[i] for i in idx]))
+            chosen = _select(acquisition, k, config, seed,
+                             lambda idx: TASKS[config.task].embeddings(checkpoint, [pool[i] for i in idx]))
             selected = [pool[i].id for i in chosen]
             selected_scores = [float(scores[i]) for i in chosen]
+            if seconds is not None:
+                _record_cost(store, round_, selected_seconds=[round(float(seconds[i]), 2) for i in chosen])
     store.finish_round(round_, scores_by_id, selected, selected_scores, uncertainty)
     names = {r.id: r.name for r in pool}
     return [names[i] for i in selected], uncertainty
+
+
+def _cost_aware(store: ProjectStore, config: ALConfig, round_: int, scores: np.ndarray,
+                features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cost_aware``: each score divided by the image's predicted labelling seconds (the project's
+    cost model on the features of its predicted mask), and those seconds; the model is recorded
+    in the round's metrics (``cost_model``)."""
+    model = project_cost_model(store, config)
+    seconds = model.predict(features)
+    _record_cost(store, round_, **model.as_dict(), pool_median_seconds=round(float(np.median(seconds)), 2))
+    return cost_aware_scores(scores, seconds), seconds
+
+
+def _record_cost(store: ProjectStore, round_: int, **values) -> None:
+    """Add ``values`` to the round's ``metrics["cost_model"]``."""
+    metrics = (store.current_round() or {}).get("metrics") or {}
+    metrics["cost_model"] = {**metrics.get("cost_model", {}), **values}
+    store.update_round(round_, metrics=metrics)
 
 
 def _select(scores: np.ndarray, k: int, config: ALConfig, seed: int, embed) -> np.ndarray:

@@ -14,6 +14,7 @@ from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
+from crackal.active.time_curves import seconds_by_round, time_lines, time_summary
 from crackal.data.dataset import IGNORE_INDEX
 from crackal.data.io import read_raw_mask, to_class_mask
 from crackal.metrics.curves import curve_area, labels_to_reach
@@ -47,6 +48,7 @@ def project_history(root: str | Path) -> dict:
             if len(names) > 2:
                 present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, names))
         pool_size = len(store.images("role = 'pool'"))
+        seconds_labelled = seconds_by_round(rounds, store.label_efforts())
     finally:
         store.close()
     per_class = {
@@ -59,6 +61,7 @@ def project_history(root: str | Path) -> dict:
         "task": config.task,
         "labelled": [r["labelled"] for r in rounds],
         "f1": [s["score"] for s in scores],  # the task's headline score (mAP@0.5 for detection)
+        "seconds": seconds_labelled,  # labelling seconds of the labels each round trained on (None: not all timed)
         "precision": [s["precision"] for s in scores],
         "recall": [s["recall"] for s in scores],
         "f1_tol2": [s["score_2"] for s in scores],
@@ -117,6 +120,8 @@ def paired_baseline(strategy: str, strategies) -> str:
     'random'
     >>> paired_baseline("bald+warm+diverse", ["random", "random+warm"]), paired_baseline("bald+diverse", ["random", "random+warm"])
     ('random+warm', 'random')
+    >>> paired_baseline("bald+cost", ["random", "random+warm"]), paired_baseline("bald+warm+cost", ["random", "random+warm"])
+    ('random', 'random+warm')
     """
     warm = "warm" in strategy.split("+")[1:] and strategy != "random+warm" and "random+warm" in strategies
     return "random+warm" if warm else "random"
@@ -197,6 +202,7 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
         if random and entry.get("labels_to_target"):
             entry["labels_vs_random"] = round(entry["labels_to_target"] / random, 3)
     summary["paired_vs_random"] = paired_differences(histories)
+    summary["by_time"] = time_summary(histories)  # F1 at equal labelling hours (timed runs only)
     return summary
 
 
@@ -372,6 +378,7 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
     ]
     lines += _class_share_table(summary)
     lines += _argmax_table(summary)
+    lines += time_lines(summary["by_time"])
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

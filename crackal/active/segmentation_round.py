@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crackal.acquisition.cost import crack_classes, mask_features
 from crackal.acquisition.diversity import encoder_embeddings
 from crackal.acquisition.score import score_pool
 from crackal.active.config import ALConfig
@@ -19,6 +20,7 @@ from crackal.data.dataset import SegmentationDataset
 from crackal.data.io import mask_png, write_png
 from crackal.data.layout import Pair
 from crackal.data.transforms import to_tensor, train_transform
+from crackal.errors import CrackalError
 from crackal.inference.render import class_mask_from_probs
 from crackal.losses import SegmentationLoss
 from crackal.models.predict import predict_image
@@ -108,9 +110,16 @@ class SegmentationRounds:
         return result.best_checkpoint, metrics, {"class_weights": ckpt["class_weights"]}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress, ray: str | None = None) -> np.ndarray:
-        """One acquisition score per pool image, from the round's model(s); on Ray at ``ray`` when given."""
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None,
+                   features: list[np.ndarray] | None = None) -> np.ndarray:
+        """One acquisition score per pool image, from the round's model(s); on Ray at ``ray`` when given.
+        ``features`` (a list, for cost-aware selection) receives the ``crackal.acquisition.cost``
+        features of each pool image's predicted mask: the mean MC probabilities the scores come
+        from, at the model's validation threshold (no extra forward pass)."""
         tcfg = config.round_config(round_)
+        if features is not None and ray is not None:
+            raise CrackalError("cost-aware selection reads the predicted masks while scoring in this process; "
+                               "leave out --ray (ray=None) or set cost_aware=false")
         if ray is not None:
             from crackal.scale.jobs import score_pool_ray
 
@@ -118,15 +127,22 @@ class SegmentationRounds:
                 if config.method == "ensemble" else [checkpoint]
             return score_pool_ray(checkpoints, [r.path for r in pool], config.strategy, config.reduction, config.method,
                                   config.iterations, seed=tcfg.seed, address=ray, progress=progress)
-        model = load_model(checkpoint)[0]
+        model, state = load_model(checkpoint)
         models = [model] + [load_model(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] \
             if config.method == "ensemble" else model
         references = None
         if config.method == "mc_batchnorm":
             labelled = _dataset(store.labelled(), len(config.class_names), truth=False)
             references = _reference_batches(labelled, tcfg.crop_size, tcfg.seed)
+        on_mean = None
+        if features is not None:
+            cracks, threshold = crack_classes(config.class_names), state.get("threshold", 0.5)
+
+            def on_mean(mean: torch.Tensor) -> None:
+                features.extend(mask_features(class_mask_from_probs(probs, threshold), cracks) for probs in mean.cpu().numpy())
+
         return score_pool(models, LazyImages(pool), config.strategy, config.reduction, config.method, config.iterations,
-                          reference_batches=references, seed=tcfg.seed, progress=progress)
+                          reference_batches=references, seed=tcfg.seed, progress=progress, on_mean=on_mean)
 
     def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:
         """The round model's encoder embedding of each image (``selection="diverse"``)."""

@@ -4,6 +4,9 @@ For every seed, each strategy starts from the same initial images (and so the sa
 model, trained once) and labels ``query_size`` images per round; a model trained on the whole
 pool gives the reference F1. ``crack_free_share`` mixes the pool (images or tiles) to that
 share of crack-free ones, as on a real survey; the report gives the pool's share either way.
+The ground truth labels each image in a simulated time (``crackal.acquisition.cost.
+SIMULATED_COST``, recorded as the label's effort), so the report also gives F1 against
+labelling hours (``crackal.active.time_curves``).
 """
 
 from __future__ import annotations
@@ -111,22 +114,24 @@ def share_first_round(source: Path, target: Path) -> bool:
     return True
 
 
-RUN_VARIANTS = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"}}
+RUN_VARIANTS = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"}, "cost": {"cost_aware": True}}
 
 
 def run_options(name: str) -> dict:
     """The ``ALConfig`` options of a run named ``STRATEGY`` with variants added by ``+``:
-    ``+warm`` (warm-started rounds), ``+diverse`` (``selection="diverse"``), so that one
-    simulation compares them.
+    ``+warm`` (warm-started rounds), ``+diverse`` (``selection="diverse"``), ``+cost``
+    (``cost_aware``: score per predicted labelling second), so that one simulation compares them.
 
     >>> run_options("bald+warm"), run_options("bald+warm+diverse")
     ({'strategy': 'bald', 'warm_start': True}, {'strategy': 'bald', 'warm_start': True, 'selection': 'diverse'})
+    >>> run_options("bald+cost")
+    {'strategy': 'bald', 'cost_aware': True}
     """
     strategy, *variants = name.split("+")
     unknown = [v for v in variants if v not in RUN_VARIANTS]
     if unknown:
-        raise OptionError("strategy", f"takes a strategy name, with variants +warm (warm-started rounds) or +diverse (diverse "
-                          f"batches) added; got {name!r}")
+        raise OptionError("strategy", f"takes a strategy name, with variants +warm (warm-started rounds), +diverse (diverse "
+                          f"batches) or +cost (cost-aware: score per predicted labelling second) added; got {name!r}")
     return {"strategy": strategy, **{k: v for variant in variants for k, v in RUN_VARIANTS[variant].items()}}
 
 

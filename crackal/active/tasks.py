@@ -27,9 +27,11 @@ class RoundTask(Protocol):
         """Train on the labelled images; (best checkpoint, held-out metrics, extra round columns)."""
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress, ray: str | None = None) -> np.ndarray:
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None,
+                   features: list[np.ndarray] | None = None) -> np.ndarray:
         """One acquisition score per ``pool`` image, higher = label it sooner (on Ray at ``ray``
-        when given and the task supports it)."""
+        when given and the task supports it); a ``features`` list receives each image's predicted-mask
+        cost features (``crackal.acquisition.cost``, segmentation only)."""
 
     def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:
         """One embedding row per image, for diverse batches (segmentation only)."""
