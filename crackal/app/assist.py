@@ -40,6 +40,7 @@ RIDGE_SIGMAS = (1.0, 2.0, 3.0)  # px: the line widths the ridge filter answers t
 RIDGE_PAD = 10  # px of context around a window for the ridge filter
 FULL_PIXELS = 2**20  # images up to this size get their whole ridge cost map at once
 MAX_FILL_FRACTION = 0.25
+EDGE = 3  # px a flooded region may grow to reach the middle of its edge
 DEFAULT_TOLERANCE = 0.12  # of the value range (probability 0-1, grey 0-255)
 
 Source = Literal["probability", "ridge"]
@@ -65,10 +66,12 @@ class AssistSource:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(H, W)``."""
         return self.values.shape[0], self.values.shape[1]
 
     @property
     def nbytes(self) -> int:
+        """The memory its arrays take."""
         return int(sum(a.nbytes for a in (self.values, self.full, self.grey) if a is not None))
 
     def cost(self, x0: int = 0, y0: int = 0, x1: int | None = None, y1: int | None = None) -> np.ndarray:
@@ -120,7 +123,7 @@ def assist_source(image: np.ndarray, probability: np.ndarray | None = None) -> A
         prob = prob.astype(np.float32) / 255.0 if prob.dtype == np.uint8 else np.clip(prob.astype(np.float32), 0, 1)
         return AssistSource((prob * 255).round().astype(np.uint8), "probability", full=cost_of(prob))
     grey = grey_of(image)
-    smooth = ndimage.gaussian_filter(grey.astype(np.float32), 1.5).round().astype(np.uint8)
+    smooth = ndimage.gaussian_filter(grey.astype(np.float32), 1.0).round().astype(np.uint8)
     if grey.size <= FULL_PIXELS:
         return AssistSource(smooth, "ridge", full=cost_of(ridge_map(grey)))
     return AssistSource(smooth, "ridge", grey=grey)
@@ -192,9 +195,11 @@ def trace(cost: np.ndarray | AssistSource, points: Sequence[Sequence[float]], ma
 def fill(values: np.ndarray, x: float, y: float, tolerance: float = DEFAULT_TOLERANCE,
          max_fraction: float = MAX_FILL_FRACTION) -> np.ndarray:
     """The region around the pixel at ``(x, y)`` whose ``values`` (uint8) differ from the
-    clicked pixel's by at most ``tolerance`` of the range (0..1), 8-connected, with its holes
-    closed; a boolean ``(H, W)`` mask. ``AssistError`` when the region would cover more than
-    ``max_fraction`` of the image (a click on the background): nothing is filled.
+    clicked pixel's by at most ``tolerance`` of the range (0..1), 8-connected, grown by up to
+    ``EDGE`` px to its edge (the pixels nearer the region's mean value than the surface's
+    ``EDGE`` px away: a smoothed edge is crossed half-way) and with its holes closed; a boolean
+    ``(H, W)`` mask. ``AssistError`` when the region would cover more than ``max_fraction`` of
+    the image (a click on the background): nothing is filled.
 
     >>> values = np.zeros((20, 20), np.uint8); values[5:10, 5:10] = 200
     >>> int(fill(values, 7, 7).sum())
@@ -207,10 +212,18 @@ def fill(values: np.ndarray, x: float, y: float, tolerance: float = DEFAULT_TOLE
         raise CrackalError(f"tolerance must be between 0 and 1 (a fraction of the value range), got {tolerance:g}")
     col, row = _pixel((x, y), values.shape)
     region = flood(values, (row, col), connectivity=2, tolerance=round(255 * tolerance))
-    rows, cols = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    region[box] = ndimage.binary_fill_holes(region[box])
     share = float(region.mean())
+    if share <= max_fraction:
+        x0, y0, x1, y1 = bounding_box(region) or (col, row, col + 1, row + 1)
+        box = (slice(max(0, y0 - EDGE), y1 + EDGE), slice(max(0, x0 - EDGE), x1 + EDGE))
+        inside, near = region[box], values[box].astype(np.float32)
+        grown = ndimage.binary_dilation(inside, iterations=EDGE)
+        ring, outer = grown & ~inside, grown & ~ndimage.binary_dilation(inside, iterations=EDGE - 1)
+        if outer.any():  # grow to the edge: ring pixels nearer the region's mean than the surface's around it
+            middle = (near[inside].mean() + near[outer].mean()) / 2
+            inside |= ring & ((near - middle) * np.sign(near[inside].mean() - middle) > 0)
+        region[box] = ndimage.binary_fill_holes(inside)
+        share = float(region.mean())
     if share > max_fraction:
         raise AssistError(f"the region at ({col}, {row}) covers {100 * share:.0f} % of the image, more than the "
                           f"{100 * max_fraction:.0f} % a fill may take: click inside the defect, or lower the tolerance "

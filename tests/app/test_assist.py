@@ -8,8 +8,7 @@ import pytest
 from scipy import ndimage
 from skimage.draw import disk, line
 
-from crackal.app.assist import (FULL_PIXELS, MAX_POINTS, SNAP, AssistError, assist_source, bounding_box, cost_of, fill,
-                                ridge_map, trace)
+from crackal.app.assist import FULL_PIXELS, MAX_POINTS, SNAP, AssistError, assist_source, bounding_box, cost_of, fill, ridge_map, trace
 from crackal.errors import CrackalError
 
 
