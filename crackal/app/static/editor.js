@@ -20,6 +20,9 @@ const editor = {
   undo: [], redo: [], undoBytes: 0,
   stroke: null,        // {last: [x, y], box: [x0, y0, x1, y1], value}
   polygon: [],         // image points of the polygon being drawn
+  tracePoints: [],     // image points clicked with the trace tool (the path between them is painted)
+  assisting: 0,        // trace and fill requests on their way
+  assistQueue: Promise.resolve(),
   pointer: null,       // last pointer position (screen CSS px)
   dirty: false,        // unsaved changes
   editable: false,
@@ -139,6 +142,63 @@ function redo() {
   editor.dirty = true;
 }
 
+// --- assists: crack tracing and click-to-fill (computed by the server, crackal/app/assist.py) -------
+
+// Run assist steps one after another: a click made while a request is on its way waits its turn.
+function assist(step) {
+  editor.assisting++;
+  editor.assistQueue = editor.assistQueue.then(step).catch((error) => crackal.message(error.message, "error"))
+    .finally(() => { editor.assisting--; draw(); });
+  return editor.assistQueue;
+}
+
+// A click of the trace tool: the server's path from the previous point to this one is painted at
+// the brush size in the current class (Shift: erased), one undo step per segment.
+function tracePoint(x, y, erase) {
+  const points = editor.tracePoints, last = points[points.length - 1];
+  if (last && Math.hypot(last[0] - x, last[1] - y) < 1) return;  // the second click of a double-click
+  points.push([x, y]);
+  draw();
+  if (!last) return;
+  const value = erase ? 0 : editor.value, r = editor.size / 2;
+  assist(async () => {
+    const answer = await crackal.api("/api/images/" + editor.id + "/trace", { method: "POST", json: { points: [last, [x, y]] } });
+    if (!editor.editable) return;
+    const centres = answer.path.map(([px, py]) => [px + 0.5, py + 0.5]);
+    change(() => {
+      let box = paintCapsule(...centres[0], ...centres[0], r, value);
+      for (let i = 1; i < centres.length; i++) box = union(box, paintCapsule(...centres[i - 1], ...centres[i], r, value));
+      return box;
+    });
+  });
+}
+
+function endTrace() {
+  editor.tracePoints = [];
+  draw();
+}
+
+// A click of the fill tool: the server's region around the point, in the current class (Shift:
+// erased), as one undo step. The region comes as its box and the zlib-compressed 0/1 bytes of it.
+function fillAt(x, y, erase) {
+  const value = erase ? 0 : editor.value;
+  assist(async () => {
+    const answer = await crackal.api("/api/images/" + editor.id + "/fill", { method: "POST", json: { x, y } });
+    const packed = Uint8Array.from(atob(answer.mask), (c) => c.charCodeAt(0));
+    const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("deflate"));
+    const bits = new Uint8Array(await new Response(stream).arrayBuffer());
+    if (!editor.editable) return;
+    const { x0, y0, x1, y1 } = answer, w = x1 - x0, W = editor.width, mask = editor.mask;
+    change(() => {
+      for (let row = y0; row < y1; row++) {
+        for (let col = x0; col < x1; col++) if (bits[(row - y0) * w + col - x0]) mask[row * W + col] = value;
+      }
+      return [x0, y0, x1, y1];
+    });
+    crackal.message((erase ? "erased " : "filled ") + answer.pixels + " pixels", "ok");
+  });
+}
+
 // --- drawing ---------------------------------------------------------------------------------------
 
 function draw() {
@@ -171,7 +231,27 @@ function render() {
     screen.stroke();
     screen.setLineDash([]);
   }
-  if (editor.pointer && editor.tool !== "polygon" && !view.space) {
+  if (editor.tracePoints.length) {  // the trace's points, and a dashed line to the pointer
+    const last = editor.tracePoints[editor.tracePoints.length - 1];
+    screen.strokeStyle = "#ffffff";
+    screen.lineWidth = 1.5;
+    if (editor.pointer) {
+      screen.setLineDash([4, 3]);
+      screen.beginPath();
+      screen.moveTo(...view.toScreen(...last));
+      screen.lineTo(...editor.pointer);
+      screen.stroke();
+      screen.setLineDash([]);
+    }
+    screen.fillStyle = crackal.me.colours[editor.value];
+    for (const [x, y] of editor.tracePoints) {
+      screen.beginPath();
+      screen.arc(...view.toScreen(x, y), 4, 0, 2 * Math.PI);
+      screen.fill();
+      screen.stroke();
+    }
+  }
+  if (editor.pointer && editor.tool !== "polygon" && editor.tool !== "fill" && !view.space) {
     screen.strokeStyle = editor.tool === "eraser" ? "#ffffff" : crackal.me.colours[editor.value];
     screen.lineWidth = 1;
     screen.beginPath();
@@ -197,6 +277,8 @@ function onDown(e) {
     draw();
     return;
   }
+  if (editor.tool === "trace") { tracePoint(x, y, e.shiftKey); return; }
+  if (editor.tool === "fill") { fillAt(x, y, e.shiftKey); return; }
   editor.view.canvas.setPointerCapture(e.pointerId);
   editor.snapshot.set(editor.mask);
   const value = editor.tool === "eraser" ? 0 : editor.value;
@@ -240,6 +322,7 @@ function closePolygon(erase) {
 function setTool(tool) {
   editor.tool = tool;
   editor.polygon = [];
+  editor.tracePoints = [];
   for (const button of document.querySelectorAll("[data-tool]")) button.classList.toggle("on", button.dataset.tool === tool);
   draw();
 }
@@ -277,10 +360,13 @@ function onKey(e) {
   else if (e.key === "b" || e.key === "B") setTool("brush");
   else if (e.key === "e" || e.key === "E") setTool("eraser");
   else if (e.key === "p" || e.key === "P") setTool("polygon");
+  else if (e.key === "t" || e.key === "T") setTool("trace");
+  else if (e.key === "g" || e.key === "G") setTool("fill");
   else if (e.key === "h" || e.key === "H") setShow(!editor.show);
   else if (e.key === "f" || e.key === "F") editor.view.fit();
   else if (e.key === "Enter" && editor.polygon.length) closePolygon(e.shiftKey);
-  else if (e.key === "Escape") { editor.polygon = []; draw(); }
+  else if (e.key === "Enter" && editor.tracePoints.length) endTrace();
+  else if (e.key === "Escape") { editor.polygon = []; editor.tracePoints = []; draw(); }
   else if (e.key === "Backspace" && editor.polygon.length) { editor.polygon.pop(); draw(); }
   else if (/^[1-9]$/.test(e.key)) setClass(Number(e.key));
 }
@@ -439,10 +525,14 @@ async function start() {
   document.body.dataset.ready = "true";  // for tests and screenshots
 }
 
+document.getElementById("canvas").addEventListener("dblclick", () => { if (editor.tool === "trace") endTrace(); });
+
 // For tests and scripting: the view and the mask.
 window.crackalEditor = {
   setView: (scale, ox, oy) => editor.view.set(scale, ox, oy),
   mask: () => Array.from(editor.mask),
+  assisting: () => editor.assisting,  // trace and fill requests not answered yet
+  tracePoints: () => editor.tracePoints.map((p) => p.slice()),
   state: () => ({ tool: editor.tool, size: editor.size, value: editor.value, undo: editor.undo.length, redo: editor.redo.length,
                   editable: editor.editable, width: editor.width, height: editor.height }),
 };
