@@ -11,6 +11,7 @@ import numpy as np
 
 from crackal.active.config import ALConfig
 from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
+from crackal.active.effort import seconds_per_image
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
@@ -49,6 +50,7 @@ def project_history(root: str | Path) -> dict:
                 present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, names))
         pool_size = len(store.images("role = 'pool'"))
         seconds_labelled = seconds_by_round(rounds, store.label_efforts())
+        seconds, seconds_source = seconds_per_image(store, config)
     finally:
         store.close()
     per_class = {
@@ -75,7 +77,8 @@ def project_history(root: str | Path) -> dict:
         "argmax": [r["metrics"].get("argmax") for r in rounds],  # multi-class: mIoU over defects, per-class IoU, area error
         "pool_size": pool_size,
         "cost_per_image": config.cost_per_image,
-        "seconds_per_image": config.seconds_per_image,
+        "seconds_per_image": seconds,
+        "seconds_source": seconds_source,  # the measured median once enough labels are timed, else the estimate
     }
 
 
@@ -353,6 +356,9 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for strategy, e in summary["strategies"].items():
+        if not e["labelled"]:  # a project before its first finished round
+            lines.append(f"| {strategy} | {e['seeds']} | no finished round yet |" + " - |" * 8)
+            continue
         final_interval = e["f1_ci95"][-1]
         cells = [strategy, e["seeds"], e["labelled"][-1], f"{e['f1_mean'][-1]:.3f}",
                  f"[{final_interval[0]:.3f}, {final_interval[1]:.3f}]" if final_interval else "-", f"{e['curve_area']:.3f}",
@@ -366,6 +372,9 @@ def write_report(histories: dict[str, list[dict]], out: str | Path, reference_f1
         lines += ["", f"Target: {summary['target_fraction']:.0%} of the {score} of a model trained on the whole pool "
                   f"({reference_f1:.3f}). Savings are against labelling the whole pool at "
                   f"${any_run['cost_per_image']:.2f} and {any_run['seconds_per_image']:.0f} s per image."]
+    if any_run.get("seconds_source"):
+        lines += ["", f"Labelling time per image in the cost and time figures: {any_run['seconds_per_image']:.1f} s "
+                  f"({any_run['seconds_source']})."]
     lines += _paired_table(summary, score) + _forecast_lines(summary, score)
     lines += [
         "",

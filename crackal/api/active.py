@@ -155,7 +155,9 @@ def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfi
 
 def al_status(project: str | Path) -> dict:
     """Counts of labelled, queued, pool and held-out images, the settings, every round, the
-    learning-curve forecast (``crackal.active.forecast``) and the stop advice (None: go on)."""
+    learning-curve forecast (``crackal.active.forecast``), the stop advice (None: go on) and the
+    measured labelling effort (``crackal.active.effort``: which seconds per image the figures use)."""
+    from crackal.active.effort import effort_summary, seconds_per_image
     from crackal.active.forecast import forecast_labels
     from crackal.active.scores import round_scores
     from crackal.active.stop_set import stop_advice
@@ -164,11 +166,13 @@ def al_status(project: str | Path) -> dict:
     try:
         rounds = store.rounds()
         scored = [r for r in rounds if r["metrics"]]
+        seconds, source = seconds_per_image(store, config)
         forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
-                                   len(store.images("role = 'pool'")), config.cost_per_image, config.seconds_per_image)
+                                   len(store.images("role = 'pool'")), config.cost_per_image, seconds)
         return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
                 "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,
-                "forecast": forecast, "stop_advice": stop_advice(rounds, config)}
+                "forecast": forecast, "stop_advice": stop_advice(rounds, config),
+                "effort": {**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source}}
     finally:
         store.close()
 

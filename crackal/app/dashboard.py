@@ -1,12 +1,14 @@
 """What the dashboard shows: every round (held-out scores, pool uncertainty), the class
-balance of each labelled batch, labels per labeller, the labelling cost and time spent and
-saved, and the stopping state in words."""
+balance of each labelled batch, labels per labeller, the measured labelling time, the labelling
+cost and time spent and saved (reached or projected), and the stopping state in words."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from crackal.active.config import ALConfig
+from crackal.active.effort import effort_summary, seconds_per_image
+from crackal.active.forecast import forecast_labels, forecast_text
 from crackal.active.report import project_history
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stopping import stop_reason
@@ -60,6 +62,7 @@ def dashboard(store: ProjectStore, config: ALConfig) -> dict:
                               "WHERE images.role = 'pool' GROUP BY labelled_by").fetchall()
     all_labels = {row["labelled_by"]: row["n"] for row in rows}
     count = len(labelled)
+    seconds, seconds_source = seconds_per_image(store, config)
     return {
         "task": config.task,
         "score_names": labels,
@@ -70,10 +73,31 @@ def dashboard(store: ProjectStore, config: ALConfig) -> dict:
         "counts": {"pool": pool, "labelled": count, "queued": len(store.queue()), "unlabelled": len(store.unlabelled()),
                    "heldout": len(store.heldout()), "budget": config.budget},
         "cost": {
-            "per_image": config.cost_per_image, "seconds_per_image": config.seconds_per_image,
-            "spent": round(count * config.cost_per_image, 2), "hours_spent": round(count * config.seconds_per_image / 3600, 2),
-            "saved": round((pool - count) * config.cost_per_image, 2),
-            "hours_saved": round((pool - count) * config.seconds_per_image / 3600, 2),
+            "per_image": config.cost_per_image, "seconds_per_image": seconds, "seconds_source": seconds_source,
+            "spent": round(count * config.cost_per_image, 2), "hours_spent": round(count * seconds / 3600, 2),
+            **savings(store, config, pool, count, seconds),
         },
+        "effort": effort_summary(store),
         "stopping": stopping_advice(store, config),
     }
+
+
+def savings(store: ProjectStore, config: ALConfig, pool: int, labelled: int, seconds: float) -> dict:
+    """What labelling less than the whole pool saves, only once there is a basis for it:
+    ``reached`` when a stopping criterion is met (saved = the images left unlabelled), else
+    ``projected`` from the learning-curve forecast (the labels that come within its tolerance
+    of the whole-pool score), else ``none`` with the reason."""
+    if stopping_advice(store, config)["stop"]:
+        left = pool - labelled
+        return {"saving": "reached", "saved": round(left * config.cost_per_image, 2), "hours_saved": round(left * seconds / 3600, 2),
+                "saving_text": f"a stopping criterion is met at {labelled} labels: the {left} unlabelled pool images need no labels"}
+    scored = [r for r in store.rounds() if r["metrics"]]
+    forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
+                               pool, config.cost_per_image, seconds)
+    if forecast["status"] == "ok":
+        left = max(pool - forecast["labels_needed"], 0)
+        return {"saving": "projected", "saved": round(left * config.cost_per_image, 2), "hours_saved": round(left * seconds / 3600, 2),
+                "saving_text": f"projection: the forecast needs about {forecast['labels_needed']} of {pool} pool images "
+                               "labelled to come within its tolerance of the whole-pool score"}
+    return {"saving": "none", "saved": None, "hours_saved": None,
+            "saving_text": f"no saving to show yet: {forecast_text(forecast)}"}

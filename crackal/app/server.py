@@ -18,7 +18,9 @@ GET  /api/images/ID                        GET  /api/images/ID/image | /thumb (i
 GET  /api/images/ID/prelabel               (mask: zlib-compressed class indices, row-major; boxes: JSON)
 POST /api/images/ID/lease | DELETE ...     POST /api/images/ID/skip
 POST /api/images/ID/mask  (PNG of class indices)       POST /api/images/ID/boxes {boxes: [{x0, y0, x1, y1, label}]}
-GET  /api/dashboard                        GET  /api/worker         POST /api/worker/start (admin)
+     (both take the page's measured effort in an X-Label-Effort header: {active_seconds, strokes, undos, prelabel})
+GET  /api/dashboard                        GET  /api/effort (measured labelling time)
+GET  /api/worker                           POST /api/worker/start (admin)
 GET  /api/review                           GET  /api/review/ID/LAYER (PNG: prediction, probability, uncertainty, truth)
 POST /api/images/ID/trace {points: [[x, y], ...]}      -> {path: [[x, y], ...], source}   (lease holder; stores nothing)
 POST /api/images/ID/fill {x, y, tolerance?}            -> {x0, y0, x1, y1, pixels, mask, source}   (as trace)
@@ -51,6 +53,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from crackal.active.config import ALConfig
+from crackal.active.effort import IDLE_SECONDS, Effort, effort_summary, parse_effort, seconds_per_image
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.app import accounts, leases
@@ -63,6 +66,7 @@ from crackal.inference.render import class_color
 STATIC = Path(__file__).parent / "static"
 COOKIE = "crackal_session"
 CSRF_HEADER = "x-csrf-token"
+EFFORT_HEADER = "x-label-effort"
 MAX_UPLOAD = 64 * 2**20  # bytes of one request body (a 4000x3000 mask PNG is well under 1 MB)
 MAX_BOXES = 10_000
 THUMB = 160
@@ -330,7 +334,7 @@ def me(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict
     with ctx.store() as (_, config):
         return {"name": user.name, "role": user.role, "csrf": found[1], "project": ctx.root.name,
                 "task": config.task, "class_names": config.class_names, "colours": _colours(config),
-                "lease_minutes": ctx.settings.lease_minutes}
+                "lease_minutes": ctx.settings.lease_minutes, "effort_idle_seconds": IDLE_SECONDS}
 
 
 # --- queue and leases --------------------------------------------------------------------------------
@@ -386,11 +390,16 @@ def take_lease(ctx: Context, user: accounts.User, request: Request, body: bytes)
 
 
 def release_lease(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
-    """Release a lease: one's own, or anyone's for an admin."""
+    """Release a lease: one's own, or anyone's for an admin; with ``?if_mine=1`` (the editor
+    leaving its page) only one's own, and no error when it is not."""
     with ctx.store() as (store, _):
         record = _record(store, request)
+        if request.query_params.get("if_mine"):
+            lease = leases.holder(store, record.id, ctx.settings.clock)
+            if lease is None or lease.user != user.name:
+                return {"ok": True, "released": False}
         leases.release(store, record.id, record.name, user, ctx.settings.clock)
-        return {"ok": True}
+        return {"ok": True, "released": True}
 
 
 def skip(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
@@ -527,6 +536,7 @@ def submit_mask(ctx: Context, user: accounts.User, request: Request, body: bytes
 
     if not body:
         raise HTTPError(400, "no mask in the request: send a PNG of class indices")
+    effort = _effort(request)
     with _label_write(ctx, user, request) as (store, config, record):
         if config.task != "segmentation":
             raise HTTPError(400, "this is a detection project: submit boxes")
@@ -545,12 +555,28 @@ def submit_mask(ctx: Context, user: accounts.User, request: Request, body: bytes
                 mask = _checked_mask(record, upload, len(config.class_names))
             except CrackalError as exc:
                 raise CrackalError(str(exc).replace(str(upload), source) + " (nothing stored)") from None
-            store_labels(store, [NewLabel(record, source, mask, user.name)], config.class_names)
+            store_labels(store, [NewLabel(record, source, mask, user.name, effort)], config.class_names)
         finally:
             upload.unlink(missing_ok=True)
         leases.drop(store, [record.id])
         return {"ok": True, "id": record.id, "name": record.name, "labelled_by": user.name,
                 "defect_pixels": int((mask > 0).sum())}
+
+
+def _effort(request: Request) -> Effort | None:
+    """The labelling effort the page measured, from the ``X-Label-Effort`` header (a JSON object,
+    see ``crackal.active.effort``); None when absent (a script's upload); 400 when malformed."""
+    import json
+
+    raw = request.headers.get(EFFORT_HEADER)
+    if raw is None:
+        return None
+    try:
+        return parse_effort(json.loads(raw))
+    except ValueError:
+        raise HTTPError(400, f"the {EFFORT_HEADER} header is not JSON (nothing stored)") from None
+    except CrackalError as exc:
+        raise HTTPError(400, f"{EFFORT_HEADER}: {exc} (nothing stored)") from None
 
 
 def _boxes(data: dict, config: ALConfig, size: tuple[int, int], name: str) -> ImageBoxes:
@@ -588,11 +614,13 @@ def submit_boxes(ctx: Context, user: accounts.User, request: Request, body: byte
     from crackal.active.labels import NewLabel, store_labels
 
     data = _json(body)
+    effort = _effort(request)
     with _label_write(ctx, user, request) as (store, config, record):
         if config.task != "detection":
             raise HTTPError(400, "this is a segmentation project: submit a mask")
         boxes = _boxes(data, config, image_size(record.path), record.name)
-        store_labels(store, [NewLabel(record, f"the boxes submitted for {record.name}", boxes, user.name)], config.class_names)
+        store_labels(store, [NewLabel(record, f"the boxes submitted for {record.name}", boxes, user.name, effort)],
+                     config.class_names)
         leases.drop(store, [record.id])
         return {"ok": True, "id": record.id, "name": record.name, "labelled_by": user.name, "boxes": len(boxes)}
 
@@ -606,6 +634,15 @@ def dashboard_data(ctx: Context, user: accounts.User, request: Request, body: by
 
     with ctx.store() as (store, config):
         return {**dashboard(store, config), "worker": ctx.worker.status(), "admin": user.admin}
+
+
+def effort_data(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """The measured labelling time: the summary (see ``crackal.active.effort``), the seconds per
+    image the cost figures use and where it comes from, and every measured label."""
+    with ctx.store() as (store, config):
+        seconds, source = seconds_per_image(store, config)
+        return {**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source,
+                "labels": store.label_efforts()}
 
 
 def worker_status(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
@@ -835,6 +872,7 @@ def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: 
         Route(images + "/trace", endpoint(trace_path, write=True), methods=["POST"]),
         Route(images + "/fill", endpoint(fill_region, write=True), methods=["POST"]),
         Route("/api/dashboard", endpoint(dashboard_data)),
+        Route("/api/effort", endpoint(effort_data)),
         Route("/api/worker", endpoint(worker_status)),
         Route("/api/worker/start", endpoint(worker_start, write=True, admin=True), methods=["POST"]),
         Route("/api/review", endpoint(review_list)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -211,14 +212,21 @@ def export(
 
 
 @app.command("status")
-def status(project: Project) -> None:
-    """Labelled / queued / pool counts and every round's held-out scores."""
+def status(
+    project: Project,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as one JSON object (counts, settings, rounds, "
+                                          "forecast, stop advice, measured labelling effort).")] = False,
+) -> None:
+    """Labelled / queued / pool counts, every round's held-out scores and the measured labelling time."""
     from crackal import api
     from crackal.active.forecast import forecast_text
     from crackal.active.scores import LABELS, round_scores
 
     info = api.al_status(project)
     config = info["config"]
+    if as_json:
+        print(json.dumps({**info, "config": config.to_dict()}, indent=1, default=str))
+        return
     console.print(
         f"{project}: strategy {config.strategy} ({config.method}, {config.reduction}), {info['labelled']} labelled, "
         f"{info['queued']} queued, {info['pool']} in the pool, {info['heldout']} held out"
@@ -236,6 +244,10 @@ def status(project: Project) -> None:
         table.add_row(str(r["round"]), r["state"], str(r["labelled"]), *cells, unc, "-" if kappa is None else f"{kappa:.4f}")
     console.print(table)
     console.print(forecast_text(info["forecast"], labels["score"]))
+    effort = info["effort"]
+    timed = (f"labelling time: {effort['measured']} labels timed in the app, median {effort['median_seconds']} s"
+             if effort["measured"] else "labelling time: none measured yet")
+    console.print(f"{timed}; cost figures use {effort['seconds_per_image']:.1f} s per image ({effort['seconds_source']})")
     if config.task == "segmentation" and config.stop_set_size:
         console.print(info["stop_advice"] or f"stop advice: go on (stop-set kappa not yet >= {config.stop_kappa} "
                                              f"for {config.stop_rounds} rounds)")

@@ -10,6 +10,8 @@ const boxes = {
   undo: [], redo: [],
   drag: null,         // {kind: "new" | "move" | "resize", index, start: [x, y], original, handle}
   editable: false, dirty: false, frame: 0,
+  prelabel: null,     // the pre-annotated boxes as loaded (null: no round has run)
+  effort: null,       // EffortClock: active time, strokes (box changes), undos
 };
 const HANDLE = 6;  // screen px around a corner or an edge that grab it
 
@@ -21,13 +23,20 @@ function clampBox(b) {
 
 function remember() {  // before a change: the list as it was, for undo
   boxes.undo.push(JSON.stringify(boxes.list));
+  if (boxes.effort) boxes.effort.strokes += 1;
   boxes.redo = [];
   boxes.dirty = true;
+}
+
+function forget() {  // what remember() kept was no change after all (a click)
+  boxes.undo.pop();
+  if (boxes.effort) boxes.effort.strokes -= 1;
 }
 
 function restore(from, to) {
   const state = from.pop();
   if (state === undefined) return;
+  if (from === boxes.undo) boxes.effort.undos += 1;
   to.push(JSON.stringify(boxes.list));
   boxes.list = JSON.parse(state);
   boxes.selected = Math.min(boxes.selected, boxes.list.length - 1);
@@ -151,14 +160,14 @@ function onUp() {
     if (d.kind === "new") {  // a click on the image, not a box
       boxes.list.splice(d.index, 1);
       boxes.selected = -1;
-      boxes.undo.pop();
+      forget();
       changed();
       return;
     }
     b = d.original;  // a box is not resized to nothing
   }
   boxes.list[d.index] = b;
-  if (d.kind !== "new" && JSON.stringify(d.original) === JSON.stringify(b)) boxes.undo.pop();  // a click selects
+  if (d.kind !== "new" && JSON.stringify(d.original) === JSON.stringify(b)) forget();  // a click selects
   changed();
 }
 
@@ -194,12 +203,23 @@ function onKey(e) {
   else if (/^[1-9]$/.test(e.key)) setClass(Number(e.key));
 }
 
+// What became of the pre-annotated boxes: none (no round yet), accepted (unchanged), redrawn (fewer
+// than half of them kept as they were) or edited.
+function prelabelOutcome(list) {
+  if (!boxes.prelabel) return "none";
+  const submitted = new Set(list.map((b) => JSON.stringify(b)));
+  const kept = boxes.prelabel.filter((b) => submitted.has(JSON.stringify(b))).length;
+  if (kept === boxes.prelabel.length && list.length === kept) return "accepted";
+  return boxes.prelabel.length && kept < boxes.prelabel.length / 2 ? "redrawn" : "edited";
+}
+
 async function submit(list = boxes.list) {
   if (!boxes.editable) return;
   boxes.editable = false;
   crackal.message("storing the boxes…");
   try {
-    await crackal.api("/api/images/" + boxes.id + "/boxes", { method: "POST", json: { boxes: list } });
+    await crackal.api("/api/images/" + boxes.id + "/boxes", { method: "POST", json: { boxes: list },
+      headers: { "X-Label-Effort": boxes.effort.report(prelabelOutcome(list)) } });
     boxes.dirty = false;
     await crackal.openNext();
   } catch (error) {
@@ -222,6 +242,8 @@ async function start() {
   boxes.image = image;
   boxes.list = prelabel.boxes.map((b) => clampBox({ x0: Math.round(b.x0), y0: Math.round(b.y0), x1: Math.round(b.x1),
     y1: Math.round(b.y1), label: b.label }));
+  boxes.prelabel = prelabel.round ? JSON.parse(JSON.stringify(boxes.list)) : null;
+  boxes.effort = new EffortClock(me.effort_idle_seconds);
   const canvas = document.getElementById("canvas");
   boxes.view = new View(canvas, boxes.width, boxes.height, draw);
   if (info.queued) {
@@ -264,6 +286,7 @@ window.crackalBoxes = {
   setView: (scale, ox, oy) => boxes.view.set(scale, ox, oy),
   boxes: () => JSON.parse(JSON.stringify(boxes.list)),
   state: () => ({ selected: boxes.selected, value: boxes.value, undo: boxes.undo.length, editable: boxes.editable }),
+  effort: () => JSON.parse(boxes.effort.report(prelabelOutcome(boxes.list))),
 };
 
 start().catch((error) => crackal.message(error.message, "error"));

@@ -232,10 +232,58 @@ function loadImage(url) {
   });
 }
 
-// A lease is renewed while its page is open; returns a function that stops the renewals.
+// A lease is renewed while its page is open and released when the page is left (closed, reloaded
+// or navigated away from: the image goes back to the queue at once instead of after the lease's
+// time); returns a function that stops the renewals.
 function keepLease(id, minutes, onLost) {
   const timer = setInterval(async () => {
     try { await crackal.api("/api/images/" + id + "/lease", { method: "POST" }); } catch (e) { clearInterval(timer); onLost(e); }
   }, Math.max(5000, minutes * 60000 / 3));
+  addEventListener("pagehide", () => {
+    clearInterval(timer);
+    if (crackal.me) {
+      fetch("/api/images/" + id + "/lease?if_mine=1", { method: "DELETE", keepalive: true, credentials: "same-origin",
+        headers: { "X-CSRF-Token": crackal.me.csrf } }).catch(() => {});
+    }
+  });
+  addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });  // back from the cache: lease again
   return () => clearInterval(timer);
+}
+
+// The labelling effort of one image, measured while its editor is open: active time (the page
+// visible and some input, a pointer move or press, a key or the wheel, in the last `idleSeconds`:
+// a longer pause adds only `idleSeconds`), strokes and undos. Sent with the label in the
+// X-Label-Effort header; crackal.active.effort documents and checks the figures.
+class EffortClock {
+  constructor(idleSeconds) {
+    this.idle = idleSeconds * 1000;
+    this.active = 0;
+    this.last = null;  // time of the last input while visible
+    this.strokes = 0;
+    this.undos = 0;
+    for (const type of ["pointerdown", "pointermove", "keydown", "wheel"]) {
+      addEventListener(type, () => this.input(), { capture: true, passive: true });
+    }
+    document.addEventListener("visibilitychange", () => { if (document.hidden) this.pause(); });
+  }
+
+  input(now = performance.now()) {
+    if (document.hidden) return;
+    this.pause(now);
+    this.last = now;
+  }
+
+  pause(now = performance.now()) {  // count the time since the last input, up to the idle window
+    if (this.last !== null) this.active += Math.min(now - this.last, this.idle);
+    this.last = null;
+  }
+
+  seconds(now = performance.now()) {
+    const open = this.last === null ? 0 : Math.min(now - this.last, this.idle);
+    return Math.round((this.active + open) / 10) / 100;
+  }
+
+  report(prelabel) {
+    return JSON.stringify({ active_seconds: this.seconds(), strokes: this.strokes, undos: this.undos, prelabel });
+  }
 }

@@ -96,13 +96,19 @@ function showDashboard(data) {
   const advice = document.getElementById("advice");
   advice.textContent = data.stopping.text;
   advice.classList.toggle("stop", data.stopping.stop);
-  const c = data.counts, cost = data.cost;
-  const card = (title, value, detail) => crackal.el("div", { class: "card" }, title, crackal.el("b", {}, value), detail || "");
+  const c = data.counts, cost = data.cost, effort = data.effort;
+  const card = (title, value, detail, id) => crackal.el("div", { class: "card", id }, title, crackal.el("b", {}, value), detail || "");
+  const seconds = Number(cost.seconds_per_image).toFixed(0) + " s per image (" + cost.seconds_source + ")";
+  const saving = { reached: "saved", projected: "projected saving", none: "saving" }[cost.saving];
   document.getElementById("cards").replaceChildren(
     card("labelled", c.labelled + " of " + c.pool, c.budget ? "budget " + c.budget : "pool images"),
     card("waiting for labels", c.queued, c.unlabelled + " never selected"),
-    card("labelling cost", "$" + cost.spent.toFixed(2), cost.hours_spent + " h at $" + cost.per_image + " and " + cost.seconds_per_image + " s per image"),
-    card("saved so far", "$" + cost.saved.toFixed(2), cost.hours_saved + " h against labelling the whole pool"),
+    card("labelling time", effort.measured ? effort.median_seconds + " s" : "-", effort.measured
+      ? "median active time of " + effort.measured + " labels timed in the editor (" + effort.total_hours + " h in all)"
+      : "no label timed yet", "card-time"),
+    card("labelling cost", "$" + cost.spent.toFixed(2), cost.hours_spent + " h at $" + cost.per_image + " and " + seconds, "card-cost"),
+    card(saving, cost.saved === null ? "-" : "$" + cost.saved.toFixed(2),
+      (cost.hours_saved === null ? "" : cost.hours_saved + " h · ") + cost.saving_text, "card-saving"),
     card("finished rounds", finished.length, c.heldout + " held-out images score each"));
 
   document.getElementById("chart-score-title").textContent = "held-out " + names.score + " / " + names.precision + " / " + names.recall +
@@ -124,8 +130,12 @@ function showDashboard(data) {
   document.querySelector("#rounds tbody").replaceChildren(...data.rounds.map((r) => crackal.el("tr", { dataset: { round: r.round } },
     ...[r.round, r.state, r.labelled, fmt(r.score), fmt(r.precision), fmt(r.recall), fmt(r.score_2), fmt(r.loss),
       r.pool_uncertainty === null ? "-" : Number(r.pool_uncertainty).toPrecision(3), r.finished_at || ""].map((v) => crackal.el("td", {}, v)))));
-  document.querySelector("#labellers tbody").replaceChildren(...data.labellers.map((l) => crackal.el("tr", {},
-    crackal.el("td", {}, l.name), crackal.el("td", {}, l.current), crackal.el("td", {}, l.all))));
+  const timed = Object.fromEntries(effort.labellers.map((l) => [l.name, l]));
+  document.querySelector("#labellers tbody").replaceChildren(...data.labellers.map((l) => crackal.el("tr", { dataset: { name: l.name } },
+    crackal.el("td", {}, l.name), crackal.el("td", {}, l.current), crackal.el("td", {}, l.all),
+    crackal.el("td", {}, timed[l.name] ? timed[l.name].median_seconds + " s (" + timed[l.name].measured + " timed)" : "-"))));
+  lineChart("chart-time", [{ name: "median seconds per image", points: effort.rounds.map((r) => ({ x: r.round, y: r.median_seconds, round: r.round })) }],
+    "round", "no label timed yet");
   document.getElementById("start-round").hidden = !data.admin;
   showWorker(data.worker);
 }

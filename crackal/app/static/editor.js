@@ -11,6 +11,8 @@ const editor = {
   width: 0, height: 0,
   mask: null,          // Uint8Array, width * height class indices
   snapshot: null,      // the mask when the current stroke began (for its undo patch)
+  prelabel: null,      // the pre-annotation as loaded (null: no round has run)
+  effort: null,        // EffortClock: active time, strokes, undos
   image: null,         // HTMLImageElement
   overlay: null,       // canvas width x height: the mask's colours
   overlayData: null,   // its ImageData (RGBA), packed colours written through a Uint32Array
@@ -115,6 +117,7 @@ function record(box) {
   }
   editor.redo = [];
   editor.dirty = true;
+  if (editor.effort) editor.effort.strokes += 1;
 }
 
 function change(apply) {  // a whole change at once (polygon, clear): snapshot, apply, record
@@ -127,6 +130,7 @@ function change(apply) {  // a whole change at once (polygon, clear): snapshot, 
 function undo() {
   const step = editor.undo.pop();
   if (!step) return;
+  editor.effort.undos += 1;
   editor.undoBytes -= step.before.length * 2;
   put(step.box, step.before);
   editor.redo.push(step);
@@ -419,7 +423,8 @@ async function submit() {
   crackal.message("storing the mask…");
   try {
     const png = await encodePng(editor.mask, editor.width, editor.height);
-    await crackal.api("/api/images/" + editor.id + "/mask", { method: "POST", body: png, headers: { "Content-Type": "image/png" } });
+    await crackal.api("/api/images/" + editor.id + "/mask", { method: "POST", body: png,
+      headers: { "Content-Type": "image/png", "X-Label-Effort": editor.effort.report(prelabelOutcome()) } });
     editor.dirty = false;
     crackal.message("stored", "ok");
     await crackal.openNext();
@@ -427,6 +432,20 @@ async function submit() {
     editor.editable = true;
     crackal.message(error.message, "error");
   }
+}
+
+// What became of the pre-annotation: none (no round yet), accepted (submitted unchanged), redrawn
+// (fewer than half of its defect pixels kept) or edited.
+function prelabelOutcome() {
+  const before = editor.prelabel, after = editor.mask;
+  if (!before) return "none";
+  let same = true, defects = 0, kept = 0;
+  for (let i = 0; i < after.length; i++) {
+    if (before[i] !== after[i]) same = false;
+    if (before[i] > 0) { defects++; if (after[i] === before[i]) kept++; }
+  }
+  if (same) return "accepted";
+  return defects > 0 && kept < defects / 2 ? "redrawn" : "edited";
 }
 
 async function noDefect() {
@@ -474,6 +493,8 @@ async function start() {
   let round;
   [editor.image, [editor.mask, round]] = await Promise.all([loadImage("/api/images/" + editor.id + "/image"), loadMask()]);
   editor.snapshot = new Uint8Array(editor.mask.length);
+  editor.prelabel = round ? editor.mask.slice() : null;
+  editor.effort = new EffortClock(me.effort_idle_seconds);
   editor.overlay = document.createElement("canvas");
   editor.overlay.width = editor.width;
   editor.overlay.height = editor.height;
@@ -535,6 +556,7 @@ window.crackalEditor = {
   tracePoints: () => editor.tracePoints.map((p) => p.slice()),
   state: () => ({ tool: editor.tool, size: editor.size, value: editor.value, undo: editor.undo.length, redo: editor.redo.length,
                   editable: editor.editable, width: editor.width, height: editor.height }),
+  effort: () => JSON.parse(editor.effort.report(prelabelOutcome())),
 };
 
 start().catch((error) => crackal.message(error.message, "error"));
