@@ -24,7 +24,8 @@ IDLE_SECONDS = 30.0  # input gaps longer than this are not counted (the page's i
 MIN_MEASURED = 10  # measured labels before their median replaces the config's estimate
 MAX_SECONDS = 4 * 3600.0  # one image's active time above this is refused as a broken clock
 MAX_COUNT = 1_000_000  # strokes or undos of one image
-PRELABEL_OUTCOMES = ("none", "accepted", "edited", "redrawn")  # no pre-label, submitted as is, changed, cleared and redrawn
+# no pre-label, submitted as is, changed, cleared and redrawn; unknown (Label Studio's lead_time says only the time)
+PRELABEL_OUTCOMES = ("none", "accepted", "edited", "redrawn", "unknown")
 
 
 @dataclass(frozen=True)

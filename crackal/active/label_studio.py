@@ -4,7 +4,9 @@
 pre-annotation as a prediction (brush masks per class, or rectangles for a detection project)
 and its acquisition score, plus the matching labelling config. ``import_export`` reads a Label
 Studio JSON export (brush, polygon and rectangle results) back into the project, checked as a
-whole and stored atomically like any import (``store_labels``).
+whole and stored atomically like any import (``store_labels``). ``export_annotations`` writes the
+labelled images with their labels as annotations. An annotation's ``lead_time`` carries the
+labelling time both ways (crackal's measured active seconds out, Label Studio's time in).
 
 Label Studio serves the task with the *lowest* prediction score first under uncertainty
 sampling, so a prediction's ``score`` is 1 - the acquisition score normalised over the queue:
@@ -24,7 +26,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from crackal.active.config import ALConfig
-from crackal.active.labels import NewLabel, latest_prelabels, store_labels
+from crackal.active.effort import Effort, parse_effort
+from crackal.active.labels import NewLabel, current_label, latest_prelabels, store_labels
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
 from crackal.data.boxes import ImageBoxes
@@ -111,21 +114,54 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
                            "to write over them")
     prelabels = latest_prelabels(store, config, [record for record, _, _ in queued])
     version, scores = model_version(store), prediction_scores([score for _, _, score in queued])
-    (out / "images").mkdir(parents=True, exist_ok=True)
     tasks = []
     for rank, ((record, round_, score), prediction_score) in enumerate(zip(queued, scores)):
-        copy = out / "images" / record.path.name
-        shutil.copyfile(record.path, copy)
-        height, width = read_image(record.path).shape[:2]
-        relative = copy.absolute().relative_to(Path(document_root).absolute()).as_posix()
-        task: dict = {"data": {IMAGE: url_prefix + relative, "crackal_name": record.name, "crackal_rank": rank,
-                               "crackal_round": round_, "acquisition_score": score}}
+        task, height, width = _task_of(record, out, url_prefix, document_root)
+        task["data"].update({"crackal_rank": rank, "crackal_round": round_, "acquisition_score": score})
         if record.name in prelabels:
             prediction = {"model_version": version, "result": prediction_results(prelabels[record.name], config, height, width)}
             if prediction_score is not None:
                 prediction["score"] = prediction_score
             task["predictions"] = [prediction]
         tasks.append(task)
+    (out / "label_config.xml").write_text(label_config(config.class_names, config.task, config.train.class_colors
+                                                       if config.task == "segmentation" else None))
+    (out / "tasks.json").write_text(json.dumps(tasks, indent=1))
+    return out / "tasks.json"
+
+
+def _task_of(record: ImageRecord, out: Path, url_prefix: str, document_root: str | Path) -> tuple[dict, int, int]:
+    """A task showing the image, copied to ``out/images/``, and the image's height and width."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    copy = out / "images" / record.path.name
+    shutil.copyfile(record.path, copy)
+    height, width = read_image(record.path).shape[:2]
+    relative = copy.absolute().relative_to(Path(document_root).absolute()).as_posix()
+    return {"data": {IMAGE: url_prefix + relative, "crackal_name": record.name}}, height, width
+
+
+def export_annotations(store: ProjectStore, out: str | Path, config: ALConfig, url_prefix: str = LOCAL_FILES,
+                       document_root: str | Path = "/", force: bool = False) -> Path:
+    """Write every labelled pool image as a Label Studio task with its current label as an
+    annotation (``completed_by`` the labeller, ``lead_time`` the active seconds measured in
+    crackal's editor, where measured), the labelling config and the images, like ``export_tasks``;
+    returns ``out/tasks.json``. Importing that file back keeps labels and times."""
+    labelled = store.labelled()
+    if not labelled:
+        raise CrackalError("no labelled pool image to export yet; label some first")
+    out = Path(out)
+    if (out / "tasks.json").exists() and not force:
+        raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
+                           "to write over them")
+    tasks = []
+    for record in labelled:
+        task, height, width = _task_of(record, out, url_prefix, document_root)
+        latest = store.label_history(record.id)[-1]
+        annotation: dict = {"completed_by": {"email": record.labelled_by}, "created_at": record.labelled_at,
+                            "result": prediction_results(current_label(record, config.class_names)[1], config, height, width)}
+        if latest["active_seconds"] is not None:
+            annotation["lead_time"] = latest["active_seconds"]
+        tasks.append({**task, "annotations": [annotation]})
     (out / "label_config.xml").write_text(label_config(config.class_names, config.task, config.train.class_colors
                                                        if config.task == "segmentation" else None))
     (out / "tasks.json").write_text(json.dumps(tasks, indent=1))
@@ -150,6 +186,15 @@ def record_of(store: ProjectStore, task: dict) -> ImageRecord:
     if record is None:
         raise CrackalError(f"task {task.get('id', '?')}: no image called {name!r} in this project (nothing imported)")
     return record
+
+
+def _effort(annotation: dict) -> Effort | None:
+    """Label Studio's ``lead_time`` (seconds on the annotation) as the label's effort; None when
+    absent or not a plausible figure (the label is kept, its time is not)."""
+    try:
+        return parse_effort({"active_seconds": annotation.get("lead_time"), "prelabel": "unknown"}, source="label-studio")
+    except CrackalError:
+        return None
 
 
 def _labeller(annotation: dict) -> str:
@@ -194,7 +239,7 @@ def new_labels(store: ProjectStore, tasks: list[dict], config: ALConfig) -> list
             continue
         record = record_of(store, task)
         label = label_of(annotation, record, config, task.get("id", "?"))
-        new.append(NewLabel(record, f"task {task.get('id', record.name)}", label, _labeller(annotation)))
+        new.append(NewLabel(record, f"task {task.get('id', record.name)}", label, _labeller(annotation), _effort(annotation)))
     return new
 
 

@@ -155,6 +155,15 @@ class NewLabel:
     effort: Effort | None = None  # the labelling time measured for it, if any
 
 
+def current_label(record: ImageRecord, class_names: list[str]) -> tuple[tuple[int, int], np.ndarray | ImageBoxes]:
+    """An image's current label (a class mask, or boxes) and the image's ``(height, width)``."""
+    assert record.label_path is not None  # labelled records only
+    if record.label_path.suffix.lower() == ".xml":
+        return image_size(record.path), read_voc(record.label_path, class_names)
+    mask = to_class_mask(read_raw_mask(record.label_path), len(class_names), record.label_path)
+    return mask.shape, mask
+
+
 def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str], overwrite: bool = False) -> int:
     """Write checked labels as the images' next label files, then record them in one transaction
     (a kill leaves the project as before or fully imported); returns how many. Images that

@@ -122,15 +122,21 @@ def al_import(project: str | Path, source: str | Path, labeller: str = "person",
         store.close()
 
 
-def al_export(project: str | Path, out: str | Path, format: str = "coco", force: bool = False) -> Path:
+def al_export(project: str | Path, out: str | Path, format: str = "coco", force: bool = False,
+              url_prefix: str | None = None, document_root: str | Path = "/") -> Path:
     """Every labelled pool image and its current label in ``out`` as a dataset of another tool's
-    format (``coco``: ``out/annotations.json`` and ``out/images/``); returns the annotation file.
+    format (``coco``: ``out/annotations.json`` and ``out/images/``; ``label-studio``: tasks with
+    the labels as annotations, each with its measured labelling time as ``lead_time``, in
+    ``out/tasks.json``; image URLs as in ``al_export_queue``); returns the annotation file.
     A folder holding an earlier export is written over only with ``force``."""
     from crackal.active.coco_export import export_coco
+    from crackal.active.label_studio import LOCAL_FILES, export_annotations
 
-    choose(("coco",), format, "format")
+    choose(("coco", "label-studio"), format, "format")
     store, config = open_project(project)
     try:
+        if format == "label-studio":
+            return export_annotations(store, out, config, url_prefix or LOCAL_FILES, document_root, force)
         return export_coco(store, out, config, force)
     finally:
         store.close()

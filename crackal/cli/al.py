@@ -200,14 +200,18 @@ def import_(
 @app.command("export")
 def export(
     project: Project,
-    out: Annotated[Path, typer.Argument(help="Folder for annotations.json and images/.")],
-    format: Annotated[str, typer.Option(help="coco: COCO instances (one RLE mask per connected defect, or boxes).")] = "coco",
+    out: Annotated[Path, typer.Argument(help="Folder for annotations.json (tasks.json) and images/.")],
+    format: Annotated[str, typer.Option(help="coco: COCO instances (one RLE mask per connected defect, or boxes); "
+                                        "label-studio: tasks with the labels as annotations and the measured labelling "
+                                        "time as lead_time.")] = "coco",
     force: Annotated[bool, typer.Option(help="Write over a folder that holds an earlier export.")] = False,
+    url_prefix: Annotated[str | None, typer.Option(help="Label Studio: image URL prefix (default /data/local-files/?d=, Label Studio's local files).")] = None,
+    document_root: Annotated[Path, typer.Option(help="Label Studio: image URLs are the prefix + the image's path under this folder.")] = Path("/"),
 ) -> None:
-    """Write every labelled pool image and its current label as a dataset for other tools (COCO)."""
+    """Write every labelled pool image and its current label as a dataset for other tools (COCO, Label Studio)."""
     from crackal import api
 
-    path = api.al_export(project, out, format, force)
+    path = api.al_export(project, out, format, force, url_prefix, document_root)
     console.print(f"wrote {api.al_status(project)['labelled']} labelled images to {path} and {path.parent / 'images'}")
 
 

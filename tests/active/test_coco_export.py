@@ -43,7 +43,7 @@ def test_export_coco_reads_back_as_the_project_labels(tmp_path, al_data, capsys)
     assert "already holds a COCO export" in capsys.readouterr().err
     assert main(["al", "export", str(project), str(out), "--force"]) == 0
     assert main(["al", "export", str(project), str(tmp_path / "other"), "--format", "yolo"]) == 1
-    assert "--format must be one of coco; got 'yolo'" in capsys.readouterr().err
+    assert "--format must be one of coco, label-studio; got 'yolo'" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
 
 

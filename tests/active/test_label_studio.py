@@ -180,3 +180,46 @@ def test_command_line_round_trip(tmp_path, al_data, monkeypatch, capsys):
     assert f"imported {len(tasks)} labels" in capsys.readouterr().out
     assert main(["al", "import", str(project), str(tmp_path / "export.json"), "--format", "xml"]) == 1
     assert "--format must be one of files, label-studio" in capsys.readouterr().err
+
+
+def test_labelling_times_survive_a_round_trip_through_label_studio(tmp_path, al_data, monkeypatch):
+    from crackal.active.effort import Effort
+    from crackal.active.labels import NewLabel, store_labels
+
+    project = make_project(tmp_path / "p", al_data, simulation=False)
+    store, config = open_project(project)
+    queued = [record for record, _, _ in store.queue()][:3]
+    masks = {r.name: (read_raw_mask(r.truth_path) > 0).astype(np.uint8) for r in queued}
+    times = {queued[0].name: 41.5, queued[1].name: 12.0}  # the third image's label was not timed
+    store_labels(store, [NewLabel(r, r.name, masks[r.name], "ana", Effort(times[r.name], 5, 1, "edited") if r.name in times
+                                  else None) for r in queued], config.class_names)
+    store.close()
+    tasks_file = api.al_export(project, tmp_path / "ls", format="label-studio")
+    tasks = {t["data"]["crackal_name"]: t for t in json.loads(tasks_file.read_text())}
+    assert set(tasks) == set(masks)
+    for name, task in tasks.items():
+        (annotation,) = task["annotations"]
+        assert annotation.get("lead_time") == times.get(name) and annotation["completed_by"]["email"] == "ana"
+        (result,) = annotation["result"]
+        assert (rle_to_mask(result["value"]["rle"], 64, 64) == masks[name].astype(bool)).all()
+    # Label Studio adds its own times to new annotations; a broken one keeps the label, not the time
+    exported = list(tasks.values())
+    exported[0]["annotations"][0]["lead_time"] = -5
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(exported))
+    assert api.al_import(project, export, format="label-studio", overwrite=True) == 3
+    store, _ = open_project(project)
+    efforts = {row["name"]: row for row in store.label_efforts()}
+    store.close()
+    broken = exported[0]["data"]["crackal_name"]
+    expected = {name: seconds for name, seconds in times.items() if name != broken}
+    imported = {name: row["active_seconds"] for name, row in efforts.items() if row["source"] == "label-studio"}
+    assert imported == expected and all(efforts[n]["prelabel"] == "unknown" for n in imported)
+
+
+def test_an_export_without_labels_says_so(tmp_path, al_data):
+    project = make_project(tmp_path / "p", al_data, simulation=False)
+    with pytest.raises(CrackalError, match="no labelled pool image"):
+        api.al_export(project, tmp_path / "ls", format="label-studio")
+    with pytest.raises(OptionError, match="format"):
+        api.al_export(project, tmp_path / "ls", format="cvat")
