@@ -115,3 +115,15 @@ def test_bad_mask_error_through_the_cli(tiny_dataset, tmp_path, capsys):
 
 def test_usage_error_exit_code(capsys):
     assert main(["train", "--epochs", "many"]) == 2
+
+
+def test_two_synth_sets_with_prefixes_make_one_labelling_project(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "pool"), "--count", "4", "--size", "32", "--prefix", "pool"]) == 0
+    assert main(["synth", str(tmp_path / "held"), "--count", "2", "--size", "32", "--prefix", "held", "--seed", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "held" / "images").iterdir()) == ["held_000.png", "held_001.png"]
+    assert main(["al", "init", str(tmp_path / "project"), "--images", str(tmp_path / "pool" / "images"), "--initial", "2"]) == 1
+    assert "needs a held-out set with masks" in capsys.readouterr().err  # and says which options give it
+    assert main(["al", "init", str(tmp_path / "project"), "--images", str(tmp_path / "pool" / "images"), "--initial", "2",
+                 "--heldout-images", str(tmp_path / "held" / "images"), "--heldout-masks", str(tmp_path / "held" / "masks")]) == 0
+    assert main(["synth", str(tmp_path / "bad"), "--prefix", "../x"]) == 1
+    assert "prefix" in capsys.readouterr().err

@@ -68,7 +68,9 @@ def find_project_images(images: str | Path, masks: str | Path | None = None, hel
         test = set(split["test"])
         held, pool = [row for row in pool if row[0] in test], [row for row in pool if row[0] not in test]
     else:
-        raise CrackalError("a held-out set with masks measures each round: give heldout_images and heldout_masks")
+        raise CrackalError("a labelling project (pool images without masks) needs a held-out set with masks to score each "
+                           "round: give --heldout-images and --heldout-masks (heldout_images / heldout_masks), e.g. 20-50 "
+                           "images like the pool's, labelled once by hand, not in the pool folder")
     return ProjectImages(pool, held, names, simulation)
 
 
@@ -86,7 +88,8 @@ def create_project(root: str | Path, pool: list[Row], heldout: list[Row], config
     if twice := [n for n, count in names.items() if count > 1]:
         paths = [str(p) for n, p, _ in pool + heldout if n == twice[0]]
         raise CrackalError(f"{len(twice)} image name(s) appear twice in the pool and held-out set, e.g. {twice[0]!r}: "
-                           f"{', '.join(paths)}; images are known by name, so rename or remove the extra copies")
+                           f"{', '.join(paths)}; images are known by name, so rename or remove the extra copies (two 'crackal synth' sets: "
+                           "make them with different --prefix)")
     root = Path(root)
     with project_lock(root, "crackal al init"):
         if (root / ProjectStore.DB_NAME).exists():

@@ -34,11 +34,12 @@ def synth(
     surface: str = "mixed",
     extra_classes: bool = False,
     crack_free: float = 0.15,
+    prefix: str = "synth",
 ) -> Path:
     """Write a synthetic dataset (``images/``, ``masks/``, ``classes.json``) to ``out``;
-    ``crack_free`` is the share of images without any crack."""
+    ``crack_free`` is the share of images without any crack; images are named ``PREFIX_NNN``."""
     options = SynthOptions(surface=surface, extra_classes=extra_classes, crack_free_fraction=crack_free)
-    return write_synthetic_dataset(out, count, size, seed, options)
+    return write_synthetic_dataset(out, count, size, seed, options, prefix)
 
 
 def train(

@@ -32,6 +32,7 @@ POST /api/images/ID/fill {x, y, tolerance?}            -> {x0, y0, x1, y1, pixel
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import threading
 import time
@@ -233,7 +234,10 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
                         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
                     raise HTTPError(401, "sign in first (your session is missing or has expired)")
                 user, csrf = found
-                if write and not (_same_origin(request) and accounts.csrf_ok(csrf, request.headers.get(CSRF_HEADER))):
+                if write and not _same_origin(request):
+                    raise HTTPError(403, f"cross-site request refused: it comes from {request.headers.get('origin')}, "
+                                         f"not from this server ({request.headers.get('host')}); open the app at its own address")
+                if write and not accounts.csrf_ok(csrf, request.headers.get(CSRF_HEADER)):
                     raise HTTPError(403, "missing or wrong CSRF token; reload the page")
                 if admin and not user.admin:
                     raise HTTPError(403, "only an admin can do this")
@@ -554,7 +558,9 @@ def submit_mask(ctx: Context, user: accounts.User, request: Request, body: bytes
                                        f"{width}x{height} (width x height); label the image at its own size")
                 mask = _checked_mask(record, upload, len(config.class_names))
             except CrackalError as exc:
-                raise CrackalError(str(exc).replace(str(upload), source) + " (nothing stored)") from None
+                raise CrackalError(f"{_web_words(str(exc).replace(str(upload), source))}; send a PNG of class indices "
+                                   f"0..{len(config.class_names) - 1} at the image's size, as the editor does "
+                                   "(reload the page and submit again) (nothing stored)") from None
             store_labels(store, [NewLabel(record, source, mask, user.name, effort)], config.class_names)
         finally:
             upload.unlink(missing_ok=True)
@@ -577,6 +583,19 @@ def _effort(request: Request) -> Effort | None:
         raise HTTPError(400, f"the {EFFORT_HEADER} header is not JSON (nothing stored)") from None
     except CrackalError as exc:
         raise HTTPError(400, f"{EFFORT_HEADER}: {exc} (nothing stored)") from None
+
+
+_CLI_HINT = re.compile(r"[;,.]?\s*(\(?re-export it|JPEG masks gain|\(?or pass --|\(?pass --|label the image at).*$", re.S)
+
+
+def _web_words(message: str) -> str:
+    """A label check's message without its advice for the command line (``pass --binarize``...),
+    which means nothing on a web page.
+
+    >>> _web_words("x.png: unexpected mask values [0, 7]; binary masks must be 0/255 or 0/1. JPEG masks gain such values")
+    'x.png: unexpected mask values [0, 7]; binary masks must be 0/255 or 0/1'
+    """
+    return _CLI_HINT.sub("", message)
 
 
 def _boxes(data: dict, config: ALConfig, size: tuple[int, int], name: str) -> ImageBoxes:
@@ -633,16 +652,28 @@ def dashboard_data(ctx: Context, user: accounts.User, request: Request, body: by
     from crackal.app.dashboard import dashboard
 
     with ctx.store() as (store, config):
-        return {**dashboard(store, config), "worker": ctx.worker.status(), "admin": user.admin}
+        data = dashboard(store, config)
+    data["effort"] = _visible(data["effort"], user)
+    return {**data, "worker": ctx.worker.status(), "admin": user.admin}
+
+
+def _visible(effort: dict, user: accounts.User) -> dict:
+    """What a user may see of the measured times: everyone's for an admin; for a labeller the
+    project's medians and their own times, not a colleague's."""
+    if user.admin:
+        return effort
+    return {**effort, "labellers": [row for row in effort["labellers"] if row["name"] == user.name],
+            **({"labels": [row for row in effort["labels"] if row["labelled_by"] == user.name]} if "labels" in effort else {})}
 
 
 def effort_data(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
     """The measured labelling time: the summary (see ``crackal.active.effort``), the seconds per
-    image the cost figures use and where it comes from, and every measured label."""
+    image the cost figures use and where it comes from, and every measured label (a labeller's
+    own only, see ``_visible``)."""
     with ctx.store() as (store, config):
         seconds, source = seconds_per_image(store, config)
-        return {**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source,
-                "labels": store.label_efforts()}
+        return _visible({**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source,
+                         "labels": store.label_efforts()}, user)
 
 
 def worker_status(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
@@ -837,6 +868,14 @@ def static_file(ctx: Context, user, request: Request, body: bytes) -> Response:
     return _static(allowed[name])
 
 
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """A path no route serves (404) or a method it does not take (405), answered in JSON like the API."""
+    status = getattr(exc, "status_code", 404)
+    message = (f"no page or API call at {request.url.path[:200]}; the API is listed in the labelling app's docs"
+               if status == 404 else f"{request.method} is not allowed on {request.url.path[:200]}")
+    return JSONResponse({"error": message}, status, headers=getattr(exc, "headers", None))
+
+
 def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: float = 12.0,
                max_upload_bytes: int = MAX_UPLOAD, settings: AppSettings | None = None) -> Starlette:
     """The labelling web app of one project (see the module docstring); ``settings`` overrides
@@ -878,7 +917,8 @@ def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: 
         Route("/api/review", endpoint(review_list)),
         Route("/api/review/{image_id:int}/{layer}", endpoint(review_image)),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(Guard, limit=settings.max_upload_bytes)])
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, limit=settings.max_upload_bytes)],
+                    exception_handlers={404: _unrouted, 405: _unrouted})
     app.state.ctx = ctx
     app.state.static_files = {p.name: p.name for p in STATIC.iterdir() if p.is_file() and not p.name.startswith(".")}
     return app

@@ -62,8 +62,8 @@ def init(
     project: Project,
     images: Annotated[Path, typer.Option(help="Pool images (a folder, or a dataset root with images/ and masks/).")],
     masks: Annotated[Path | None, typer.Option(help="Ground-truth masks of the pool: the run is a simulation.")] = None,
-    heldout_images: Annotated[Path | None, typer.Option(help="Held-out images (with --heldout-masks).")] = None,
-    heldout_masks: Annotated[Path | None, typer.Option(help="Held-out masks.")] = None,
+    heldout_images: Annotated[Path | None, typer.Option(help="Held-out images (with --heldout-masks): required when the pool has no masks (a person labels); they score every round.")] = None,
+    heldout_masks: Annotated[Path | None, typer.Option(help="Held-out masks, labelled by hand once (e.g. 20-50 images like the pool's).")] = None,
     heldout: Annotated[float, typer.Option(help="With --masks and no held-out folders: share (<1) or count of images held out.")] = 0.2,
     initial: Initial = 10,
     query_size: QuerySize = 10,
@@ -89,6 +89,9 @@ def init(
     settings: Settings = None,
 ) -> None:
     """Create a project: register the pool and the held-out set, queue the first images.
+
+    A labelling project (pool without masks) needs a held-out set with masks (--heldout-images,
+    --heldout-masks), which scores every round; a simulation (--masks) holds out --heldout of its pool.
 
     Every other project setting or round training option: --set KEY=VALUE (see 'crackal al config').
     """

@@ -47,12 +47,15 @@ def synth(
     surface: Annotated[str, typer.Option(help="asphalt, concrete or mixed.")] = "mixed",
     extra_classes: Annotated[bool, typer.Option(help="Also draw potholes, patches and manhole covers as classes.")] = False,
     crack_free: Annotated[float, typer.Option(help="Share of images without any crack.")] = 0.15,
+    prefix: Annotated[str, typer.Option(help="Image names are PREFIX_NNN: give two sets used together (a pool and a "
+                                        "held-out set) different prefixes, as crackal knows images by name.")] = "synth",
     seed: Seed = 0,
 ) -> None:
     """Generate a synthetic crack dataset (textured asphalt/concrete with distractors)."""
     from crackal import api
 
-    path = api.synth(out, count=count, size=size, seed=seed, surface=surface, extra_classes=extra_classes, crack_free=crack_free)
+    path = api.synth(out, count=count, size=size, seed=seed, surface=surface, extra_classes=extra_classes, crack_free=crack_free,
+                     prefix=prefix)
     console.print(f"wrote {count} images and masks to {path}")
 
 

@@ -9,6 +9,7 @@ aggregate and pores. Optionally potholes, patches and manhole covers as extra cl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -283,9 +284,14 @@ def write_synthetic_dataset(
     size: int | str | tuple[int, int] = 256,
     seed: int = 0,
     options: SynthOptions | None = None,
+    prefix: str = "synth",
 ) -> Path:
-    """Write ``out/images/*.png``, ``out/masks/*.png`` (class indices, 0/255 when binary) and ``classes.json``."""
-    check_options([(count >= 1, "count", f"must be at least 1, got {count}")])
+    """Write ``out/images/PREFIX_NNN.png``, ``out/masks/PREFIX_NNN.png`` (class indices, 0/255 when
+    binary) and ``classes.json``; two sets meant to be used together (a pool and a held-out set)
+    need different ``prefix`` es, as crackal knows images by name."""
+    check_options([(count >= 1, "count", f"must be at least 1, got {count}"),
+                   (re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", prefix) is not None, "prefix",
+                    f"must be letters, digits, _ or - (a file name part), got {prefix!r}")])
     options = options or SynthOptions()
     shape = parse_size(size)
     out = Path(out)
@@ -294,7 +300,7 @@ def write_synthetic_dataset(
     digits = max(3, len(str(count - 1)))
     for i in range(count):
         image, mask = synth_sample(rng, shape, options)
-        write_png(out / "images" / f"synth_{i:0{digits}d}.png", image)
-        write_png(out / "masks" / f"synth_{i:0{digits}d}.png", mask * 255 if len(names) == 2 else mask)
+        write_png(out / "images" / f"{prefix}_{i:0{digits}d}.png", image)
+        write_png(out / "masks" / f"{prefix}_{i:0{digits}d}.png", mask * 255 if len(names) == 2 else mask)
     (out / "classes.json").write_text(json.dumps(names))
     return out

@@ -461,3 +461,22 @@ def test_images_and_thumbnails_are_served_as_crackal_reads_them(tmp_path):
     thumb = client.get(f"/api/images/{png.id}/thumb")
     assert thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (160, 21)
+
+
+def test_refusals_speak_the_web_pages_language(project):
+    client = client_of(project)
+    csrf = sign_in(client, "ana")
+    other = client.post("/api/queue/next", headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"})
+    assert other.status_code == 403 and "cross-site request refused" in other.json()["error"]
+    assert "CSRF" not in other.json()["error"]
+    wrong = client.post("/api/queue/next", headers={"X-CSRF-Token": "nope"})
+    assert wrong.status_code == 403 and "CSRF token" in wrong.json()["error"]
+    for path, method in (("/api/no-such-call", "GET"), ("/no/such/page", "GET"), ("/api/queue/next", "GET")):
+        response = client.request(method, path)
+        assert response.status_code in (404, 405) and response.headers["content-type"] == "application/json", path
+        assert response.json()["error"], path
+    image_id = client.post("/api/queue/next").json()["id"]
+    for body in (mask_png(np.full((48, 64), 7)), b"this is not a PNG at all"):
+        error = client.post(f"/api/images/{image_id}/mask", content=body).json()["error"]
+        assert "--" not in error and "pass" not in error, error  # no command-line advice on a web page
+        assert "send a PNG of class indices 0..1" in error and "nothing stored" in error

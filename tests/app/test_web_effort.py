@@ -46,7 +46,7 @@ def test_the_measured_effort_is_stored_with_the_label_and_kept_over_a_restart(pr
     _, unmeasured = label_next(client, None)  # a script's upload has no effort: stored, not timed
     assert unmeasured.status_code == 200
     restarted = client_of(project)  # a new app on the same project: what the server knew came from the database
-    sign_in(restarted, "bob")
+    sign_in(restarted, "root")
     data = restarted.get("/api/effort").json()
     assert data["measured"] == 1 and data["median_seconds"] == 41.5
     assert data["labels"][0]["image_id"] == image_id and data["labels"][0]["labelled_by"] == "ana"
@@ -157,3 +157,18 @@ def test_leaving_the_editor_releases_only_ones_own_lease(project):
     assert ana.get(f"/api/images/{image_id}").json()["lease"]["mine"]
     assert ana.delete(f"/api/images/{image_id}/lease?if_mine=1").json() == {"ok": True, "released": True}
     assert ana.get(f"/api/images/{image_id}").json()["lease"] is None
+
+
+def test_a_labeller_sees_the_medians_and_their_own_times_an_admin_everyones(project):
+    ana, bob, root = client_of(project), client_of(project), client_of(project)
+    sign_in(ana, "ana"), sign_in(bob, "bob"), sign_in(root, "root")
+    label_next(ana, 20.0)
+    label_next(bob, 60.0)
+    for client, name in ((ana, "ana"), (bob, "bob")):
+        data = client.get("/api/effort").json()
+        assert data["median_seconds"] == 40.0 and data["measured"] == 2  # the project's figures
+        assert [row["name"] for row in data["labellers"]] == [name]
+        assert {row["labelled_by"] for row in data["labels"]} == {name}
+        assert [row["name"] for row in client.get("/api/dashboard").json()["effort"]["labellers"]] == [name]
+    assert [row["name"] for row in root.get("/api/dashboard").json()["effort"]["labellers"]] == ["ana", "bob"]
+    assert len(root.get("/api/effort").json()["labels"]) == 2
