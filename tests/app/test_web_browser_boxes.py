@@ -62,6 +62,8 @@ def test_draw_a_box_and_submit_it_as_voc(served):
     page.keyboard.press("1")
     expected = [{"x0": 15, "y0": 30, "x1": 75, "y1": 66, "label": 2}, {"x0": 100, "y0": 100, "x1": 110, "y1": 125, "label": 1}]
     assert page.evaluate("crackalBoxes.boxes()") == expected
+    effort = page.evaluate("crackalBoxes.effort()")  # 4 boxes drawn, a resize, a move, 2 class changes, a delete; 1 undo
+    assert (effort["strokes"], effort["undos"], effort["prelabel"]) == (9, 1, "none") and effort["active_seconds"] > 0
     page.keyboard.press("Control+Enter")
     page.wait_for_url(lambda u: u != f"{url}/label/{image_id}")
 
@@ -72,3 +74,7 @@ def test_draw_a_box_and_submit_it_as_voc(served):
     boxes = read_voc(record.label_path, CLASSES)
     assert boxes.boxes.tolist() == [[b["x0"], b["y0"], b["x1"], b["y1"]] for b in expected]
     assert boxes.labels.tolist() == [2, 1]
+    store = ProjectStore(project)
+    (timed,) = store.label_efforts()
+    store.close()
+    assert timed["image_id"] == image_id and (timed["strokes"], timed["undos"]) == (9, 1)
