@@ -43,9 +43,10 @@ MIN_SECONDS = 1.0  # the least a predicted labelling time can be
 # The simulated labeller's seconds for one image (``simulated_seconds``): an assumption, not a
 # measurement. 10 s to look at a tile and submit it, 0.08 s per pixel of crack skeleton
 # traced (12.5 px/s with a brush, zoomed in), 6 s per connected defect region (a new stroke
-# or polygon, with the zoom and pan to reach it). On the CrackForest pool of
-# ``benchmarks/cost_aware_al.py`` (160x160 tiles) a tile holding cracks then costs about 30 s
-# on average, the ``seconds_per_image`` default of ``ALConfig``, and a crack-free tile 10 s.
+# or polygon, with the zoom and pan to reach it). The constants are chosen so that on the
+# CrackForest pool of ``benchmarks/cost_aware_al.py`` (160x160 tiles) a tile holding cracks
+# costs a median 29 s (mean 33 s, 10-90 % 19-48 s), the ``seconds_per_image`` estimate of
+# ``ALConfig`` (30 s), and a crack-free tile 10 s.
 SIMULATED_COST = {"intercept": 10.0, "skeleton_px": 0.08, "regions": 6.0, "area_px": 0.0}
 
 

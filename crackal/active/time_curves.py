@@ -106,14 +106,24 @@ def _cell(stats: dict, index: int = 0, sign: str = "") -> str:
     return f"{stats['mean'][index]:{sign}.3f}" + (f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]" if interval else "")
 
 
+def duration(hours: float, minutes: bool) -> str:
+    """``hours`` as text, in minutes when ``minutes``.
+
+    >>> duration(0.25, True), duration(2.5, False)
+    ('15 min', '2.50 h')
+    """
+    return f"{hours * 60:.0f} min" if minutes else f"{hours:.2f} h"
+
+
 def time_tables(summary: dict) -> tuple[tuple[list[str], list[list[str]]], tuple[list[str], list[list[str]]]]:
-    """Two tables of a ``time_summary``: per strategy the F1 at each grid hour and the area, and
-    per paired difference the same (mean [95 % interval] over seeds)."""
-    hours = [f"{h:.2f} h" for h in summary["hours"]]
-    header = ["strategy", "seeds", *(f"F1 at {h}" for h in hours), "area (mean F1 over the span)", "hours at the last round",
-              "seconds per image"]
+    """Two tables of a ``time_summary``: per strategy the F1 at each grid point and the area, and
+    per paired difference the same (mean [95 % interval] over seeds). Times in minutes below 2 h."""
+    minutes = summary["hours"][-1] < 2
+    hours = [duration(h, minutes) for h in summary["hours"]]
+    header = ["strategy", "seeds", *(f"F1 at {h}" for h in hours), "area (mean F1 over the span)",
+              "labelling time at the last round", "seconds per labelled image"]
     rows = [[s, str(e["seeds"]), *(_cell(e["f1_at_hours"], i) for i in range(len(hours))), _cell(e["area"]),
-             f"{e['final_hours']:.2f}", f"{e['seconds_per_image']:.1f}"] for s, e in summary["strategies"].items()]
+             duration(e["final_hours"], minutes), f"{e['seconds_per_image']:.1f}"] for s, e in summary["strategies"].items()]
     paired_header = ["paired by seed", "seeds", *(f"at {h}" for h in hours), "area difference"]
     paired = [[name, str(p["seeds"]), *(_cell(p["f1_at_hours"], i, "+") for i in range(len(hours))), _cell(p["area"], 0, "+")]
               for name, p in summary["paired"].items()]
@@ -136,22 +146,25 @@ def time_lines(summary: dict | None) -> list[str]:
 
 
 def plot_time_curves(histories: dict[str, list[dict]], path, title: str = "") -> None:
-    """F1 against cumulative labelling hours, each seed's curve thin and the mean on the common grid bold."""
+    """F1 against cumulative labelling time (minutes below 2 h), each seed's curve thin and the
+    mean on the common grid bold."""
     from crackal.training.plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     hours = hours_grid(histories)
+    timed = [r for runs in histories.values() if _timed(runs) for r in runs]
+    scale = 60.0 if timed and max(r["seconds"][-1] for r in timed) < 2 * 3600 else 1.0
     for (strategy, runs), color in zip(histories.items(), plt.cm.tab10.colors):
         if not _timed(runs):
             continue
         for run in runs:
             length = min(len(run["seconds"]), len(run["f1"]))
-            ax.plot(np.array(run["seconds"][:length]) / 3600, run["f1"][:length], color=color, lw=0.6, alpha=0.4)
+            ax.plot(np.array(run["seconds"][:length]) / 3600 * scale, run["f1"][:length], color=color, lw=0.6, alpha=0.4)
         if hours is not None:
-            ax.plot(hours, np.mean([f1_at_hours(r, hours) for r in runs], 0), color=color, lw=2, marker="o", ms=3,
+            ax.plot(hours * scale, np.mean([f1_at_hours(r, hours) for r in runs], 0), color=color, lw=2, marker="o", ms=3,
                     label=f"{strategy} ({len(runs)} seeds)")
-    ax.set_xlabel("labelling hours (cumulative)")
+    ax.set_xlabel(f"labelling {'minutes' if scale == 60 else 'hours'} (cumulative, simulated or measured)")
     ax.set_ylabel("held-out F1")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
