@@ -103,8 +103,11 @@ def effort_summary(store: ProjectStore) -> dict:
 def seconds_per_image(store: ProjectStore, config: ALConfig) -> tuple[float, str]:
     """The labelling seconds per image the cost figures use, and where it comes from: the measured
     median once ``MIN_MEASURED`` labels are measured, else the config's estimate."""
-    times = [row["active_seconds"] for row in store.label_efforts()]
+    rows = store.label_efforts()
+    times = [row["active_seconds"] for row in rows]
     if len(times) >= MIN_MEASURED:
+        if all(row["source"] == "simulated" for row in rows):  # a simulation: the ground truth's simulated times
+            return float(median(times)), f"simulated: median of {len(times)} labels' simulated times (crackal.acquisition.cost)"
         return float(median(times)), f"measured: median of {len(times)} labels timed in the labelling app"
     estimate = f"estimate: seconds_per_image of the project's settings ({config.seconds_per_image:g} s)"
     if times:
