@@ -31,10 +31,22 @@ def new_label_path(store: ProjectStore, record: ImageRecord, suffix: str) -> Pat
 
 
 def _atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a kill never leaves half a file under the final name."""
+    """``write(tmp)``, flush it to the disk, then rename: a kill (or a power cut) never leaves half
+    a file under the final name, and a failed write (a full disk) leaves no temporary file."""
     tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the new name too is on the disk before the transaction that records it
+    finally:
+        os.close(folder)
 
 
 def _write_label(store: ProjectStore, record: ImageRecord, mask: np.ndarray, num_classes: int) -> tuple[int, Path, float]:
@@ -185,8 +197,15 @@ def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str
     queued_round = {record.id: round_ for record, round_, _ in store.queue()}
     current = store.current_round()
     round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
-    labels = [_write(store, item, class_names) for item in new]
-    store.record_labels(labels, by=[item.labeller for item in new], round_=round_, efforts=[item.effort for item in new])
+    labels: list[tuple[int, Path, float]] = []
+    try:
+        for item in new:
+            labels.append(_write(store, item, class_names))
+        store.record_labels(labels, by=[item.labeller for item in new], round_=round_, efforts=[item.effort for item in new])
+    except Exception:
+        for _, path, _ in labels:  # not recorded (a full disk, a bad label further on): no row names them
+            path.unlink(missing_ok=True)
+        raise
     return len(labels)
 
 

@@ -2,7 +2,8 @@
 
 ```
 PROJECT/project.db      images, labels (every version: when, by whom), rounds, scores, the queue;
-                        the web app's users (salted password hashes), sessions and leases
+                        the web app's users (salted password hashes), sessions, leases and
+                        recent failed sign-ins
 PROJECT/labels/         label files (masks 0/255 or class indices, or VOC boxes): NAME.png, then
                         NAME.v2.png ... for re-labels; a file is never overwritten once recorded
 PROJECT/rounds/NNN/     each round's training run (config, checkpoints, metrics) and its masks of
@@ -34,7 +35,8 @@ from crackal.errors import CrackalError
 # 3: users, sessions and leases of the labelling web app (new tables only: version 2 readers ignore them)
 # 4: the stop set, unlabelled pool images predicted every round for the stop advice (a new table only)
 # 5: label_effort, the labelling time measured for a label (a new table only)
-SCHEMA_VERSION = 5
+# 6: login_failures, the web app's sign-in throttle, kept across restarts (a new table only)
+SCHEMA_VERSION = 6
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -100,6 +102,8 @@ CREATE TABLE IF NOT EXISTS label_effort (
     prelabel TEXT NOT NULL,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_failures (name TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_of_name ON login_failures (name, at);
 CREATE TABLE IF NOT EXISTS leases (
     image_id INTEGER PRIMARY KEY REFERENCES images(id),
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -218,7 +222,8 @@ class ProjectStore:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite has rolled back itself after a full disk or an I/O error
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 

@@ -2,8 +2,9 @@
 
 A password is stored as a salted scrypt hash (``scrypt$n$r$p$salt$hash``, hex); a session is a
 random token in an HttpOnly cookie whose SHA-256 alone is stored (a copy of the database opens
-no session), with its own CSRF token, and it expires ``hours`` after the login. Secrets are
-compared with ``hmac.compare_digest``.
+no session), with its own CSRF token, and it expires ``hours`` after the login; an admin sees
+and ends sessions by a public id derived from that hash (``list_sessions``, ``revoke_sessions``).
+Secrets are compared with ``hmac.compare_digest``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,41 @@ def end_session(store: ProjectStore, token: str | None) -> None:
     if token:
         with store.transaction() as tx:
             tx.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+
+
+def session_id(token_hash: str) -> str:
+    """A session's public id, for listing and revoking it: derived from the stored hash, so it
+    opens nothing (neither the token nor its hash can be had from it)."""
+    return hashlib.sha256(f"crackal session id:{token_hash}".encode()).hexdigest()[:16]
+
+
+def current_session_id(token: str | None) -> str | None:
+    """The public id of the session of a cookie token."""
+    return session_id(_token_hash(token)) if token else None
+
+
+def list_sessions(store: ProjectStore, clock=time.time) -> list[dict]:
+    """The live sessions, oldest first: ``id`` (see ``session_id``), ``user``, ``role``,
+    ``created_at`` and ``expires_at`` (Unix times). Never the token or its hash."""
+    rows = store.conn.execute(
+        "SELECT sessions.token_hash, users.name, users.role, sessions.created_at, sessions.expires_at FROM sessions "
+        "JOIN users ON users.id = sessions.user_id WHERE sessions.expires_at > ? ORDER BY sessions.created_at",
+        (clock(),)).fetchall()
+    return [{"id": session_id(r["token_hash"]), "user": r["name"], "role": r["role"], "created_at": r["created_at"],
+             "expires_at": r["expires_at"]} for r in rows]
+
+
+def revoke_sessions(store: ProjectStore, ids: list[str] | None = None, user: str | None = None) -> int:
+    """End the sessions with these public ids, or every session of ``user``; returns how many."""
+    with store.transaction() as tx:
+        if user is not None:
+            if tx.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone() is None:
+                raise CrackalError(f"no user {user!r} in this project")
+            return tx.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)", (user,)).rowcount
+        wanted = set(ids or [])
+        hashes = [row[0] for row in tx.execute("SELECT token_hash FROM sessions") if session_id(row[0]) in wanted]
+        tx.executemany("DELETE FROM sessions WHERE token_hash = ?", [(h,) for h in hashes])
+        return len(hashes)
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:

@@ -7,7 +7,11 @@ call except the login needs a session cookie (HttpOnly, SameSite=Strict); every 
 needs the session's CSRF token in the ``X-CSRF-Token`` header. Images are addressed by their
 database id only: no file name or path is ever taken from a request. Labels go through
 ``crackal.active.labels.store_labels``, the path ``crackal al import`` takes (same checks, same
-atomic write), under the project's write lock.
+atomic write), under the project's write lock. A write the disk has no room for is answered 507
+(nothing stored); at start-up the leftovers of interrupted writes are removed and every current
+label file is read, the damaged ones reported on standard error and in ``/api/dashboard``
+(``crackal.active.health``). Failed sign-ins are throttled per name in ``project.db``
+(``crackal.app.throttle``).
 
 API (JSON unless noted):
 
@@ -19,6 +23,7 @@ GET  /api/images/ID/prelabel               (mask: zlib-compressed class indices,
 POST /api/images/ID/lease | DELETE ...     POST /api/images/ID/skip
 POST /api/images/ID/mask  (PNG of class indices)       POST /api/images/ID/boxes {boxes: [{x0, y0, x1, y1, label}]}
      (both take the page's measured effort in an X-Label-Effort header: {active_seconds, strokes, undos, prelabel})
+GET  /api/sessions (admin)                 DELETE /api/sessions/ID (admin: end a session by its public id)
 GET  /api/dashboard                        GET  /api/effort (measured labelling time)
 GET  /api/worker                           POST /api/worker/start (admin)
 GET  /api/review                           GET  /api/review/ID/LAYER (PNG: prediction, probability, uncertainty, truth)
@@ -31,9 +36,12 @@ POST /api/images/ID/fill {x, y, tolerance?}            -> {x0, y0, x1, y1, pixel
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 import secrets
+import sqlite3
+import sys
 import threading
 import time
 import zlib
@@ -57,7 +65,7 @@ from crackal.active.config import ALConfig
 from crackal.active.effort import IDLE_SECONDS, Effort, effort_summary, parse_effort, seconds_per_image
 from crackal.active.lock import project_lock
 from crackal.active.store import ImageRecord, ProjectStore
-from crackal.app import accounts, leases
+from crackal.app import accounts, leases, throttle
 from crackal.app.worker import RoundWorker
 from crackal.data.boxes import ImageBoxes, fit_to_image
 from crackal.data.io import image_size
@@ -71,8 +79,6 @@ EFFORT_HEADER = "x-label-effort"
 MAX_UPLOAD = 64 * 2**20  # bytes of one request body (a 4000x3000 mask PNG is well under 1 MB)
 MAX_BOXES = 10_000
 THUMB = 160
-LOGIN_FAILURES = 5  # per name within LOGIN_WINDOW seconds, then logins of that name wait
-LOGIN_WINDOW = 300.0
 PAGES = {"queue": "queue.html", "dashboard": "dashboard.html", "review": "review.html"}
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -117,7 +123,7 @@ class Context:
     skipped: dict[int, dict[int, float]] = field(default_factory=dict)  # user id -> image id -> when
     thumbs: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
     assist: OrderedDict = field(default_factory=OrderedDict)  # (image id, round) -> crackal.app.assist.AssistSource
-    failures: dict[str, list[float]] = field(default_factory=dict)
+    damaged: list | None = None  # crackal.active.health.DamagedLabel found at start-up; None while checking
     guard: threading.Lock = field(default_factory=threading.Lock)  # the dicts above
 
     @contextmanager
@@ -251,6 +257,12 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
             return JSONResponse({"error": str(exc), "leased_by": exc.lease.user}, 409)
         except CrackalError as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        except (OSError, sqlite3.Error) as exc:
+            message = _disk_full(exc)
+            if message is None:
+                raise
+            print(f"crackal serve: {request.method} {request.url.path}: {message}", file=sys.stderr, flush=True)
+            return JSONResponse({"error": message}, 507)
         if isinstance(result, Response):
             return result
         response = JSONResponse(result)
@@ -258,6 +270,24 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
         return response
 
     return view
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over a file-size limit
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """The answer's message when a write failed for want of disk space (a full disk, a quota, a
+    file-size limit; SQLite's "database or disk is full" or a write I/O error), else None. The
+    writes are atomic (``store_labels``, SQLite transactions), so nothing was stored."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        cause = exc.strerror or str(exc)
+    elif isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) is not None and (
+            exc.sqlite_errorcode == sqlite3.SQLITE_FULL or exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_IOERR):
+        cause = f"the database could not be written: {exc}"
+    else:
+        return None
+    return (f"the disk of the server is full ({cause}); nothing stored. Keep this page open, ask the server's admin "
+            "to free space, then submit again")
 
 
 def _json(body: bytes) -> dict:
@@ -300,22 +330,16 @@ def login(ctx: Context, _user, request: Request, body: bytes) -> Response:
     """Check a name and password; set the session cookie."""
     data = _json(body)
     name, password = str(data.get("name", "")), str(data.get("password", ""))
-    moment = ctx.settings.clock()
-    with ctx.guard:
-        recent = [t for t in ctx.failures.pop(name, []) if moment - t < LOGIN_WINDOW]
-        if recent:  # names without recent failures are not kept
-            ctx.failures[name] = recent
-    if len(recent) >= LOGIN_FAILURES:
-        raise HTTPError(429, f"too many failed sign-ins for {name}; wait {LOGIN_WINDOW / 60:.0f} minutes")
     with ctx.store() as (store, _):
+        wait = throttle.attempt(store, name, clock=ctx.settings.clock)  # kept in project.db: a restart keeps it
+        if wait:
+            raise HTTPError(429, f"too many failed sign-ins for {name[:64]}; wait {int(-(-wait // 60))} minutes "
+                                 f"({throttle.LIMIT} within {throttle.WINDOW / 60:.0f} minutes make a name wait)")
         user = accounts.authenticate(store, name, password)
         if user is None:
-            with ctx.guard:
-                ctx.failures.setdefault(name, []).append(moment)
             raise HTTPError(401, "wrong name or password")
+        throttle.succeeded(store, name)
         token, csrf = accounts.new_session(store, user, ctx.settings.session_hours, ctx.settings.clock)
-    with ctx.guard:
-        ctx.failures.pop(name, None)
     response = JSONResponse({"name": user.name, "role": user.role, "csrf": csrf})
     response.set_cookie(COOKIE, token, max_age=int(ctx.settings.session_hours * 3600), httponly=True, samesite="strict",
                         secure=ctx.settings.secure_cookies, path="/")
@@ -329,6 +353,22 @@ def logout(ctx: Context, _user, request: Request, body: bytes) -> Response:
     response = JSONResponse({"ok": True})
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+def sessions_list(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """The live sessions (admins): public id, user, role, opened and expiring (Unix times), and
+    ``current``, the caller's own id. Never a token or its hash."""
+    with ctx.store() as (store, _):
+        return {"sessions": accounts.list_sessions(store, ctx.settings.clock),
+                "current": accounts.current_session_id(request.cookies.get(COOKIE))}
+
+
+def session_revoke(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
+    """End a session by its public id (admins); its user must sign in again."""
+    with ctx.store() as (store, _):
+        if not accounts.revoke_sessions(store, [request.path_params["session_id"]]):
+            raise HTTPError(404, "no such session (it has ended or expired)")
+    return {"ok": True}
 
 
 def me(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
@@ -547,9 +587,9 @@ def submit_mask(ctx: Context, user: accounts.User, request: Request, body: bytes
         uploads = ctx.root / ".uploads"
         uploads.mkdir(exist_ok=True)
         upload = uploads / f"{record.id}-{secrets.token_hex(8)}.png"
-        upload.write_bytes(body)
         source = f"the mask submitted for {record.name}"
         try:
+            upload.write_bytes(body)  # a full disk: removed below, answered 507 by the endpoint
             try:
                 mask_height, mask_width = image_size(upload)  # header only: refused before anything is decoded
                 height, width = image_size(record.path)
@@ -654,7 +694,8 @@ def dashboard_data(ctx: Context, user: accounts.User, request: Request, body: by
     with ctx.store() as (store, config):
         data = dashboard(store, config)
     data["effort"] = _visible(data["effort"], user)
-    return {**data, "worker": ctx.worker.status(), "admin": user.admin}
+    damaged = {"damaged_labels": [item.to_dict() for item in ctx.damaged or []], "labels_checked": ctx.damaged is not None}
+    return {**data, "worker": ctx.worker.status(), "admin": user.admin, **damaged}
 
 
 def _visible(effort: dict, user: accounts.User) -> dict:
@@ -876,6 +917,27 @@ async def _unrouted(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status, headers=getattr(exc, "headers", None))
 
 
+def _check_project(ctx: Context) -> None:
+    """At start-up, in the background: remove what interrupted writes left (``.uploads/``,
+    temporary label files), then read every current label file and report the damaged ones on
+    standard error and in the dashboard's ``damaged_labels``; the server serves meanwhile."""
+    from crackal.active.health import clean_leftovers, damaged_labels
+
+    found = []
+    try:
+        removed = clean_leftovers(ctx.root)
+        if removed:
+            print(f"crackal serve: removed {removed} leftover file{'s' if removed > 1 else ''} of interrupted writes",
+                  file=sys.stderr, flush=True)
+        with ctx.store() as (store, config):
+            found = damaged_labels(store, config.class_names)
+    except Exception as exc:  # noqa: BLE001 - a check must not stop the server
+        print(f"crackal serve: the label files could not be checked ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+    for item in found:
+        print(f"crackal serve: damaged label: {item.message()}", file=sys.stderr, flush=True)
+    ctx.damaged = found
+
+
 def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: float = 12.0,
                max_upload_bytes: int = MAX_UPLOAD, settings: AppSettings | None = None) -> Starlette:
     """The labelling web app of one project (see the module docstring); ``settings`` overrides
@@ -885,6 +947,7 @@ def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: 
     settings = settings or AppSettings(lease_minutes=lease_minutes, session_hours=session_hours,
                                        max_upload_bytes=max_upload_bytes)
     ctx = Context(root, settings, RoundWorker(root, settings.worker_command))
+    threading.Thread(target=_check_project, args=(ctx,), name="crackal-check", daemon=True).start()
     images = "/api/images/{image_id:int}"
     routes = [
         Route("/", endpoint(home, session=False)),
@@ -897,6 +960,8 @@ def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: 
         Route("/api/login", endpoint(login, session=False, write=True), methods=["POST"]),
         Route("/api/logout", endpoint(logout, write=True), methods=["POST"]),
         Route("/api/me", endpoint(me)),
+        Route("/api/sessions", endpoint(sessions_list, admin=True)),
+        Route("/api/sessions/{session_id}", endpoint(session_revoke, write=True, admin=True), methods=["DELETE"]),
         Route("/api/queue", endpoint(queue)),
         Route("/api/queue/next", endpoint(next_image, write=True), methods=["POST"]),
         Route(images, endpoint(image_info)),

@@ -373,17 +373,17 @@ def test_users_are_checked_and_a_new_password_signs_out(project):
 
 def test_a_version_2_project_gains_the_app_tables(project):
     db = sqlite3.connect(project / "project.db")
-    for table in ("users", "sessions", "leases", "stop_set", "label_effort"):
+    for table in ("users", "sessions", "leases", "stop_set", "label_effort", "login_failures"):
         db.execute(f"DROP TABLE {table}")
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()
     ProjectStore(project).close()
     db = sqlite3.connect(project / "project.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     db.close()
-    assert {"users", "sessions", "leases", "stop_set", "label_effort", "labels", "images"} <= tables
+    assert {"users", "sessions", "leases", "stop_set", "label_effort", "login_failures", "labels", "images"} <= tables
 
 
 def test_the_dashboard_reports_rounds_labellers_cost_and_stopping(project):
