@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crackal.classify.workflow import load_classifier
+from crackal.classify.model import load_classifier
 from crackal.inference.onnx import (
     export_folder,
     export_graph,
