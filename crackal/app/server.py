@@ -47,7 +47,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -261,7 +261,7 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
             message = _disk_full(exc)
             if message is None:
                 raise
-            print(f"crackal serve: {request.method} {request.url.path}: {message}", file=sys.stderr, flush=True)
+            _say(f"{request.method} {request.url.path}: {message}")
             return JSONResponse({"error": message}, 507)
         if isinstance(result, Response):
             return result
@@ -269,7 +269,15 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
         response.headers["cache-control"] = "no-store"
         return response
 
+    view.session, view.write, view.admin = session, write, admin  # type: ignore[attr-defined]  # what it checks (tests read it)
     return view
+
+
+def _say(message: str) -> None:
+    """A line on the server's standard error (the terminal of ``crackal serve``); a full disk
+    under the log is not an error of the request."""
+    with suppress(OSError):
+        print(f"crackal serve: {message}", file=sys.stderr, flush=True)
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over a file-size limit
@@ -414,6 +422,9 @@ def next_image(ctx: Context, user: accounts.User, request: Request, body: bytes)
                 lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)
             except leases.LeaseConflict:
                 continue  # taken a moment ago by someone else
+            if record.id not in _queued(store):  # labelled a moment ago (its lease is dropped just after)
+                leases.release(store, record.id, record.name, user, ctx.settings.clock)
+                continue
             with ctx.guard:
                 ctx.skipped.get(user.id, {}).pop(record.id, None)
             return {"id": record.id, "name": record.name, "lease_expires": lease.expires_at}
@@ -712,9 +723,9 @@ def effort_data(ctx: Context, user: accounts.User, request: Request, body: bytes
     image the cost figures use and where it comes from, and every measured label (a labeller's
     own only, see ``_visible``)."""
     with ctx.store() as (store, config):
-        seconds, source = seconds_per_image(store, config)
-        return _visible({**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source,
-                         "labels": store.label_efforts()}, user)
+        rows = store.label_efforts()
+        seconds, source = seconds_per_image(rows, config.seconds_per_image)
+        return _visible({**effort_summary(rows), "seconds_per_image": seconds, "seconds_source": source, "labels": rows}, user)
 
 
 def worker_status(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
@@ -927,14 +938,13 @@ def _check_project(ctx: Context) -> None:
     try:
         removed = clean_leftovers(ctx.root)
         if removed:
-            print(f"crackal serve: removed {removed} leftover file{'s' if removed > 1 else ''} of interrupted writes",
-                  file=sys.stderr, flush=True)
+            _say(f"removed {removed} leftover file{'s' if removed > 1 else ''} of interrupted writes")
         with ctx.store() as (store, config):
             found = damaged_labels(store, config.class_names)
     except Exception as exc:  # noqa: BLE001 - a check must not stop the server
-        print(f"crackal serve: the label files could not be checked ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        _say(f"the label files could not be checked ({type(exc).__name__}: {exc})")
     for item in found:
-        print(f"crackal serve: damaged label: {item.message()}", file=sys.stderr, flush=True)
+        _say(f"damaged label: {item.message()}")
     ctx.damaged = found
 
 
