@@ -12,13 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import median
-from typing import TYPE_CHECKING
 
 from crackal.errors import CrackalError
-
-if TYPE_CHECKING:
-    from crackal.active.config import ALConfig
-    from crackal.active.store import ProjectStore
 
 IDLE_SECONDS = 30.0  # input gaps longer than this are not counted (the page's idle window)
 MIN_MEASURED = 10  # measured labels before their median replaces the config's estimate
@@ -76,10 +71,10 @@ def _median(values: list[float]) -> float | None:
     return round(median(values), 1) if values else None
 
 
-def effort_summary(store: ProjectStore) -> dict:
-    """The measured labelling time: how many labels are measured, their median active seconds,
-    per labeller and per round (the trend), and how pre-labels fared."""
-    rows = store.label_efforts()
+def effort_summary(rows: list[dict]) -> dict:
+    """The measured labelling time of a project's timed labels (``ProjectStore.label_efforts``):
+    how many, their median active seconds, per labeller and per round (the trend), and how
+    pre-labels fared."""
     by_labeller: dict[str, list[float]] = {}
     by_round: dict[int, list[float]] = {}
     outcomes = dict.fromkeys(PRELABEL_OUTCOMES, 0)
@@ -100,16 +95,16 @@ def effort_summary(store: ProjectStore) -> dict:
     }
 
 
-def seconds_per_image(store: ProjectStore, config: ALConfig) -> tuple[float, str]:
-    """The labelling seconds per image the cost figures use, and where it comes from: the measured
-    median once ``MIN_MEASURED`` labels are measured, else the config's estimate."""
-    rows = store.label_efforts()
+def seconds_per_image(rows: list[dict], estimate: float) -> tuple[float, str]:
+    """The labelling seconds per image the cost figures use, and where it comes from: the median
+    of the timed labels (``ProjectStore.label_efforts``) once ``MIN_MEASURED`` are timed, else
+    ``estimate`` (the project's ``seconds_per_image``)."""
     times = [row["active_seconds"] for row in rows]
     if len(times) >= MIN_MEASURED:
         if all(row["source"] == "simulated" for row in rows):  # a simulation: the ground truth's simulated times
             return float(median(times)), f"simulated: median of {len(times)} labels' simulated times (crackal.acquisition.cost)"
         return float(median(times)), f"measured: median of {len(times)} labels timed in the labelling app"
-    estimate = f"estimate: seconds_per_image of the project's settings ({config.seconds_per_image:g} s)"
+    source = f"estimate: seconds_per_image of the project's settings ({estimate:g} s)"
     if times:
-        estimate += f"; {len(times)} of the {MIN_MEASURED} measured labels needed to use the measured time"
-    return float(config.seconds_per_image), estimate
+        source += f"; {len(times)} of the {MIN_MEASURED} measured labels needed to use the measured time"
+    return float(estimate), source

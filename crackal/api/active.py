@@ -172,13 +172,14 @@ def al_status(project: str | Path) -> dict:
     try:
         rounds = store.rounds()
         scored = [r for r in rounds if r["metrics"]]
-        seconds, source = seconds_per_image(store, config)
+        timed = store.label_efforts()
+        seconds, source = seconds_per_image(timed, config.seconds_per_image)
         forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
                                    len(store.images("role = 'pool'")), config.cost_per_image, seconds)
         return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
                 "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,
                 "forecast": forecast, "stop_advice": stop_advice(rounds, config),
-                "effort": {**effort_summary(store), "seconds_per_image": seconds, "seconds_source": source}}
+                "effort": {**effort_summary(timed), "seconds_per_image": seconds, "seconds_source": source}}
     finally:
         store.close()
 

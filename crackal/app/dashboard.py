@@ -62,7 +62,8 @@ def dashboard(store: ProjectStore, config: ALConfig) -> dict:
                               "WHERE images.role = 'pool' GROUP BY labelled_by").fetchall()
     all_labels = {row["labelled_by"]: row["n"] for row in rows}
     count = len(labelled)
-    seconds, seconds_source = seconds_per_image(store, config)
+    timed = store.label_efforts()
+    seconds, seconds_source = seconds_per_image(timed, config.seconds_per_image)
     return {
         "task": config.task,
         "score_names": labels,
@@ -77,7 +78,7 @@ def dashboard(store: ProjectStore, config: ALConfig) -> dict:
             "spent": round(count * config.cost_per_image, 2), "hours_spent": round(count * seconds / 3600, 2),
             **savings(store, config, pool, count, seconds),
         },
-        "effort": effort_summary(store),
+        "effort": effort_summary(timed),
         "stopping": stopping_advice(store, config),
     }
 
