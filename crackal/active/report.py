@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from crackal.active.config import ALConfig
-from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
 from crackal.active.effort import seconds_per_image
+from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
@@ -49,8 +49,9 @@ def project_history(root: str | Path) -> dict:
             if len(names) > 2:
                 present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, names))
         pool_size = len(store.images("role = 'pool'"))
-        seconds_labelled = seconds_by_round(rounds, store.label_efforts())
-        seconds, seconds_source = seconds_per_image(store, config)
+        timed = store.label_efforts()
+        seconds_labelled = seconds_by_round(rounds, timed)
+        seconds, seconds_source = seconds_per_image(timed, config.seconds_per_image)
     finally:
         store.close()
     per_class = {
