@@ -145,54 +145,60 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = make_project(Path(tmp) / "project", names, data, args.clicks)
         store = ProjectStore(project)
-        ids = {r.name: r.id for r in store.images()}
+        images_of = {r.id: r.name for r in store.images()}
         store.close()
         server = LiveServer(project)
         try:
             with sync_playwright() as playwright:
                 page = browser_page(playwright, chromium, width=1400, height=900)
                 sign_in_page(page, server.url, "ana")
-                for k in args.clicks:
-                    for number, name in enumerate(names, start=1):
-                        truth, (skeleton, lines) = truths[name], cracks[name]
-                        width = int(np.clip(round(truth.sum() / max(1, skeleton.sum())), 2, 12))  # the crack's width, by eye
-                        image_id = ids[f"{name}-k{k}"]
-                        page.goto(f"{server.url}/label/{image_id}")
-                        page.wait_for_selector("body[data-ready=true]")
-                        page.evaluate(f"crackalEditor.setView({SCALE}, 0, 0)")
-                        page.evaluate(f"(() => {{ const s = document.getElementById('size'); s.value = {width}; "
-                                      "s.dispatchEvent(new Event('input')); })()")
-                        left, top = page.evaluate("(() => { const r = document.getElementById('canvas')"
-                                                  ".getBoundingClientRect(); return [r.left, r.top]; })()")
-                        page.keyboard.press("t")
-                        started = time.perf_counter()
-                        for line in lines:
-                            points = clicks_on(line, k)
-                            for x, y in points:
-                                page.mouse.click(left + (x + 0.5) * SCALE, top + (y + 0.5) * SCALE)
-                            page.keyboard.press("Enter")
-                            results[k]["clicks"] += len(points)
-                            results[k]["segments"] += len(points) - 1
-                            results[k]["ends"] += 1
-                        for _ in range(2400):
-                            if page.evaluate("crackalEditor.assisting()") == 0:
-                                break
-                            page.wait_for_timeout(25)
-                        results[k]["seconds"] += time.perf_counter() - started
-                        page.keyboard.press("Control+Enter")
+                page.click("#start")  # as a labeller: each submit opens the next queued image
+                for number in range(1, len(names) * len(args.clicks) + 1):
+                    page.wait_for_url(f"{server.url}/label/*")
+                    page.wait_for_selector("body[data-ready=true]")
+                    image_id = int(page.url.rsplit("/", 1)[1])
+                    name, k = images_of[image_id].rsplit("-k", 1)[0], int(images_of[image_id].rsplit("-k", 1)[1])
+                    truth, (skeleton, lines) = truths[name], cracks[name]
+                    width = int(np.clip(round(truth.sum() / max(1, skeleton.sum())), 2, 12))  # the crack's width, by eye
+                    page.evaluate(f"crackalEditor.setView({SCALE}, 0, 0)")
+                    page.evaluate(f"(() => {{ const s = document.getElementById('size'); s.value = {width}; "
+                                  "s.dispatchEvent(new Event('input')); })()")
+                    left, top = page.evaluate("(() => { const r = document.getElementById('canvas')"
+                                              ".getBoundingClientRect(); return [r.left, r.top]; })()")
+                    page.keyboard.press("t")
+                    started = time.perf_counter()
+                    for line in lines:
+                        points = clicks_on(line, k)
+                        for x, y in points:
+                            page.mouse.click(left + (x + 0.5) * SCALE, top + (y + 0.5) * SCALE)
+                        page.keyboard.press("Enter")
+                        results[k]["clicks"] += len(points)
+                        results[k]["segments"] += len(points) - 1
+                        results[k]["ends"] += 1
+                    for _ in range(2400):
+                        if page.evaluate("crackalEditor.assisting()") == 0:
+                            break
+                        page.wait_for_timeout(25)
+                    results[k]["seconds"] += time.perf_counter() - started
+                    page.keyboard.press("Control+Enter")
+                    try:
                         page.wait_for_url(lambda u, i=image_id: u != f"{server.url}/label/{i}")
-                        store = ProjectStore(project)
-                        record = store.images("id = ?", (image_id,))[0]
-                        store.close()
-                        assert record.label_path is not None, f"{name}: nothing stored"
-                        stored = to_class_mask(read_raw_mask(record.label_path), 2, record.label_path) > 0
-                        for tolerance in (0, 2):
-                            counts = f1_counts(stored, truth, tolerance)
-                            results[k][f"counts{tolerance}"] += counts
-                            results[k][f"f1_{tolerance}"].append(f1(counts))
-                        if number % 10 == 0:
-                            print(f"k={k}: {number}/{len(names)} images, F1 (2 px) so far "
-                                  f"{f1(results[k]['counts2']):.3f}", flush=True)
+                    except Exception:  # noqa: BLE001 - say why, then stop
+                        print(f"{name} (k={k}): the submit did not open the next image; the page says "
+                              f"{page.text_content('#message')!r}", flush=True)
+                        raise
+                    store = ProjectStore(project)
+                    record = store.images("id = ?", (image_id,))[0]
+                    store.close()
+                    assert record.label_path is not None, f"{name}: nothing stored"
+                    stored = to_class_mask(read_raw_mask(record.label_path), 2, record.label_path) > 0
+                    for tolerance in (0, 2):
+                        counts = f1_counts(stored, truth, tolerance)
+                        results[k][f"counts{tolerance}"] += counts
+                        results[k][f"f1_{tolerance}"].append(f1(counts))
+                    if number % 20 == 0:
+                        print(f"{number}/{len(names) * len(args.clicks)} images, F1 (2 px) so far "
+                              + ", ".join(f"k={c}: {f1(results[c]['counts2']):.3f}" for c in args.clicks), flush=True)
                 page.context.browser.close()
         finally:
             server.stop()
