@@ -143,7 +143,11 @@ class Labellers:
         try:
             http = client(url, name)
             while not self.stop.is_set():
-                image_id = http.post("/api/queue/next").json()["id"]
+                response = http.post("/api/queue/next")
+                if response.status_code != 200:
+                    self.errors.append(f"{name}: next image: {response.status_code} {response.text[:200]}")
+                    return
+                image_id = response.json()["id"]
                 if image_id is None:
                     self.empty = True
                     return

@@ -20,9 +20,10 @@ _API = (
     "synth", "train", "evaluate", "predict", "pretrain",
     "detect_train", "detect_evaluate", "detect_predict",
     "al_init", "al_step", "al_run", "al_config", "al_export", "al_export_queue", "al_import", "al_status", "al_report", "simulate",
+    "al_backup", "al_restore",
     "classify_train", "classify_evaluate", "classify_predict",
     "change_synth", "change_tiles", "change_simulate",
-    "serve", "add_user",
+    "serve", "add_user", "list_sessions", "revoke_sessions",
 )
 _LAZY = {
     **{name: "crackal.api" for name in _API},

@@ -340,7 +340,8 @@ class ProjectStore:
         """The images waiting for labels: (record, round that queued it, acquisition score), in order."""
         rows = self.conn.execute("SELECT image_id, round, score FROM queue ORDER BY rank").fetchall()
         records = {r.id: r for r in self.images("id IN (SELECT image_id FROM queue)")}
-        return [(records[row["image_id"]], row["round"], row["score"]) for row in rows]
+        # an image labelled between the two reads has left the queue
+        return [(records[row["image_id"]], row["round"], row["score"]) for row in rows if row["image_id"] in records]
 
     def enqueue(self, round_: int, image_ids: list[int], scores: list[float | None]) -> None:
         """Queue images for labelling, in this order."""

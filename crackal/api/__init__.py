@@ -3,7 +3,8 @@
 ``crackal synth / train / evaluate / predict / pretrain`` -> ``synth``, ``train``, ``evaluate``, ``predict``, ``pretrain``;
 ``crackal detect train`` -> ``detect_train``; ``crackal al step`` -> ``al_step``;
 ``crackal classify train`` -> ``classify_train``; ``crackal change al`` -> ``change_simulate``;
-``crackal serve`` -> ``serve`` (``--add-user`` -> ``add_user``).
+``crackal serve`` -> ``serve`` (``--add-user`` -> ``add_user``, ``--list-sessions`` -> ``list_sessions``,
+``--revoke-sessions`` -> ``revoke_sessions``); ``crackal al backup / restore`` -> ``al_backup``, ``al_restore``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ _WHERE = {
                      "simulate"), ("crackal.api.active", None)),
     **dict.fromkeys(("detect_evaluate", "detect_predict", "detect_train"), ("crackal.api.detection", None)),
     **dict.fromkeys(("evaluate", "export", "predict", "pretrain", "synth", "train"), ("crackal.api.segmentation", None)),
-    **dict.fromkeys(("add_user", "serve"), ("crackal.api.webapp", None)),
+    **dict.fromkeys(("add_user", "list_sessions", "revoke_sessions", "serve"), ("crackal.api.webapp", None)),
+    **dict.fromkeys(("al_backup", "al_restore"), ("crackal.api.backup", None)),
     "change_tiles": ("crackal.change.api", "pool_and_test"),
     "change_simulate": ("crackal.change.api", "simulate"),
     "change_synth": ("crackal.change.api", "synth_pairs"),
@@ -39,12 +41,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "add_user",
+    "al_backup",
     "al_config",
     "al_export",
     "al_export_queue",
     "al_import",
     "al_init",
     "al_report",
+    "al_restore",
     "al_run",
     "al_status",
     "al_step",
@@ -59,8 +63,10 @@ __all__ = [
     "detect_train",
     "evaluate",
     "export",
+    "list_sessions",
     "predict",
     "pretrain",
+    "revoke_sessions",
     "serve",
     "simulate",
     "synth",

@@ -1,4 +1,4 @@
-"""The labelling web app from Python: serve a project, add its users."""
+"""The labelling web app from Python: serve a project, add its users, see and end their sessions."""
 
 from __future__ import annotations
 
@@ -26,6 +26,35 @@ def add_user(project: str | Path, name: str, password: str | None = None, role: 
     finally:
         store.close()
     return f"{'updated' if replace else 'added'} {user.role} {user.name} to {project}"
+
+
+def list_sessions(project: str | Path) -> list[dict]:
+    """The live sessions of the project's web app, oldest first: ``id`` (a public id, not the
+    token), ``user``, ``role``, ``created_at`` and ``expires_at`` (Unix times)."""
+    from crackal.active.store import ProjectStore
+    from crackal.app.accounts import list_sessions as live
+
+    store = ProjectStore(project)
+    try:
+        return live(store)
+    finally:
+        store.close()
+
+
+def revoke_sessions(project: str | Path, user: str | None = None, ids: list[str] | None = None) -> int:
+    """End every session of ``user``, or the sessions with these public ids (``list_sessions``);
+    their users must sign in again. Returns how many ended."""
+    from crackal.active.store import ProjectStore
+    from crackal.app.accounts import revoke_sessions as revoke
+    from crackal.errors import CrackalError
+
+    if (user is None) == (ids is None):
+        raise CrackalError("name a user or give session ids (one of the two)")
+    store = ProjectStore(project)
+    try:
+        return revoke(store, ids=ids, user=user)
+    finally:
+        store.close()
 
 
 def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_minutes: float = 30.0,

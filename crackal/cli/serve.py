@@ -65,6 +65,8 @@ def serve(
     role: Annotated[str, typer.Option(help="With --add-user: labeller, or admin (starts rounds, releases leases).")] = "labeller",
     password_stdin: Annotated[bool, typer.Option(help="With --add-user: read the password from the first line of standard input.")] = False,
     replace: Annotated[bool, typer.Option(help="With --add-user: set a new password and role of an existing user (signs them out).")] = False,
+    list_sessions: Annotated[bool, typer.Option(help="List the live sessions (public id, user, role, since, until) instead of serving.")] = False,
+    revoke_sessions: Annotated[str | None, typer.Option(help="End every session of this user (or the session with this public id from --list-sessions) instead of serving.")] = None,
 ) -> None:
     """Serve the project's labelling app and dashboard in the browser (http://127.0.0.1:8765).
 
@@ -72,6 +74,9 @@ def serve(
     """
     from crackal import api
 
+    if list_sessions or revoke_sessions is not None:
+        _sessions(project, list_sessions, revoke_sessions)
+        return
     if add_user is None:
         if password_stdin or replace:
             raise typer.BadParameter("--password-stdin and --replace go with --add-user NAME")
@@ -80,3 +85,30 @@ def serve(
         return
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     console.print(api.add_user(project, add_user, password, role, replace))
+
+
+def _sessions(project: Path, show: bool, revoke: str | None) -> None:
+    """--list-sessions and --revoke-sessions NAME|ID."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from crackal import api
+
+    if revoke is not None:
+        users = {row["user"] for row in api.list_sessions(project)}
+        is_id = revoke not in users and revoke in {row["id"] for row in api.list_sessions(project)}
+        try:
+            ended = api.revoke_sessions(project, ids=[revoke]) if is_id else api.revoke_sessions(project, user=revoke)
+        except CrackalError:
+            raise CrackalError(f"{revoke} is neither a user of {project} nor the id of a live session "
+                               "(see --list-sessions)") from None
+        console.print(f"ended {ended} session{'' if ended == 1 else 's'} of {'session ' if is_id else ''}{revoke}")
+    if show:
+        table = Table(title=f"{project}: live sessions")
+        for column in ("id", "user", "role", "signed in", "expires"):
+            table.add_column(column)
+        for row in api.list_sessions(project):
+            when = [datetime.fromtimestamp(row[k], UTC).strftime("%Y-%m-%d %H:%M UTC") for k in ("created_at", "expires_at")]
+            table.add_row(row["id"], row["user"], row["role"], *when)
+        console.print(table)
