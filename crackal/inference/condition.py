@@ -244,10 +244,11 @@ def _points(geometry: dict) -> list:
 
 
 def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], images: list[dict], severity_names: list[str],
-             path: Path, max_panels: int = 6) -> Path:
+             path: Path, max_panels: int = 6, counts: dict[str, int] | None = None) -> Path:
     """A PNG of the defects coloured by severity: in map coordinates (the GeoJSON's ``head`` and
     ``features``, read twice), or, for pixel coordinates, one panel per image (those with the
-    most defects first; ``defects`` is read once per panel)."""
+    most defects first, by ``counts`` per image, else counted in a pass over ``defects``; then
+    ``defects`` is read once for all the panels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -265,7 +266,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
     # shapes gathered per colour and drawn as one collection each: a survey has thousands of paths
     buckets: dict[str, dict[str, list]] = {}
 
-    def draw(ax, geometry: dict | None, color: str) -> None:
+    def draw(buckets: dict[str, dict[str, list]], geometry: dict | None, color: str) -> None:
         if geometry is None:
             return
         kind, coords = geometry["type"], geometry["coordinates"]
@@ -281,7 +282,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         elif kind == "Point":
             bucket["points"].append(plane(coords)[0])
 
-    def flush(ax) -> None:
+    def flush(ax, buckets: dict[str, dict[str, list]]) -> None:
         from matplotlib.collections import LineCollection, PolyCollection
 
         for color, bucket in buckets.items():
@@ -313,8 +314,8 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
                 if feature["geometry"]:
                     photos.append(plane(feature["geometry"]["coordinates"])[0])
                 continue
-            draw(ax, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
-        flush(ax)
+            draw(buckets, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
+        flush(ax, buckets)
         if photos:
             ax.plot(*np.asarray(photos).T, "s", color="#1f77b4", ms=4, mfc="none", ls="")
         ax.set_aspect("equal", adjustable="datalim")
@@ -323,12 +324,15 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         ax.set_xlabel(f"east (m) of {place}" if geographic else f"x - {origin[0]:.2f} (map units)")
         ax.set_ylabel("north (m)" if geographic else f"y - {origin[1]:.2f}")
         photo = [Line2D([], [], color="#1f77b4", marker="s", mfc="none", ls="", label="photo")] if photos else []
-        ax.legend(handles=[*handles, *photo], title="severity", loc="best", fontsize=8)
+        # beside the plot: loc="best" tests every vertex of every path against each candidate place
+        ax.legend(handles=[*handles, *photo], title="severity", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
         ax.set_title("defects by severity")
     else:
-        counts = {r["image"]: 0 for r in images}
-        for d in defects:
-            counts[d["image"]] = counts.get(d["image"], 0) + 1
+        if counts is None:
+            counts = {}
+            for d in defects:
+                counts[d["image"]] = counts.get(d["image"], 0) + 1
+        counts = {**{r["image"]: 0 for r in images}, **counts}
         chosen = sorted(counts, key=lambda n: -counts[n])[:max_panels] or [None]
         columns = min(3, len(chosen))
         rows = int(np.ceil(len(chosen) / columns))
@@ -336,15 +340,16 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         sizes = {r["image"]: (r["width"], r["height"]) for r in images}
         from crackal.inference.geo import Georef, defect_geometry
 
+        panels: dict[str, dict[str, dict[str, list]]] = {name: {} for name in chosen if name is not None}
+        for d in defects:  # one pass for every panel
+            if d["image"] in panels:
+                draw(panels[d["image"]], defect_geometry(d, Georef()), severity_color(d["severity"], severity_names))
         for ax, name in zip(axes.ravel(), chosen):
             if name is None:
                 continue
             width, height = sizes.get(name, (1, 1))
             ax.add_patch(plt.Rectangle((0, 0), width, height, fill=False, color="#999999", lw=0.8))
-            for d in defects:
-                if d["image"] == name:
-                    draw(ax, defect_geometry(d, Georef()), severity_color(d["severity"], severity_names))
-            flush(ax)
+            flush(ax, panels[name])
             ax.set_xlim(0, width)
             ax.set_ylim(height, 0)
             ax.set_aspect("equal")

@@ -14,7 +14,7 @@ OUT/condition.md / .html    the summary, with OUT/severity_map.png
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from crackal.inference.condition import (
@@ -72,6 +72,13 @@ def assign_segments(images: list[dict], georefs: dict[str, Georef], segments_csv
 
 def write_json_streamed(path: Path, head: dict, key: str, items: Iterable) -> None:
     """``{**head, key: [*items]}`` as JSON, one item per line, written as ``items`` are read."""
+    for _ in _json_streamed(path, head, key, items):
+        pass
+
+
+def _json_streamed(path: Path, head: dict, key: str, items: Iterable) -> Iterator:
+    """``write_json_streamed`` yielding each item once written: the file is written by whoever
+    reads the items on (one pass over them for several outputs)."""
     with path.open("w") as f:
         f.write("{\n")
         for name, value in head.items():
@@ -79,7 +86,20 @@ def write_json_streamed(path: Path, head: dict, key: str, items: Iterable) -> No
         f.write(f" {json.dumps(key)}: [")
         for number, item in enumerate(items):
             f.write(("," if number else "") + "\n  " + json.dumps(item))
+            yield item
         f.write("\n ]\n}\n")
+
+
+SUMMARY_KEYS = ("image", "class", "type", "severity", "length_px", "length_m", "area_px", "area_m2")
+
+
+def summary_record(defect: dict) -> dict:
+    """What the condition summary reads of a defect: its image, class, type, severity, length and
+    area; a crack keeps an empty ``lines`` (the summary's mark of a crack), the geometry goes."""
+    record = {k: defect[k] for k in SUMMARY_KEYS if k in defect}
+    if "lines" in defect:
+        record["lines"] = []
+    return record
 
 
 def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict], georefs: dict[str, Georef],
@@ -101,24 +121,36 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
         return {"id": flat["id"], "image": flat["image"], "segment": segment_by_image.get(d["image"]), **flat} if segmented else flat
 
     written = {"defects_csv": out / "defects.csv", "defects_json": out / "defects.json", "geojson": out / "defects.geojson"}
-    rows = DefectList(row(d) for d in defects)
-    write_csv(rows or [{"id": None, "image": None, "class": None, "type": None, "severity": None}], written["defects_csv"])
     settings = {"threshold": threshold, "options": options.to_dict(),
                 "georeferencing": {name: g.kind + (f" ({g.crs})" if g.crs else "") for name, g in georefs.items()}}
-    write_json_streamed(written["defects_json"], {**settings, "images": images}, "defects", defects)
-    head, features = geojson_head(georefs), DefectList(geojson_features(defects, georefs, images))
+    # one pass over the full records (centre lines and outlines are most of their size): defects.json
+    # is written, and the CSV rows, the summary's records and the GeoJSON features are made, as it reads
+    rows, light = DefectList(), DefectList()
+
+    def read_once() -> Iterator[dict]:
+        for d in _json_streamed(written["defects_json"], {**settings, "images": images}, "defects", defects):
+            rows.append(row(d))
+            light.append(summary_record(d))
+            yield d
+
+    head, features = geojson_head(georefs), DefectList(geojson_features(read_once(), georefs, images))
+    write_csv(rows or [{"id": None, "image": None, "class": None, "type": None, "severity": None}], written["defects_csv"])
     write_json_streamed(written["geojson"], head, "features", features)
 
     severities = list(options.severity.names) if any(r.get("gsd_m") for r in images) else None
-    per_image = summarise(defects, images, severity_names=severities)
+    per_image = summarise(light, images, severity_names=severities)
     written["condition_images"] = out / "condition_images.csv"
     write_csv(per_image, written["condition_images"])
     per_segment = None
     if segmented:
-        per_segment = summarise(defects, images, key="segment", severity_names=severities)
+        per_segment = summarise(light, images, key="segment", severity_names=severities)
         written["condition_segments"] = out / "condition_segments.csv"
         write_csv(per_segment, written["condition_segments"])
-    written["map"] = draw_map(head, features, defects, images, list(options.severity.names), out / "severity_map.png")
+    counts: dict[str, int] = {}
+    for d in light:
+        counts[d["image"]] = counts.get(d["image"], 0) + 1
+    written["map"] = draw_map(head, features, defects, images, list(options.severity.names), out / "severity_map.png",
+                              counts=counts)
     gsds = sorted({r.get("gsd_m") for r in images if r.get("gsd_m")})
     summary_settings = {
         "ground sampling distance": ", ".join(f"{g * 1000:.3g} mm/px" for g in gsds) or "unknown (lengths in px, no severity)",
@@ -130,7 +162,7 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
     }
     if threshold is not None:
         summary_settings["crack threshold"] = f"{threshold:.2f}"
-    written["summary_md"], written["summary_html"] = write_report(out, defects, images, per_image, per_segment,
+    written["summary_md"], written["summary_html"] = write_report(out, light, images, per_image, per_segment,
                                                                   summary_settings, "severity_map.png",
                                                                   severity_names=severities)
     return {k: str(v) for k, v in written.items()} | {"count": len(defects)}
