@@ -271,6 +271,49 @@ def report(
     console.print(f"report: {api.al_report(project, out)}")
 
 
+@app.command("backup")
+def backup(
+    project: Project,
+    out: Annotated[Path, typer.Argument(help="New folder for the backup (never written over).")],
+) -> None:
+    """Back up a project while it is in use (crackal serve, a round): a snapshot of project.db,
+    the label files and round folders it names, and manifest.json with their checksums."""
+    from crackal import api
+
+    manifest = api.al_backup(project, out)
+    counts, files = manifest["counts"], manifest["files"]
+    size = sum(f["bytes"] for f in files.values()) / 2**20
+    console.print(f"backed up {project} to {out}: {counts['images']} images ({counts['pool']} pool, {counts['heldout']} held out), "
+                  f"{counts['labels']} labels of {counts['labelled_images']} images, {counts['rounds']} rounds, {counts['users']} users; "
+                  f"{len(files)} files, {size:.1f} MB", highlight=False)
+    if manifest["outside"]:
+        console.print(f"{len(manifest['outside'])} image and mask files outside the project are referenced by absolute path, "
+                      "not copied (list in manifest.json): back them up too", highlight=False)
+    if manifest["missing"]:
+        console.print(f"warning: {len(manifest['missing'])} files the database names were missing and are not in the backup: "
+                      f"{', '.join(manifest['missing'][:5])}", style="yellow", highlight=False)
+
+
+@app.command("restore")
+def restore(
+    backup: Annotated[Path, typer.Argument(help="A folder made by 'crackal al backup'.")],
+    project: Project,
+    force: Annotated[bool, typer.Option(help="Replace an existing project (its current content is lost).")] = False,
+) -> None:
+    """Restore a backup as a project (checksums checked first); its users sign in again."""
+    from crackal import api
+
+    result = api.al_restore(backup, project, force)
+    console.print(f"restored {backup} as {project}: {result['images']} images, {result['labels']} labels of "
+                  f"{result['labelled_images']} images, {result['rounds']} rounds, {result['users']} users "
+                  "(every session ended: users sign in again)", highlight=False)
+    missing = result["missing_images"]
+    if missing:
+        console.print(f"warning: {len(missing)} image or mask files outside the project are not at their recorded paths on "
+                      f"this machine (first: {missing[0]}): put them back at those paths; until then the app cannot show "
+                      "them and rounds stop on them (the labels are restored)", style="yellow", highlight=False)
+
+
 def simulate(
     data: Annotated[Path, typer.Argument(help="A fully labelled dataset (images/ + masks/).")],
     out: Annotated[Path, typer.Option(help="Experiment folder (one project per strategy and seed, the report).")] = Path("runs/simulate"),
