@@ -110,8 +110,10 @@ REDUCTION_NAMES: tuple[str, ...] = get_args(Reduction)
 DEFAULT_REDUCTION: Reduction = "topk"
 Method = Literal["mc_dropout", "mc_batchnorm", "ensemble"]
 METHODS: tuple[str, ...] = get_args(Method)
-Engine = Literal["torch", "onnxruntime"]  # crackal predict --engine
+Engine = Literal["torch", "onnxruntime"]  # crackal predict --engine (detect and classify too)
 ENGINES: tuple[str, ...] = get_args(Engine)
+SegmentationEngine = Literal["torch", "onnxruntime", "onnxruntime-int8"]  # crackal predict: also the int8 graph
+SEGMENTATION_ENGINES: tuple[str, ...] = get_args(SegmentationEngine)
 
 Weighting = Literal["inverse", "sqrt_inverse", "median", "none"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)

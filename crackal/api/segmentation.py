@@ -217,16 +217,27 @@ def predict(checkpoint: str | Path, inputs: str | Path, out: str | Path, *, ray:
     return predict_folder_ray(checkpoint, inputs, out, address=ray, actors=ray_actors, **options)
 
 
-def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx") -> Path:
+def export(checkpoint: str | Path, out: str | Path | None = None, format: str = "onnx", int8: bool = False,
+           calibration: str | Path | None = None) -> Path:
     """Export a run for another engine (``crackal export``) into ``out`` (default ``RUN/onnx``);
     returns the folder, whose ``onnx.json`` lists the files. The run's kind picks the export:
     a segmentation run writes ``model.onnx`` (image -> class probabilities), ``trunk.onnx`` and
     ``head.onnx`` (MC-Dropout's head-only sampling); a detector ``model.onnx`` (image -> boxes,
-    scores, labels); a patch classifier ``model.onnx`` (patches -> class probabilities)."""
+    scores, labels); a patch classifier ``model.onnx`` (patches -> class probabilities). ``int8``
+    (segmentation): also ``model.int8.onnx``, quantised with crops of ``calibration`` (default:
+    the run's training images; see ``crackal.inference.quantize``)."""
     choose(("onnx",), format, "format")
     from crackal.classify.onnx import export_classifier_onnx
     from crackal.inference.onnx import export_onnx
     from crackal.inference.onnx_detection import export_detector_onnx
 
     exporters = {"segmentation": export_onnx, "detection": export_detector_onnx, "classification": export_classifier_onnx}
-    return exporters[checkpoint_task(read_checkpoint(checkpoint))](checkpoint, out)
+    task = checkpoint_task(read_checkpoint(checkpoint))
+    if int8 and task != "segmentation":
+        raise CrackalError(f"--int8 quantises segmentation runs; {checkpoint} holds a {task} model")
+    folder = exporters[task](checkpoint, out)
+    if int8:
+        from crackal.inference.quantize import quantize_int8
+
+        quantize_int8(folder, calibration)
+    return folder

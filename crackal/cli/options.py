@@ -29,6 +29,7 @@ EncoderWeights = Annotated[str, typer.Option(help="auto (imagenet where the enco
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for PyTorch.")]
 Engine = Annotated[str, typer.Option(help="torch, or onnxruntime (CPU; uses RUN/onnx, exported first when missing).")]
+SegmentEngine = Annotated[str, typer.Option("--engine", help="torch, onnxruntime (CPU; uses RUN/onnx, exported first when missing) or onnxruntime-int8 (its int8 graph, quantised first when missing, calibrated on the run's training images).")]
 EngineThreads = Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads (default: every CPU available).")]
 RayAddress = Annotated[str | None, typer.Option("--ray", help="Run on Ray (pip install 'crackal[ray]'): auto (the cluster 'ray start --head' started), an address (ray://host:10001), or local (a Ray started here).")]
 RayActors = Annotated[int | None, typer.Option(help="Model replicas on Ray (default: one per GPU, else one per CPU).")]

@@ -19,7 +19,6 @@ from crackal.cli.options import (
     Downscale,
     Encoder,
     EncoderWeights,
-    Engine,
     EngineThreads,
     Masks,
     Quiet,
@@ -27,6 +26,7 @@ from crackal.cli.options import (
     RayAddress,
     Resume,
     Seed,
+    SegmentEngine,
     SkipInvalid,
     SplitFile,
     Test,
@@ -206,7 +206,7 @@ def predict(
     two_stage: Annotated[Path | None, typer.Option(help="Detect then segment: a run of 'crackal detect train'; only its boxes are segmented.")] = None,
     box_margin: Annotated[int, typer.Option(help="Two-stage: grow each box by this many px of context.")] = 16,
     box_threshold: Annotated[float | None, typer.Option(help="Two-stage: box score threshold (default: the detector's).")] = None,
-    engine: Engine = "torch",
+    engine: SegmentEngine = "torch",
     threads: EngineThreads = None,
     workers: Annotated[int | None, typer.Option(help="Threads reading and writing images while the network runs (default 2; 0: one image after the other).")] = None,
     batch_size: Annotated[int, typer.Option(help="Tiles (or whole small images) per forward pass, across images.")] = 4,
@@ -244,13 +244,15 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="Run folder of 'crackal train', 'crackal detect train' or 'crackal classify train', or its checkpoint .pt file.")],
     format: Annotated[str, typer.Option("--format", help="onnx: model.onnx (plus trunk.onnx and head.onnx for MC-Dropout of a segmentation run).")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="Folder for the exported files (default: RUN/onnx).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Segmentation: also model.int8.onnx, statically quantised to int8 (predict --engine onnxruntime-int8).")] = False,
+    calibration: Annotated[Path | None, typer.Option(help="--int8: images whose crops calibrate the activations (default: the run's training images).")] = None,
 ) -> None:
     """Export a trained run (segmentation, detector or patch classifier) for ONNX Runtime."""
     import json
 
     from crackal import api
 
-    folder = api.export(checkpoint, out, format=format)
+    folder = api.export(checkpoint, out, format=format, int8=int8, calibration=calibration)
     meta = json.loads((folder / "onnx.json").read_text())
     console.print(f"exported the {meta['kind']} to {folder} ({', '.join(meta['files'])})")
 

@@ -1,7 +1,8 @@
 """ONNX export of a trained segmentation run and prediction with ONNX Runtime (``crackal export
 --format onnx``, ``crackal predict --engine onnxruntime``).
 
-``crackal export RUN`` writes ``RUN/onnx/``:
+``crackal export RUN`` writes ``RUN/onnx/`` (with ``--int8`` also ``model.int8.onnx``, see
+``crackal.inference.quantize``):
 
 ```
 model.onnx   normalised image, padded to a multiple of the stride (N, 3, H, W) -> class probabilities (N, C, H, W)
@@ -196,14 +197,19 @@ class OnnxSegmenter:
     it in place of a PyTorch model, so tiling, blending and flip averaging are shared.
     """
 
-    def __init__(self, folder: str | Path, threads: int | None = None) -> None:
+    def __init__(self, folder: str | Path, threads: int | None = None, int8: bool = False) -> None:
         import_onnxruntime()
         self.folder, self.threads = Path(folder), threads
         self.meta = read_meta(self.folder, "segmenter", FILES)
+        self.whole = "model"
+        if int8:
+            if not (self.folder / "model.int8.onnx").is_file():
+                raise CrackalError(f"{self.folder} has no int8 graph; run 'crackal export RUN --format onnx --int8' first")
+            self.whole = "model.int8"  # probabilities from the int8 graph; MC-Dropout stays float32
         self._sessions: dict[str, object] = {}
 
     def session(self, name: str):
-        """The ONNX Runtime session of ``name`` (``model``, ``trunk`` or ``head``), opened once."""
+        """The ONNX Runtime session of ``name`` (``model``, ``model.int8``, ``trunk`` or ``head``), opened once."""
         if name not in self._sessions:
             self._sessions[name] = ort_session(self.folder / f"{name}.onnx", self.threads)
         return self._sessions[name]
@@ -227,7 +233,7 @@ class OnnxSegmenter:
         for dims in FLIPS if tta else FLIPS[:1]:
             flipped = np.flip(x, dims) if dims else x
             padded, (h, w) = pad_to_stride(flipped, self.stride)
-            probs = self.run("model", image=padded)[..., :h, :w]
+            probs = self.run(self.whole, image=padded)[..., :h, :w]
             probs = np.flip(probs, dims) if dims else probs
             total = probs if total is None else total + probs
         assert total is not None

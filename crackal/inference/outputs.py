@@ -34,13 +34,22 @@ from crackal.inference.defect_list import DefectList
 from crackal.inference.defects import DefectOptions, defects_by_blocks, extract_defects, is_crack_class
 from crackal.inference.geo import Georef, check_heading, gps_georef, raster_georef, read_gps
 from crackal.inference.measure import measure_defects
-from crackal.inference.raster import RASTER_SUFFIXES, gdal_env, is_georeferenced_tiff, mask_reader, open_raster, predict_raster, raster_size
+from crackal.inference.raster import (
+    RASTER_SUFFIXES,
+    WindowMap,
+    gdal_env,
+    is_georeferenced_tiff,
+    mask_reader,
+    open_raster,
+    predict_raster,
+    raster_size,
+)
 from crackal.inference.render import class_mask_from_probs, overlay, probability_png
 from crackal.inference.stream import ahead, default_workers, predict_stream
 from crackal.inference.two_stage import predict_two_stage
 from crackal.models.predict import Engine as NetworkEngine
 from crackal.models.predict import predict_image
-from crackal.options import ENGINES, Engine
+from crackal.options import SEGMENTATION_ENGINES, SegmentationEngine
 from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_write_json, load_model, read_checkpoint
 from crackal.training.config import TrainConfig
@@ -151,7 +160,7 @@ def make_predictor(
     two_stage: str | Path | None = None,
     box_margin: int = 16,
     box_threshold: float | None = None,
-    engine: Engine = "torch",
+    engine: SegmentationEngine = "torch",
     threads: int | None = None,
     device: str = "cpu",
     load: bool = True,
@@ -166,14 +175,19 @@ def make_predictor(
     tile_size = config.tile_size if tile_size is None else tile_size
     check_options([(0 < threshold < 1, "threshold", f"must be between 0 and 1, got {threshold}")])
     check_tiling(tile_size, overlap)
-    choose(ENGINES, engine, "engine")
-    if engine == "onnxruntime":
+    choose(SEGMENTATION_ENGINES, engine, "engine")
+    if engine.startswith("onnxruntime"):
         if two_stage:
-            raise CrackalError("two-stage prediction runs on the PyTorch engine; leave out --engine onnxruntime")
+            raise CrackalError(f"two-stage prediction runs on the PyTorch engine; leave out --engine {engine}")
         from crackal.inference.onnx import OnnxSegmenter, onnx_folder
 
         folder = onnx_folder(checkpoint)
-        runtime = OnnxSegmenter(folder, threads=threads) if load else None
+        int8 = engine == "onnxruntime-int8"
+        if int8 and not (folder / "model.int8.onnx").is_file():
+            from crackal.inference.quantize import quantize_int8
+
+            quantize_int8(folder)  # calibrated on the run's own training images
+        runtime = OnnxSegmenter(folder, threads=threads, int8=int8) if load else None
 
         return ImagePredictor(runtime, None, tile_size, overlap, tta), config, threshold
     model = load_model(checkpoint, device)[0] if load else None
@@ -198,7 +212,7 @@ def predict_folder(
     two_stage: str | Path | None = None,
     box_margin: int = 16,
     box_threshold: float | None = None,
-    engine: Engine = "torch",
+    engine: SegmentationEngine = "torch",
     threads: int | None = None,
     workers: int | None = None,
     batch_size: int = 4,
@@ -395,9 +409,15 @@ def is_raster(path: Path, window: int) -> bool:
     return height * width > 4 * window * window
 
 
-def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: TrainConfig, threshold: float, gsd: float | None,
-                         window: int, overlap: int, options: DefectOptions | None,
-                         progress: Progress) -> tuple[dict, Georef]:
+def raster_predictor(checkpoint: str | Path, options: dict, *, threads: int | None = None, device: str = "cpu") -> ImagePredictor:
+    """``make_predictor``'s prediction of one image (``options``: its keyword arguments), built
+    once per Ray actor to predict a raster's windows."""
+    return make_predictor(checkpoint, **{**options, "threads": threads, "device": device})[0]
+
+
+def _predict_raster_file(path: Path, out: Path, predictor: Predictor | None, config: TrainConfig, threshold: float,
+                         gsd: float | None, window: int, overlap: int, options: DefectOptions | None,
+                         progress: Progress, map_windows: WindowMap | None = None) -> tuple[dict, Georef]:
     with gdal_env(), open_raster(path) as ds:
         georef = raster_georef(ds) or Georef(width=ds.width, height=ds.height)
     gsd_m = georef.gsd_m or gsd
@@ -405,7 +425,7 @@ def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: Tr
     mask_path, prob_path = out / "masks" / f"{path.stem}.tif", out / "probabilities" / f"{path.stem}.tif"
     started = time.perf_counter()
     result = predict_raster(predictor, path, mask_path, prob_path, config.num_classes, threshold, window=window, halo=overlap,
-                            colors=config.class_colors,
+                            colors=config.class_colors, map_windows=map_windows,
                             on_window=lambda done, total: progress.line(f"{path.name}: window {done}/{total}", detail=True))
     seconds = time.perf_counter() - started
     write_png(out / "overlays" / f"{path.stem}.png", result["overlay"])
@@ -417,6 +437,11 @@ def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: Tr
                               found=found)
     record: dict = {"image": path.name, "height": height, "width": width, "seconds": round(seconds, 3),
                     "mask": str(mask_path.relative_to(out)), "overview_step": result["overlay_step"]}
+    lengths: dict[str, float] = {}  # crack length per class, in one pass over the defects on disk
+    if options is not None:
+        for d in found:
+            if is_crack_class(d["class"]):
+                lengths[d["class"]] = lengths.get(d["class"], 0.0) + d["length_px"]
     for index, name in enumerate(config.class_names[1:], start=1):
         area = int(result["counts"][index])
         record[f"{name}_area_px"] = area
@@ -424,7 +449,7 @@ def _predict_raster_file(path: Path, out: Path, predictor: Predictor, config: Tr
         if gsd_m:
             record[f"{name}_area_m2"] = round(area * gsd_m**2, 6)
         if options is not None and is_crack_class(name):
-            length = sum(d["length_px"] for d in found if d["class"] == name)
+            length = lengths.get(name, 0)
             record[f"{name}_length_px"] = round(length, 1)
             if gsd_m:
                 record[f"{name}_length_m"] = round(length * gsd_m, 4)

@@ -102,3 +102,29 @@ def test_export_and_predict_from_the_command_line(run, tmp_path, capsys):
 def test_missing_export_is_a_clear_error(tmp_path):
     with pytest.raises(CrackalError, match="crackal export"):
         OnnxSegmenter(tmp_path)
+
+
+def test_int8_graph_is_calibrated_on_the_runs_images_and_predicts_close_to_float(run, tmp_path):
+    folder = api.export(run, tmp_path / "q", int8=True)  # calibration: the run's own training images
+    meta = __import__("json").loads((folder / "onnx.json").read_text())
+    assert meta["int8"]["file"] == "model.int8.onnx" and meta["int8"]["calibration_tiles"] == 16
+    assert meta["int8"]["calibration_images"].endswith("images")
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in
+                                   sorted((run.parent / "data" / "images").iterdir())[:2]]).transpose(0, 3, 1, 2) / 255)
+    x = (x - 0.5) / 0.25
+    float32 = OnnxSegmenter(folder).probabilities(x)
+    int8 = OnnxSegmenter(folder, int8=True).probabilities(x)
+    assert int8.shape == float32.shape and not torch.equal(int8, float32)  # a different graph ran
+    assert (int8 - float32).abs().mean() < 0.02 and ((int8[:, 1] > 0.5) == (float32[:, 1] > 0.5)).float().mean() > 0.98
+    with pytest.raises(CrackalError, match="no int8 graph"):
+        OnnxSegmenter(exported_without_int8 := export_onnx(run, tmp_path / "plain"), int8=True)
+    assert (exported_without_int8 / "model.onnx").is_file()
+
+
+def test_int8_engine_quantises_when_missing_and_bad_calibration_is_clear(run, tmp_path, capsys):
+    images = make_dataset(tmp_path / "new", count=1, size=(70, 90)) / "images"
+    assert main(["predict", str(run), str(images), "--out", str(tmp_path / "p"), "--engine", "onnxruntime-int8", "--quiet"]) == 0
+    assert (run / "onnx" / "model.int8.onnx").is_file() and (tmp_path / "p" / "masks" / "img0.png").is_file()
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(run), "--out", str(tmp_path / "e"), "--int8", "--calibration", str(tmp_path / "empty")]) == 1
+    assert "no calibration images" in capsys.readouterr().err
