@@ -110,20 +110,50 @@ def detect_evaluate(
     return save_scores(result, out or run_dir / f"detection_{label}.json")
 
 
-def detector_on(checkpoint: str | Path, engine: Engine = "torch",
-                threads: int | None = None) -> tuple[Callable[[np.ndarray], ImageBoxes], list[str], float]:
+def detector_on(checkpoint: str | Path, engine: Engine = "torch", threads: int | None = None,
+                device: str = "cpu") -> tuple[Callable[[np.ndarray], ImageBoxes], list[str], float]:
     """The run's detector on ``engine`` (``uint8`` image -> ``ImageBoxes``), its class names and its
-    score threshold: the PyTorch model, or for ``onnxruntime`` an ``OnnxDetector`` of ``RUN/onnx``
-    (exported first when missing; ``checkpoint`` may be that folder)."""
+    score threshold: the PyTorch model (on ``device``), or for ``onnxruntime`` an ``OnnxDetector`` of
+    ``RUN/onnx`` (exported first when missing; ``checkpoint`` may be that folder)."""
     choose(ENGINES, engine, "engine")
     if engine == "onnxruntime":
         from crackal.inference.onnx_detection import OnnxDetector, detector_onnx_folder
 
         runtime = OnnxDetector(detector_onnx_folder(checkpoint), threads)
         return runtime, runtime.meta["class_names"], runtime.meta["threshold"]
-    model, state = load_detector(checkpoint)
+    model, state = load_detector(checkpoint, device)
     names = DetectionConfig.from_dict(state["config"]).class_names
     return partial(detect_image, model), names, state.get("threshold", 0.5)
+
+
+def detection_writer(checkpoint: str | Path, engine: Engine, out: str | Path, threshold: float, box_format: BoxFormat, *,
+                     threads: int | None = None, device: str = "cpu") -> Callable[[Path], dict]:
+    """The per-image job of ``detect_predict`` (here, or once per Ray actor): image path -> its
+    boxes over ``threshold`` written (VOC, YOLO) and drawn into ``out``; returns the image's
+    size and boxes as a JSON-serialisable record."""
+    detect, names, _ = detector_on(checkpoint, engine, threads, device)
+    return _writer(detect, names, Path(out), threshold, box_format)
+
+
+def _writer(detect: Callable[[np.ndarray], ImageBoxes], names: list[str], out: Path, threshold: float,
+            box_format: BoxFormat) -> Callable[[Path], dict]:
+    def run(path: Path) -> dict:
+        image = read_image(path)
+        found = detect(image).above(threshold)
+        if box_format == "voc":
+            write_voc(out / "boxes" / f"{path.stem}.xml", found, names, path.name, image.shape[:2])
+        elif box_format == "yolo":
+            write_yolo(out / "boxes" / f"{path.stem}.txt", found, image.shape[:2])
+        write_png(out / "overlays" / f"{path.stem}.png", draw_boxes(image, found))
+        return {"shape": list(image.shape[:2]), "boxes": found.boxes.tolist(), "labels": found.labels.tolist(),
+                "scores": None if found.scores is None else found.scores.tolist()}
+
+    return run
+
+
+def _found_boxes(record: dict) -> ImageBoxes:
+    """The boxes of a ``detection_writer`` record (float32, as detected: exact through JSON)."""
+    return ImageBoxes(np.asarray(record["boxes"], np.float32).reshape(-1, 4), record["labels"], record["scores"])
 
 
 def detect_predict(
@@ -136,25 +166,33 @@ def detect_predict(
     engine: Engine = "torch",
     threads: int | None = None,
     progress: bool | Progress = True,
+    ray: str | None = None,
+    ray_actors: int | None = None,
 ) -> dict[str, int]:
     """Boxes for an image or a folder: ``out/boxes/`` (VOC .xml, YOLO .txt) or ``out/boxes.json``
     (COCO), and ``out/overlays/`` with the boxes drawn. Returns the box count per image.
-    ``engine="onnxruntime"`` runs the run's ONNX export with ``threads`` threads (see ``detector_on``)."""
+    ``engine="onnxruntime"`` runs the run's ONNX export with ``threads`` threads (see ``detector_on``).
+    With ``ray`` (``auto``, an address, or ``local``) the images are detected and their files
+    written by ``ray_actors`` detector replicas on Ray (``crackal.scale.jobs.map_paths_ray``), the
+    COCO file and ``detections.json`` here: the same files."""
     choose(BOX_FORMATS, box_format, "box_format")
     files, out = image_files(inputs), Path(out)
-    detect, names, threshold = detector_on(checkpoint, engine, threads)
+    detect, names, threshold = detector_on(checkpoint, engine, threads)  # on Ray: options checked, ONNX export written
     threshold = threshold if score_threshold is None else score_threshold
+    if ray is None:
+        run = _writer(detect, names, out, threshold, box_format)
+        records = [run(path) for path in Progress.of(progress).bar(files, desc="detecting", unit="images")]
+    else:
+        from crackal.scale.jobs import map_paths_ray
+
+        args = (str(Path(checkpoint).resolve()), engine, str(out.resolve()), threshold, box_format)
+        records = map_paths_ray(detection_writer, args, files, address=ray, actors=ray_actors, progress=progress,
+                                desc="detecting on Ray")
     coco, counts = {}, {}
-    for path in Progress.of(progress).bar(files, desc="detecting", unit="images"):
-        image = read_image(path)
-        found = detect(image).above(threshold)
+    for path, record in zip(files, records):
+        found = _found_boxes(record)
         counts[path.name] = len(found)
-        if box_format == "voc":
-            write_voc(out / "boxes" / f"{path.stem}.xml", found, names, path.name, image.shape[:2])
-        elif box_format == "yolo":
-            write_yolo(out / "boxes" / f"{path.stem}.txt", found, image.shape[:2])
-        coco[path.name] = (found, image.shape[:2])
-        write_png(out / "overlays" / f"{path.stem}.png", draw_boxes(image, found))
+        coco[path.name] = (found, tuple(record["shape"]))
     if box_format == "coco":
         write_coco(out / "boxes.json", coco, names)
     if box_format == "yolo":

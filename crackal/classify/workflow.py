@@ -26,6 +26,7 @@ from crackal.data.transforms import to_tensor
 from crackal.errors import CrackalError, choose
 from crackal.metrics.classification import classification_scores
 from crackal.options import ENGINES, Engine
+from crackal.progress import Progress
 from crackal.training.checkpoint import atomic_save, atomic_write_json, resolve_checkpoint
 
 
@@ -145,22 +146,18 @@ def classifier_on(run: str | Path, engine: Engine = "torch", threads: int | None
     return runtime, ClassifyConfig.from_dict(runtime.meta["config"])
 
 
-def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, window: int | None = None,
-                    stride: int | None = None, batch_size: int = 64, threshold: float = 0.5,
-                    engine: Engine = "torch", threads: int | None = None) -> list[dict]:
-    """Sliding-window maps for an image or a folder: ``heatmaps/<name>.png`` (defect probability
-    x 255), ``overlays/<name>.png``, ``windows/<name>.csv`` (each window's probabilities) and
-    ``predictions.json`` (seconds per image, share of windows over ``threshold``). ``engine``
-    ``onnxruntime`` runs the run's ONNX export with ``threads`` threads (see ``classifier_on``)."""
+def sliding_writer(run: str | Path, engine: Engine, out: str | Path, window: int, stride: int, batch_size: int,
+                   threshold: float, *, threads: int | None = None, device: str = "cpu"):
+    """The per-image job of ``predict_sliding`` (here, or once per Ray actor): image path -> its
+    heat map, overlay and window CSV written into ``out``; returns its record."""
     model, config = classifier_on(run, engine, threads)
-    inputs, out = Path(inputs), Path(out)
-    files = [inputs] if inputs.is_file() else list_images(inputs)
-    if not files:
-        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
-    window = window or config.size
-    stride = stride or max(1, window // 2)
-    records = []
-    for path in files:
+    if isinstance(model, nn.Module):
+        model = model.to(device)
+    return _sliding_writer(model, config, Path(out), window, stride, batch_size, threshold)
+
+
+def _sliding_writer(model, config: ClassifyConfig, out: Path, window: int, stride: int, batch_size: int, threshold: float):
+    def run(path: Path) -> dict:
         image = read_image(path)
         started = time.perf_counter()
         result = sliding_window(model, image, window, stride, batch_size, config.size)
@@ -176,8 +173,39 @@ def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, win
                 for c, left in enumerate(result["lefts"]):
                     writer.writerow([top, left, window, *(round(float(v), 4) for v in result["grid"][:, r, c])])
         grid_defect = 1 - result["grid"][0]
-        records.append({"image": path.name, "height": image.shape[0], "width": image.shape[1], "windows": int(grid_defect.size),
-                        "seconds": round(seconds, 3), "defect_window_share": round(float((grid_defect >= threshold).mean()), 4)})
+        return {"image": path.name, "height": image.shape[0], "width": image.shape[1], "windows": int(grid_defect.size),
+                "seconds": round(seconds, 3), "defect_window_share": round(float((grid_defect >= threshold).mean()), 4)}
+
+    return run
+
+
+def predict_sliding(run: str | Path, inputs: str | Path, out: str | Path, *, window: int | None = None,
+                    stride: int | None = None, batch_size: int = 64, threshold: float = 0.5,
+                    engine: Engine = "torch", threads: int | None = None, ray: str | None = None,
+                    ray_actors: int | None = None, progress: bool | Progress = False) -> list[dict]:
+    """Sliding-window maps for an image or a folder: ``heatmaps/<name>.png`` (defect probability
+    x 255), ``overlays/<name>.png``, ``windows/<name>.csv`` (each window's probabilities) and
+    ``predictions.json`` (seconds per image, share of windows over ``threshold``). ``engine``
+    ``onnxruntime`` runs the run's ONNX export with ``threads`` threads (see ``classifier_on``).
+    With ``ray`` (``auto``, an address, or ``local``) the images are classified and their files
+    written by ``ray_actors`` classifier replicas on Ray (``crackal.scale.jobs.map_paths_ray``),
+    ``predictions.json`` here: the same files."""
+    model, config = classifier_on(run, engine, threads)  # on Ray: options checked, ONNX export written
+    inputs, out = Path(inputs), Path(out)
+    files = [inputs] if inputs.is_file() else list_images(inputs)
+    if not files:
+        raise CrackalError(f"no images (.jpg/.png/.tif/.bmp) in {inputs}")
+    window = window or config.size
+    stride = stride or max(1, window // 2)
+    if ray is None:
+        work = _sliding_writer(model, config, out, window, stride, batch_size, threshold)
+        records = [work(path) for path in Progress.of(progress).bar(files, desc="classifying windows", unit="images")]
+    else:
+        from crackal.scale.jobs import map_paths_ray
+
+        args = (str(Path(run).resolve()), engine, str(out.resolve()), window, stride, batch_size, threshold)
+        records = map_paths_ray(sliding_writer, args, files, address=ray, actors=ray_actors, progress=progress,
+                                desc="classifying windows on Ray")
     atomic_write_json({"window": window, "stride": stride, "threshold": threshold, "engine": engine, "images": records},
                       out / "predictions.json")
     return records

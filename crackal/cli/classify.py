@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from crackal.cli.options import Engine, EngineThreads, Seed, Test, Threads, Val, console
+from crackal.cli.options import Engine, EngineThreads, RayActors, RayAddress, Seed, Test, Threads, Val, console
 
 app = typer.Typer(help="Patch classification (crack / no crack) and sliding-window crack maps.", no_args_is_help=True)
 Run = Annotated[Path, typer.Argument(help="Run folder from 'crackal classify train', or its checkpoint .pt.")]
@@ -66,11 +66,13 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Windows classified together.")] = 64,
     engine: Engine = "torch",
     threads: EngineThreads = None,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
 ) -> None:
     """Sliding window over images: crack-probability heat maps, overlays, per-window CSVs."""
     from crackal.classify.workflow import predict_sliding
 
     records = predict_sliding(run, inputs, out, window=window, stride=stride, batch_size=batch_size, engine=engine,
-                              threads=threads)
+                              threads=threads, ray=ray, ray_actors=ray_actors)
     seconds = sum(r["seconds"] for r in records) / len(records)
     console.print(f"{len(records)} image(s) into {out} (heatmaps/, overlays/, windows/); {seconds:.2f} s per image")

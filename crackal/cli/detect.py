@@ -15,6 +15,8 @@ from crackal.cli.options import (
     Engine,
     EngineThreads,
     Quiet,
+    RayActors,
+    RayAddress,
     Resume,
     Seed,
     SplitFile,
@@ -123,11 +125,13 @@ def predict(
     box_format: Annotated[str, typer.Option("--format", help="voc (one .xml per image), yolo (.txt) or coco (boxes.json).")] = "voc",
     engine: Engine = "torch",
     threads: EngineThreads = None,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
     quiet: Quiet = False,
 ) -> None:
     """Write boxes (VOC, YOLO or COCO) and overlays with the boxes drawn."""
     from crackal import api
 
     counts = api.detect_predict(checkpoint, inputs, out, score_threshold=score_threshold, box_format=box_format,
-                                engine=engine, threads=threads, progress=progress_for(quiet))
+                                engine=engine, threads=threads, progress=progress_for(quiet), ray=ray, ray_actors=ray_actors)
     console.print(f"{sum(counts.values())} boxes in {len(counts)} image(s) written to {out}")

@@ -14,8 +14,9 @@ are background.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,55 @@ def read_rgb(ds, window, stretch: tuple[float, float] | None) -> tuple[np.ndarra
     return np.ascontiguousarray(rgb.transpose(1, 2, 0)), valid
 
 
+@dataclass(frozen=True)
+class WindowSpec:
+    """What a window's prediction needs besides the model: the raster's size, the window and its
+    halo, the one 8-bit stretch of the raster, the threshold, the overview's step."""
+
+    height: int
+    width: int
+    window: int
+    halo: int
+    stretch: tuple[float, float] | None
+    num_classes: int
+    threshold: float
+    step: int
+    colors: object = None
+
+
+def predict_window(ds, predict: Callable[[np.ndarray], np.ndarray], r0: int, c0: int, spec: WindowSpec) -> dict:
+    """The outputs of the window at (``r0``, ``c0``) of an open raster: its core's mask and
+    probability (as written into the GeoTIFFs), its pixel count per class and its part of the
+    reduced overlay (placed at ``(r0 + oy) // step``, ``(c0 + ox) // step``)."""
+    from rasterio.windows import Window
+
+    r1, c1 = min(r0 + spec.window, spec.height), min(c0 + spec.window, spec.width)
+    wr0, wc0 = max(0, r0 - spec.halo), max(0, c0 - spec.halo)
+    wr1, wc1 = min(spec.height, r1 + spec.halo), min(spec.width, c1 + spec.halo)
+    rgb, valid = read_rgb(ds, Window(wc0, wr0, wc1 - wc0, wr1 - wr0), spec.stretch)
+    probs = predict(rgb)
+    core = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
+    probs = probs[:, core[0], core[1]]
+    valid = valid[core]
+    if not valid.all():
+        probs = probs.copy()
+        probs[:, ~valid] = 0.0
+        probs[0, ~valid] = 1.0
+    classes = class_mask_from_probs(probs, spec.threshold)
+    counts = np.bincount(classes.ravel(), minlength=max(spec.num_classes, 256))[: max(spec.num_classes, 256)]
+    # the reduced overlay: every step-th pixel of the core, from the first on the grid
+    step = spec.step
+    oy, ox = (-r0) % step, (-c0) % step
+    sub = overlay(rgb[core][oy::step, ox::step], classes[oy::step, ox::step], colors=spec.colors)
+    return {"r0": r0, "c0": c0, "mask": mask_png(classes, spec.num_classes), "probability": probability_png(probs),
+            "counts": counts, "overlay": sub, "oy": oy, "ox": ox}
+
+
+WindowMap = Callable[[str, list[tuple[int, int]], WindowSpec], Iterable[dict]]
+
+
 def predict_raster(
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray] | None,
     source: str | Path,
     mask_path: str | Path,
     probability_path: str | Path,
@@ -118,10 +166,15 @@ def predict_raster(
     overview: int = 2048,
     colors=None,
     on_window: Callable[[int, int], None] | None = None,
+    map_windows: WindowMap | None = None,
 ) -> dict:
     """Predict a raster window by window (see the module docstring); ``predict`` maps an
     ``(h, w, 3) uint8`` window to class probabilities ``(C, h, w)``. Returns the raster's
-    size, the pixel count of each class and the reduced overlay ``(H', W', 3)``."""
+    size, the pixel count of each class and the reduced overlay ``(H', W', 3)``.
+
+    ``map_windows(source, starts, spec)`` (instead of ``predict``) yields the ``predict_window``
+    outputs of the windows starting at ``starts`` in any order, computed elsewhere (Ray tasks:
+    ``crackal.scale.jobs.raster_windows_ray``); this process writes them."""
     import rasterio
     from rasterio.windows import Window
 
@@ -141,28 +194,21 @@ def predict_raster(
         Path(mask_path).parent.mkdir(parents=True, exist_ok=True)
         Path(probability_path).parent.mkdir(parents=True, exist_ok=True)
         starts = [(r, c) for r in range(0, height, window) for c in range(0, width, window)]
+        spec = WindowSpec(height, width, window, halo, stretch, num_classes, threshold, step, colors)
+        if map_windows is not None:
+            results = map_windows(str(source), starts, spec)
+        else:
+            assert predict is not None
+            results = (predict_window(ds, predict, r0, c0, spec) for r0, c0 in starts)
         with rasterio.open(mask_path, "w", **profile) as mask_out, rasterio.open(probability_path, "w", **profile) as prob_out:
-            for done, (r0, c0) in enumerate(starts):
+            for done, result in enumerate(results):
+                r0, c0 = result["r0"], result["c0"]
                 r1, c1 = min(r0 + window, height), min(c0 + window, width)
-                wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
-                wr1, wc1 = min(height, r1 + halo), min(width, c1 + halo)
-                rgb, valid = read_rgb(ds, Window(wc0, wr0, wc1 - wc0, wr1 - wr0), stretch)
-                probs = predict(rgb)
-                core = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
-                probs = probs[:, core[0], core[1]]
-                valid = valid[core]
-                if not valid.all():
-                    probs = probs.copy()
-                    probs[:, ~valid] = 0.0
-                    probs[0, ~valid] = 1.0
-                classes = class_mask_from_probs(probs, threshold)
-                counts += np.bincount(classes.ravel(), minlength=len(counts))[: len(counts)]
+                counts += result["counts"]
                 target = Window(c0, r0, c1 - c0, r1 - r0)
-                mask_out.write(mask_png(classes, num_classes), 1, window=target)
-                prob_out.write(probability_png(probs), 1, window=target)
-                # the reduced overlay: every step-th pixel of the core, from the first on the grid
-                oy, ox = (-r0) % step, (-c0) % step
-                sub = overlay(rgb[core][oy::step, ox::step], classes[oy::step, ox::step], colors=colors)
+                mask_out.write(result["mask"], 1, window=target)
+                prob_out.write(result["probability"], 1, window=target)
+                sub, oy, ox = result["overlay"], result["oy"], result["ox"]
                 small[(r0 + oy) // step : (r0 + oy) // step + sub.shape[0], (c0 + ox) // step : (c0 + ox) // step + sub.shape[1]] = sub
                 if on_window is not None:
                     on_window(done + 1, len(starts))

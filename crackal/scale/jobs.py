@@ -10,9 +10,10 @@ each group of pool images draws its dropout masks from its own seed (``group_see
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from crackal.acquisition.reduce import REDUCTIONS
 from crackal.errors import CrackalError, choose
 from crackal.options import METHODS
 from crackal.progress import Progress
-from crackal.scale.cluster import cluster_plan, compute, connect
+from crackal.scale.cluster import ActorPlan, cluster_plan, compute, connect
 
 IMAGES_PER_CALL = 4  # images an actor predicts per map_batches call
 
@@ -81,6 +82,65 @@ def _gather(ray, dataset, total: int, progress: Progress, desc: str, unit: str) 
     return rows
 
 
+def _on_actors(ray, plan: ActorPlan, items: list[dict], actor: type, kwargs: dict, per_call: int = IMAGES_PER_CALL):
+    """The Ray Data dataset of ``actor`` (a callable class, built once per actor with ``kwargs`` and
+    the plan's ``threads`` and ``device``) mapped over ``items``, ``per_call`` rows a call, on the
+    plan's actor pool; enough blocks for every actor to have work."""
+    if 0 < len(items) < plan.actors:  # no idle actors
+        plan = dataclasses.replace(plan, actors=len(items))
+    blocks = max(1, min(len(items), 4 * plan.actors))
+    return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+        actor, batch_size=per_call, batch_format="numpy", compute=compute(ray, plan),
+        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
+        fn_constructor_kwargs={**kwargs, "threads": plan.threads, "device": "cuda" if plan.num_gpus else "cpu"})
+
+
+class PathWorker:
+    """A Ray Data callable class for any per-file job: ``make(*args, threads=, device=)`` (a
+    module-level function, so that Ray ships it by name) builds the job once per actor, a function
+    from a file's path to its JSON-serialisable record; each batch of ``{"position", "path"}``
+    returns ``{"position", "record"}`` (the record as JSON, ``{"error": ...}`` for a file the job
+    refused with a ``CrackalError``)."""
+
+    def __init__(self, make: Callable, args: tuple, threads: int, device: str) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.work = make(*args, threads=threads, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the job on each path of the batch."""
+        records = []
+        for path in batch["path"]:
+            try:
+                records.append(self.work(Path(path)))
+            except CrackalError as exc:
+                records.append({"error": str(exc)})
+        return {"position": batch["position"], "record": np.array([json.dumps(r) for r in records])}
+
+
+def map_paths_ray(make: Callable, args: tuple, paths: Sequence[Path], *, address: str | None = "local",
+                  actors: int | None = None, progress: bool | Progress = False, desc: str = "on Ray",
+                  unit: str = "images") -> list[dict]:
+    """``[make(*args, threads=, device=)(path) for path in paths]`` on Ray: the job built once per
+    actor (``actors`` of them: default one per GPU, else one per CPU; ``address`` as in
+    ``connect``), its records in the order of ``paths``; the first file refused raises its error
+    here. The paths must be readable on every node (a shared file system on a cluster)."""
+    if not paths:
+        return []
+    ray = connect(address)
+    _quiet_data(ray)
+    plan = cluster_plan(ray, actors)
+    items = [{"position": i, "path": str(Path(p).resolve())} for i, p in enumerate(paths)]
+    dataset = _on_actors(ray, plan, items, PathWorker, {"make": make, "args": tuple(args)})
+    rows = _gather(ray, dataset, len(items), Progress.of(progress), f"{desc} ({plan.actors} actors)", unit)
+    records = [json.loads(row["record"]) for row in sorted(rows, key=lambda r: int(r["position"]))]
+    errors = [r["error"] for r in records if isinstance(r, dict) and "error" in r]
+    if errors:
+        raise CrackalError(errors[0])
+    return records
+
+
 def predict_folder_ray(
     checkpoint: str | Path,
     inputs: str | Path,
@@ -98,48 +158,68 @@ def predict_folder_ray(
     segments: str | Path | None = None,
     chainage: float | None = None,
     window: int = 2048,
+    threads: int | None = None,
     **options,
 ) -> list[dict]:
     """``predict_folder`` on Ray: the same files and records. ``address`` as in ``connect``;
     ``actors`` model replicas (default one per GPU, else one per CPU); ``options`` are
     ``make_predictor``'s (threshold, tile_size, overlap, tta, engine, two_stage ...). Each actor
     batches the tiles of its images ``batch_size`` at a time; ``workers`` (this machine's reader
-    threads) has no use here. With ``defects`` the actors find each image's defect instances and
-    the driver writes the tables and the condition summary; GeoTIFFs and huge TIFFs (read in
-    windows) are predicted without Ray."""
-    from crackal.inference.outputs import check_prediction_options, image_files, is_raster, make_predictor, write_measurements
+    threads) has no use here, and the actors run ``CPUs / actors`` ``threads`` each. With
+    ``defects`` the actors find each image's defect instances and the driver writes the tables
+    and the condition summary. GeoTIFFs and huge TIFFs are read in windows: each window is a Ray
+    task (``raster_windows_ray``), the driver writes the mask and probability GeoTIFFs and finds
+    their defects, as without Ray."""
+    from crackal.inference.outputs import (
+        _predict_raster_file,
+        check_prediction_options,
+        image_files,
+        is_raster,
+        make_predictor,
+        raster_predictor,
+        write_measurements,
+    )
     from crackal.training.checkpoint import resolve_checkpoint
 
     files, out = image_files(inputs), Path(out)
     defect_options = check_prediction_options(gsd, defects=defects, heading=heading, segments=segments, chainage=chainage,
                                               window=window)
-    rasters = [path.name for path in files if is_raster(path, window)]
-    if rasters:
-        raise CrackalError(f"{rasters[0]} is a GeoTIFF or a TIFF larger than four windows: those are predicted window by "
-                           "window on one machine; leave out --ray for them")
+    rasters = [path for path in files if is_raster(path, window)]
+    photos = [path for path in files if path not in set(rasters)]
     checkpoint = resolve_checkpoint(checkpoint)
     # options checked (and a missing ONNX export written) here, once, rather than in every actor
-    _, _, threshold = make_predictor(checkpoint, **options, load=False)
-    ray = connect(address)
-    _quiet_data(ray)
-    plan = cluster_plan(ray, actors)
-    items = [{"position": i, "path": str(path.resolve())} for i, path in enumerate(files)]
-    blocks = max(1, min(len(items), 4 * plan.actors))  # enough blocks for every actor to have work
-    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-        FolderPredictor, batch_size=IMAGES_PER_CALL, batch_format="numpy", compute=compute(ray, plan),
-        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
-        fn_constructor_kwargs={"checkpoint": str(checkpoint), "out": str(out.resolve()),
-                               "options": {**options, "gsd": gsd, "skip_invalid": skip_invalid, "batch_size": batch_size,
-                                           "defects": defect_options},
-                               "threads": plan.threads, "device": "cuda" if plan.num_gpus else "cpu"},
-    )
-    rows = _gather(ray, dataset, len(files), Progress.of(progress), f"predicting on Ray ({plan.actors} actors)", "images")
-    records = [json.loads(row["record"]) for row in sorted(rows, key=lambda r: int(r["position"]))]
-    errors = [r["error"] for r in records if r is not None and "error" in r]
-    if errors:
-        raise CrackalError(errors[0])
-    return write_measurements([r for r in records if r is not None], out, threshold, gsd, inputs, options=defect_options,
-                              files=files, heading=heading, segments=segments, chainage=chainage)
+    _, config, threshold = make_predictor(checkpoint, **options, load=False)
+    bar = Progress.of(progress)
+    records: list[dict] = []
+    if photos:
+        ray = connect(address)
+        _quiet_data(ray)
+        plan = cluster_plan(ray, actors)
+        items = [{"position": i, "path": str(path.resolve())} for i, path in enumerate(photos)]
+        dataset = _on_actors(ray, plan, items, FolderPredictor, {
+            "checkpoint": str(checkpoint), "out": str(out.resolve()),
+            "options": {**options, "gsd": gsd, "skip_invalid": skip_invalid, "batch_size": batch_size, "defects": defect_options}})
+        rows = _gather(ray, dataset, len(photos), bar, f"predicting on Ray ({plan.actors} actors)", "images")
+        records = [json.loads(row["record"]) for row in sorted(rows, key=lambda r: int(r["position"]))]
+        errors = [r["error"] for r in records if r is not None and "error" in r]
+        if errors:
+            raise CrackalError(errors[0])
+    georefs = {}
+    map_windows = raster_windows_ray(raster_predictor, (str(checkpoint), options), address=address, actors=actors)
+    for path in rasters:
+        try:
+            record, georefs[path.name] = _predict_raster_file(path, out, None, config, threshold, gsd, window,
+                                                              options.get("overlap", 64), defect_options, bar,
+                                                              map_windows=map_windows)
+        except CrackalError:
+            if skip_invalid:
+                continue
+            raise
+        records.append(record)
+    order = {path.name: i for i, path in enumerate(files)}
+    records = sorted((r for r in records if r is not None), key=lambda r: order[r["image"]])
+    return write_measurements(records, out, threshold, gsd, inputs, options=defect_options, files=files, heading=heading,
+                              georefs=georefs, segments=segments, chainage=chainage)
 
 
 class PoolScorer:
@@ -199,13 +279,61 @@ def score_pool_ray(
     groups = [{"index": g, "paths": json.dumps([str(p) for p in paths[start:start + batch_size]])}
               for g, start in enumerate(range(0, len(paths), batch_size))]
     options = {"heuristic": heuristic, "reduction": reduction, "method": method, "iterations": iterations, "seed": seed}
-    dataset = ray.data.from_items(groups, override_num_blocks=max(1, min(len(groups), 4 * plan.actors))).map_batches(
-        PoolScorer, batch_size=1, batch_format="numpy", compute=compute(ray, plan),
-        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
-        fn_constructor_kwargs={"checkpoints": [str(c) for c in checkpoints], "options": options,
-                               "threads": plan.threads, "device": "cuda" if plan.num_gpus else "cpu"},
-    )
+    dataset = _on_actors(ray, plan, groups, PoolScorer, {"checkpoints": [str(c) for c in checkpoints], "options": options},
+                         per_call=1)
     rows = _gather(ray, dataset, len(groups), Progress.of(progress),
                    f"scoring pool on Ray ({len(paths)} images, {plan.actors} actors)", "batches")
     rows.sort(key=lambda r: int(r["index"]))
     return np.concatenate([np.asarray(json.loads(r["scores"]), np.float64) for r in rows])
+
+
+class RasterWindows:
+    """A Ray Data callable class: builds ``make(*args, threads=, device=)`` (image -> probabilities)
+    once per actor and returns the ``predict_window`` outputs of the raster's windows at each
+    ``(r0, c0)`` of a batch, as ``np.savez`` bytes."""
+
+    def __init__(self, make: Callable, args: tuple, source: str, spec, threads: int, device: str) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.predict = make(*args, threads=threads, device=device)
+        self.source, self.spec = source, spec
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Predict the windows of the batch."""
+        import io
+
+        from crackal.inference.raster import gdal_env, open_raster, predict_window
+
+        results = []
+        with gdal_env(), open_raster(self.source) as ds:
+            for r0, c0 in zip(batch["r0"], batch["c0"]):
+                buffer = io.BytesIO()
+                np.savez(buffer, **predict_window(ds, self.predict, int(r0), int(c0), self.spec))
+                results.append(buffer.getvalue())
+        column = np.empty(len(results), object)
+        column[:] = results
+        return {"position": batch["position"], "result": column}
+
+
+def raster_windows_ray(make: Callable, args: tuple, *, address: str | None = "local", actors: int | None = None):
+    """A ``map_windows`` for ``predict_raster``: each window predicted as a Ray task on an actor
+    that builds ``make(*args, threads=, device=)`` (an image -> probabilities function) once and
+    reads its windows from the raster itself (a path every node can read); the outputs come back
+    as they are done, and only this process writes the GeoTIFFs."""
+
+    def map_windows(source: str, starts: list[tuple[int, int]], spec) -> Iterator[dict]:
+        import io
+
+        ray = connect(address)
+        _quiet_data(ray)
+        plan = cluster_plan(ray, actors)
+        items = [{"position": i, "r0": r0, "c0": c0} for i, (r0, c0) in enumerate(starts)]
+        dataset = _on_actors(ray, plan, items, RasterWindows,
+                             {"make": make, "args": tuple(args), "source": str(Path(source).resolve()), "spec": spec},
+                             per_call=1)
+        for row in dataset.iter_rows():
+            with np.load(io.BytesIO(row["result"])) as saved:
+                yield {key: saved[key] if saved[key].ndim else saved[key].item() for key in saved.files}
+
+    return map_windows
