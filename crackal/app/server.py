@@ -122,6 +122,7 @@ class Context:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     skipped: dict[int, dict[int, float]] = field(default_factory=dict)  # user id -> image id -> when
     thumbs: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    lease_pages: dict[int, str] = field(default_factory=dict)  # image id -> the editor page holding its lease
     assist: OrderedDict = field(default_factory=OrderedDict)  # (image id, round) -> crackal.app.assist.AssistSource
     damaged: list | None = None  # crackal.active.health.DamagedLabel found at start-up; None while checking
     guard: threading.Lock = field(default_factory=threading.Lock)  # the dicts above
@@ -441,17 +442,25 @@ def take_lease(ctx: Context, user: accounts.User, request: Request, body: bytes)
             raise HTTPError(409, f"{record.name} is not in the labelling queue"
                                  + (f" (labelled by {record.labelled_by})" if record.labelled else ""))
         lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)
-        return {"id": record.id, "leased_by": lease.user, "lease_expires": lease.expires_at}
+    page = request.headers.get("x-lease-page")
+    if page:  # the editor page holding it (see release_lease)
+        with ctx.guard:
+            ctx.lease_pages[record.id] = page[:64]
+    return {"id": record.id, "leased_by": lease.user, "lease_expires": lease.expires_at}
 
 
 def release_lease(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
     """Release a lease: one's own, or anyone's for an admin; with ``?if_mine=1`` (the editor
-    leaving its page) only one's own, and no error when it is not."""
+    leaving its page) only one's own, and no error when it is not; with ``&page=ID`` also only
+    while that page holds it (a reloaded editor's new page has renewed it under its own id)."""
     with ctx.store() as (store, _):
         record = _record(store, request)
         if request.query_params.get("if_mine"):
             lease = leases.holder(store, record.id, ctx.settings.clock)
-            if lease is None or lease.user != user.name:
+            with ctx.guard:
+                holder_page = ctx.lease_pages.get(record.id)
+            page = request.query_params.get("page")
+            if lease is None or lease.user != user.name or (page and holder_page and holder_page != page):
                 return {"ok": True, "released": False}
         leases.release(store, record.id, record.name, user, ctx.settings.clock)
         return {"ok": True, "released": True}

@@ -41,11 +41,15 @@ def served(tmp_path_factory):
             page.context.browser.close()
 
 
-def trace_and_submit(page, url: str) -> int:
-    """Open the next image, trace its crack with two clicks (moving the pointer for about a
-    second), undo a slip once, submit; returns the image id."""
+def trace_and_submit(page, url: str, reload: bool = False) -> int:
+    """Open the next image (``reload``: reload its page first, whose old page then releases the
+    lease while the new one renews it), trace its crack with two clicks (moving the pointer for
+    about a second), undo a slip once, submit; returns the image id."""
     page.wait_for_url(f"{url}/label/*")
     page.wait_for_selector("body[data-ready=true]")
+    if reload:
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
     image_id = int(page.url.rsplit("/", 1)[1])
     page.evaluate(f"crackalEditor.setView({SCALE}, 0, 0)")
     left, top = page.evaluate("(() => { const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left, r.top]; })()")
@@ -81,7 +85,7 @@ def test_two_traced_images_show_their_measured_times_on_the_dashboard_after_a_re
     try:
         sign_in_page(page, server.url, "ana")
         page.click("#start")
-        labelled = [trace_and_submit(page, server.url), trace_and_submit(page, server.url)]
+        labelled = [trace_and_submit(page, server.url, reload=True), trace_and_submit(page, server.url)]
     finally:
         server.stop()
     store = ProjectStore(project)

@@ -172,3 +172,14 @@ def test_a_labeller_sees_the_medians_and_their_own_times_an_admin_everyones(proj
         assert [row["name"] for row in client.get("/api/dashboard").json()["effort"]["labellers"]] == [name]
     assert [row["name"] for row in root.get("/api/dashboard").json()["effort"]["labellers"]] == ["ana", "bob"]
     assert len(root.get("/api/effort").json()["labels"]) == 2
+
+
+def test_a_reloaded_editor_keeps_its_lease_when_the_old_page_releases_late(project):
+    ana = client_of(project)
+    sign_in(ana, "ana")
+    image_id = ana.post("/api/queue/next").json()["id"]
+    assert ana.post(f"/api/images/{image_id}/lease", headers={"X-Lease-Page": "old"}).status_code == 200
+    assert ana.post(f"/api/images/{image_id}/lease", headers={"X-Lease-Page": "new"}).status_code == 200  # the reload
+    late = ana.delete(f"/api/images/{image_id}/lease?if_mine=1&page=old")  # the old page's release arrives after
+    assert late.json() == {"ok": True, "released": False} and ana.get(f"/api/images/{image_id}").json()["lease"]["mine"]
+    assert ana.post(f"/api/images/{image_id}/mask", content=EMPTY).status_code == 200

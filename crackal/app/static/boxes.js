@@ -248,9 +248,8 @@ async function start() {
   boxes.view = new View(canvas, boxes.width, boxes.height, draw);
   if (info.queued) {
     try {
-      if (!info.lease || !info.lease.mine) await crackal.api("/api/images/" + boxes.id + "/lease", { method: "POST" });
+      await holdLease(boxes.id, me.lease_minutes, (e) => { boxes.editable = false; crackal.message(e.message, "error"); });
       boxes.editable = true;
-      keepLease(boxes.id, me.lease_minutes, (e) => { boxes.editable = false; crackal.message(e.message, "error"); });
       document.getElementById("lease").textContent = "yours" + (prelabel.round ? " · pre-annotated by round " + prelabel.round : "");
     } catch (error) {
       crackal.message(error.message, "error");

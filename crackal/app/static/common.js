@@ -232,22 +232,24 @@ function loadImage(url) {
   });
 }
 
-// A lease is renewed while its page is open and released when the page is left (closed, reloaded
-// or navigated away from: the image goes back to the queue at once instead of after the lease's
-// time); returns a function that stops the renewals.
-function keepLease(id, minutes, onLost) {
+// Take an image's lease for this page (or renew it when it is already ours), renew it while the
+// page is open and release it when the page is left (closed, reloaded or navigated away from: the
+// image goes back to the queue at once instead of after the lease's time). The page names itself
+// with a random id, so a reload's release cannot end the lease its new page has just renewed.
+// Returns the lease as taken; throws when someone else holds it.
+async function holdLease(id, minutes, onLost) {
+  const page = crypto.randomUUID(), headers = { "X-Lease-Page": page };
+  const taken = await crackal.api("/api/images/" + id + "/lease", { method: "POST", headers });
   const timer = setInterval(async () => {
-    try { await crackal.api("/api/images/" + id + "/lease", { method: "POST" }); } catch (e) { clearInterval(timer); onLost(e); }
+    try { await crackal.api("/api/images/" + id + "/lease", { method: "POST", headers }); } catch (e) { clearInterval(timer); onLost(e); }
   }, Math.max(5000, minutes * 60000 / 3));
   addEventListener("pagehide", () => {
     clearInterval(timer);
-    if (crackal.me) {
-      fetch("/api/images/" + id + "/lease?if_mine=1", { method: "DELETE", keepalive: true, credentials: "same-origin",
-        headers: { "X-CSRF-Token": crackal.me.csrf } }).catch(() => {});
-    }
+    fetch("/api/images/" + id + "/lease?if_mine=1&page=" + page, { method: "DELETE", keepalive: true, credentials: "same-origin",
+      headers: { "X-CSRF-Token": crackal.me.csrf } }).catch(() => {});
   });
   addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });  // back from the cache: lease again
-  return () => clearInterval(timer);
+  return { user: taken.leased_by, expires_at: taken.lease_expires, mine: true };
 }
 
 // The labelling effort of one image, measured while its editor is open: active time (the page

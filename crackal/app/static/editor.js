@@ -504,18 +504,13 @@ async function start() {
   editor.view = new View(canvas, editor.width, editor.height, draw);
   refresh([0, 0, editor.width, editor.height]);
 
-  // the lease: ours already, or taken now; someone else's leaves the editor read-only
-  let lease = info.lease;
+  // the lease: taken (or renewed) for this page; someone else's leaves the editor read-only
   if (!info.queued) {
     crackal.message("this image is not in the labelling queue" + (info.labelled_by ? " (labelled by " + info.labelled_by + ")" : ""), "error");
   } else {
     try {
-      if (!lease || !lease.mine) {
-        const taken = await crackal.api("/api/images/" + editor.id + "/lease", { method: "POST" });
-        lease = { user: taken.leased_by, expires_at: taken.lease_expires, mine: true };
-      }
+      await holdLease(editor.id, me.lease_minutes, (e) => { editor.editable = false; crackal.message(e.message, "error"); });
       editor.editable = true;
-      keepLease(editor.id, me.lease_minutes, (e) => { editor.editable = false; crackal.message(e.message, "error"); });
       document.getElementById("lease").textContent = "yours" + (round ? " · pre-annotated by round " + round : "");
     } catch (error) {
       crackal.message(error.message, "error");
