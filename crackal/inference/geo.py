@@ -213,7 +213,15 @@ def defect_geometry(defect: dict, georef: Georef, transform_to=None) -> dict | N
         mapped = georef.to_map(points)
         if transform_to is not None:
             mapped = transform_to(mapped)
-        return [[round(float(x), 9), round(float(y), 9)] for x, y in mapped]
+        return [[round(x, 9), round(y, 9)] for x, y in mapped.tolist()]
+
+    def convert_all(groups: list) -> list[list]:  # one mapping for all of a defect's lines: thousands of lines a survey
+        arrays = [np.asarray(points, float).reshape(-1, 2) for points in groups]
+        if len(arrays) < 2:
+            return [convert(points) for points in arrays]
+        mapped = convert(np.concatenate(arrays))
+        ends = np.cumsum([len(points) for points in arrays]).tolist()
+        return [mapped[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
     if georef.kind == "gps" and not georef.places_pixels:
         position = georef.position()
@@ -221,7 +229,7 @@ def defect_geometry(defect: dict, georef: Georef, transform_to=None) -> dict | N
             return None
         return {"type": "Point", "coordinates": convert([[georef.width / 2, georef.height / 2]])[0]}
     if "lines" in defect:
-        lines = [convert(line) for line in defect["lines"]]
+        lines = convert_all(defect["lines"])
         return {"type": "LineString", "coordinates": lines[0]} if len(lines) == 1 else {"type": "MultiLineString", "coordinates": lines}
     polygons = []
     for points in defect.get("polygons", []):
