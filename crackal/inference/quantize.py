@@ -1,9 +1,12 @@
 """Static int8 quantisation of a segmentation run's ONNX graph (``crackal export --int8``,
 ``crackal predict --engine onnxruntime-int8``).
 
-``model.int8.onnx`` is ``model.onnx`` with int8 weights (per output channel) and uint8
-activations in QDQ form (ONNX Runtime fuses each quantise-conv-dequantise into an integer
-convolution: VNNI / AVX2 int8 kernels on an x86 CPU). The activations' ranges come from
+``model.int8.onnx`` is ``model.onnx`` with its convolutions in int8: weights per output channel,
+uint8 activations, in QDQ form (ONNX Runtime fuses each quantise-conv-dequantise into an integer
+convolution: VNNI / AVX2 int8 kernels on an x86 CPU). Only convolutions are quantised, and not
+the first (the image) nor the last (the class scores): quantising every operator also rounds the
+integer arithmetic of the encoder's "same" padding and of the blending shapes, which shifted
+feature maps and halved the crack F1 in a first try (benchmarks/field_speed.py). The activations' ranges come from
 calibration tiles: random crops of the run's own training images (or of ``calibration``), as
 ``predict`` feeds them (crackal's normalisation). ``onnx.json`` records the file, the tiles and
 their source. MC-Dropout (trunk and head graphs) stays in float32.
@@ -58,6 +61,7 @@ def quantize_int8(folder: str | Path, calibration: str | Path | None = None, til
                   tile: int = 256) -> Path:
     """Write ``model.int8.onnx`` next to ``model.onnx`` in an export ``folder`` and record it in
     ``onnx.json``; returns its path."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -77,12 +81,15 @@ def quantize_int8(folder: str | Path, calibration: str | Path | None = None, til
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         prepared = Path(scratch) / "model.pre.onnx"
         quant_pre_process(str(folder / "model.onnx"), str(prepared), skip_symbolic_shape=True)
+        convs = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv"]
         partial = Path(scratch) / INT8_FILE
         quantize_static(str(prepared), str(partial), Tiles(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv"], nodes_to_exclude=[convs[0], convs[-1]])
         partial.replace(folder / INT8_FILE)
     meta = json.loads((folder / "onnx.json").read_text())
     meta["int8"] = {"file": INT8_FILE, "calibration_tiles": len(crops), "tile": int(crops[0].shape[-1]),
-                    "calibration_images": str(images[0].parent), "weights": "int8 per channel", "activations": "uint8"}
+                    "calibration_images": str(images[0].parent), "weights": "int8 per channel", "activations": "uint8",
+                    "quantised": f"{len(convs) - 2} of {len(convs)} convolutions (not the first nor the last)"}
     (folder / "onnx.json").write_text(json.dumps(meta, indent=1))
     return folder / INT8_FILE
