@@ -138,12 +138,16 @@ def parse_loss(spec: str) -> tuple[str, ...]:
 
 def check_model_options(arch: str = "unet", num_classes: int = 2, *, dropout: float = 0.2, base_channels: int = 16,
                         depth: int = 4, downscale: int = 1, context: int = 1, encoder: str = "resnet18",
-                        encoder_weights: str | None = None, **_) -> None:
+                        encoder_weights: str | None = None, decoder_channels: list[int] | None = None, **_) -> None:
     """An ``OptionError`` for the first argument of ``create_model`` that cannot build a model."""
     choose(ARCHS, arch, "arch")
     choose(DOWNSCALES, downscale, "downscale")
     choose(CONTEXTS, context, "context")
     check_options([
+        (decoder_channels is None or arch in ("smp_unet", "unetplusplus"), "decoder_channels",
+         f"set the decoder of smp_unet or unetplusplus, not of {arch}"),
+        (decoder_channels is None or (len(decoder_channels) == 5 and all(isinstance(c, int) and c >= 1 for c in decoder_channels)),
+         "decoder_channels", f"must be five widths >= 1, widest first (e.g. 128,64,32,16,8), got {decoder_channels}"),
         (encoder_weights != IMAGENET or arch not in ("unet", "siamese_unet"), "encoder_weights",
          f"imagenet needs an smp architecture (e.g. smp_unet with encoder {next(iter(WHEELS))}), not the compact {arch}"),
         (context == 1 or arch == "unet", "context", f"the two-scale model is the compact U-Net (--arch unet), not {arch}"),

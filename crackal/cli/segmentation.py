@@ -37,6 +37,7 @@ from crackal.cli.options import (
     console,
     progress_for,
 )
+from crackal.errors import CrackalError
 from crackal.options import AUTO, DEFAULT_ARCH, DEFAULT_ENCODER
 
 
@@ -59,6 +60,16 @@ def synth(
     console.print(f"wrote {count} images and masks to {path}")
 
 
+def _widths(text: str | None) -> list[int] | None:
+    """``--decoder-channels 128,64,32,16,8`` as a list (checked with the model's other options)."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise CrackalError(f"--decoder-channels takes whole numbers separated by commas (e.g. 128,64,32,16,8), got {text!r}") from None
+
+
 def train(
     data: Data,
     out: Annotated[Path, typer.Option(help="Run folder (config, split, checkpoints, metrics, plots).")] = Path("runs/train"),
@@ -69,6 +80,7 @@ def train(
     encoder: Encoder = DEFAULT_ENCODER,
     base_channels: Annotated[int, typer.Option(help="Width of the compact U-Net's first level.")] = 16,
     depth: Annotated[int, typer.Option(help="Poolings of the compact U-Net.")] = 4,
+    decoder_channels: Annotated[str | None, typer.Option(help="smp_unet: the decoder's five widths, widest first, e.g. 128,64,32,16,8 (default 256,128,64,32,16; the decoder is most of the arithmetic).")] = None,
     epochs: Annotated[int, typer.Option()] = 40,
     batch_size: Annotated[int, typer.Option()] = 4,
     crop_size: Annotated[int, typer.Option(help="Random training crop (multiple of 32).")] = 320,
@@ -108,7 +120,8 @@ def train(
     result = api.train(
         data, out, masks=masks, coco=coco, classes=classes, val=val, test=test, split_file=split_file,
         skip_invalid=skip_invalid, binarize=binarize, resume=resume, weights=weights, encoder_weights=encoder_weights,
-        arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, epochs=epochs, batch_size=batch_size, crop_size=crop_size,
+        arch=arch, encoder=encoder, base_channels=base_channels, depth=depth, decoder_channels=_widths(decoder_channels),
+        epochs=epochs, batch_size=batch_size, crop_size=crop_size,
         samples_per_epoch=samples_per_epoch, lr=lr, ema_decay=ema_decay, loss=loss, class_weighting=class_weighting,
         balance=balance, class_aware=class_aware, positive_share=positive_share, background_keep=background_keep, balance_interval=balance_interval, monitor_train=monitor_train,
         dropout=dropout, tile_filter=tile_filter, downscale=downscale, context=context, seed=seed, device=device, threads=threads, time_limit_min=time_limit,

