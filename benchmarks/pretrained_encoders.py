@@ -37,6 +37,9 @@ VARIANTS = {
     "lite0_imagenet": {**LITE0, "encoder_weights": "imagenet"},
     "lite0_imagenet_domain": {**LITE0, "encoder_weights": "imagenet"},  # + the domain pre-trained encoder.pt
     "lite2_imagenet": {"arch": "smp_unet", "encoder": "tu-tf_efficientnet_lite2", "encoder_weights": "imagenet"},
+    # narrower decoders (the decoder is 83 % of the default's arithmetic: docs/benchmarks/field_speed.md)
+    "lite0_imagenet_dec128": {**LITE0, "encoder_weights": "imagenet", "decoder_channels": [128, 64, 32, 16, 8]},
+    "lite0_imagenet_dec64": {**LITE0, "encoder_weights": "imagenet", "decoder_channels": [64, 32, 16, 8, 8]},
 }
 RECIPE = {"epochs": 10_000, "samples_per_epoch": 40, "val_interval": 2, "threads": 1}
 
@@ -64,15 +67,19 @@ def _run(task: tuple) -> dict:
     from crackal import api
 
     torch.set_num_threads(1)
-    name, labels, seed, data, out, minutes, encoder_file = task
+    name, labels, seed, data, out, minutes, encoder_file, epochs_of = task
     run = out / f"{name}_{labels}_s{seed}"
     options = dict(VARIANTS[name])
     if name == "lite0_imagenet_domain":
         options["encoder_weights"] = str(encoder_file)
+    recipe = dict(RECIPE)
+    if epochs_of:  # as many optimiser steps as that variant's run made in its time limit, whatever this one takes
+        done = json.loads((out / f"{epochs_of}_{labels}_s{seed}" / "metrics.json").read_text())["history"]
+        recipe["epochs"], minutes = len(done), None
     if not (run / "test.json").is_file():
         if not (run / "metrics.json").is_file():
             api.train(data, run, split_file=_split(data, out, labels, seed), seed=seed, time_limit_min=minutes, progress=False,
-                      **RECIPE, **options)
+                      **recipe, **options)
         api.evaluate(run, tolerances=(0, 2), out=run / "test.json", progress=False)
     scores = json.loads((run / "test.json").read_text())
     history = json.loads((run / "metrics.json").read_text())["history"]
@@ -114,18 +121,22 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training time limit of each run")
     parser.add_argument("--pretrain-minutes", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--epochs-of", choices=list(VARIANTS), default=None,
+                        help="train each run for the epochs this variant's run (same labels and seed) made in its time "
+                             "limit, with no limit: equal steps, for a comparison on a busy machine")
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
     args.out.mkdir(parents=True, exist_ok=True)
     encoder_file = _domain_encoder(data, args.out, args.pretrain_minutes) if "lite0_imagenet_domain" in args.variants else None
-    tasks = [(name, labels, seed, data, args.out, args.minutes, encoder_file)
+    tasks = [(name, labels, seed, data, args.out, args.minutes, encoder_file, args.epochs_of)
              for labels in args.labels for seed in args.seeds for name in args.variants]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         rows = []
         for row in pool.imap(_run, tasks):
             print(json.dumps(row), flush=True)
             rows.append(row)
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    results = "results.json" if not args.epochs_of else f"results_epochs_of_{args.epochs_of}.json"
+    (args.out / results).write_text(json.dumps(rows, indent=1))
     table = []
     for name in args.variants:
         for labels in args.labels:
@@ -138,10 +149,14 @@ def main() -> None:
               "optimiser steps in the limit", "predict s / image (1 thread)"]
     for line in table:
         print(" | ".join(map(str, line)))
+    budget = (f"as many epochs as {args.epochs_of} made in its limit (same labels and seed), no time limit" if args.epochs_of
+              else f"{args.minutes:g} min of training per run")
+    if args.epochs_of:
+        header[4] = "optimiser steps"
     write_docs("pretrained_encoders",
-               f"CrackForest, 38 test images; {args.minutes:g} min of training per run on one thread, seeds "
-               f"{', '.join(map(str, args.seeds))}; the same N training images for every variant.",
-               (header, table), hardware=hardware())
+               f"CrackForest, 38 test images; {budget}, one thread, seeds {', '.join(map(str, args.seeds))}; the same N "
+               "training images for every variant.",
+               (header, table), hardware=hardware(), block=f"epochs of {args.epochs_of}" if args.epochs_of else None)
 
 
 if __name__ == "__main__":

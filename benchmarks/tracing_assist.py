@@ -217,8 +217,7 @@ def main() -> None:
                      "measured wait per segment (s)": r["seconds"] / max(1, r["segments"])})
         print(rows[-1], flush=True)
     subset = f"the first {images} of the 118 images (by name)" if images < 117 else f"all {images} images but one (held out)"
-    doc = write_docs(
-        "tracing_assist",
+    doc = write_docs("tracing_assist",
         f"CrackForest, {subset}; {branch_count} crack branches ({branch_count / images:.1f} per image), skeleton "
         f"{length / images:.0f} px per image. No model: the path's cost is the ridge filter of the image. Brush width "
         "per image: ground-truth area / skeleton length, 2-12 px. Simulated time: tracing "
