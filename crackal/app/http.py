@@ -1,5 +1,7 @@
-"""HTTP plumbing of crackal's web services: HTTP basic auth, a request body size limit and
-errors as JSON (``{"error": message}``), each logged."""
+"""HTTP plumbing of crackal's two web services (the labelling app, ``crackal.app.server``, and
+the Label Studio ML backend, ``crackal.app.ml_backend``): a request body size limit with the
+answers' extra headers (``BodyLimit``), JSON bodies (``json_object``, ``read_json``), errors as JSON
+(``{"error": message}``, ``HTTPError``, ``error``, ``ERROR_HANDLERS``) and HTTP basic auth."""
 
 from __future__ import annotations
 
@@ -8,15 +10,25 @@ import binascii
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crackal.errors import CrackalError
 
 log = logging.getLogger("crackal.app")
+
+
+class HTTPError(Exception):
+    """An answer other than 200, with a message for the page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 def error(status: int, message: str, request: Request | None = None) -> JSONResponse:
@@ -55,31 +67,87 @@ class BasicAuth:
         await response(scope, receive, send)
 
 
-async def read_json(request: Request, limit: int) -> dict:
-    """The request body as a JSON object; 413 past ``limit`` bytes (reading stops there), 400 if it is not JSON."""
-    too_big = (f"the request body is larger than the backend's limit of {limit / 2 ** 20:g} MB; start it with a larger "
-               "--max-body-mb (or send fewer tasks at once)")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(413, too_big)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, too_big)
+def json_object(body: bytes) -> dict:
+    """A request body as a JSON object (an empty body is ``{}``); ``HTTPError`` 400 otherwise."""
     try:
-        data = json.loads(body)
+        value = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"the request body is not JSON ({exc}); send a JSON object") from None
-    if not isinstance(data, dict):
-        raise HTTPException(400, f"the request body is JSON but not an object (got {type(data).__name__}); send a JSON object")
-    return data
+        raise HTTPError(400, f"the request body is not JSON ({exc}); send a JSON object") from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, f"the request body is JSON but not an object (got {type(value).__name__}); send a JSON object")
+    return value
+
+
+async def read_json(request: Request) -> dict:
+    """The request body as a JSON object (``json_object``; ``BodyLimit`` bounds its size)."""
+    return json_object(await request.body())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a body larger than ``limit`` gets 413 with ``message`` (by its
+    Content-Length before it is read, or as soon as the bytes received pass the limit); every
+    answer gets ``headers`` (e.g. the labelling app's security headers)."""
+
+    def __init__(self, app: ASGIApp, limit: int, message: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        self.app, self.limit, self.headers = app, limit, list(headers)
+        self.message = message or f"the request is larger than the server's limit of {limit:,} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request (ASGI)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            if length is not None and int(length) > self.limit:
+                raise _TooLarge
+        except ValueError:
+            await error(400, "bad Content-Length", Request(scope))(scope, receive, send_with_headers)
+            return
+        except _TooLarge:
+            await error(413, self.message, Request(scope))(scope, receive, send_with_headers)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send_with_headers)
+        except _TooLarge:
+            if not started:
+                await error(413, self.message, Request(scope))(scope, receive, send_with_headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    """An ``HTTPException`` (404, 405, 413 ...) as a JSON error."""
+    """An ``HTTPException`` (a path no route serves: 404, a method it does not take: 405 ...) or
+    an ``HTTPError`` as a JSON error."""
+    if isinstance(exc, HTTPError):
+        return error(exc.status, exc.message, request)
     assert isinstance(exc, HTTPException)
-    response = error(exc.status_code, str(exc.detail), request)
+    path = request.url.path[:200]
+    message = {404: f"no page or API call at {path}", 405: f"{request.method} is not allowed on {path}"}.get(
+        exc.status_code, str(exc.detail))
+    response = error(exc.status_code, message, request)
     response.headers.update(exc.headers or {})
     return response
 
@@ -95,4 +163,4 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return error(500, f"internal error ({type(exc).__name__}: {exc}); the backend's log has the traceback", request)
 
 
-ERROR_HANDLERS = {HTTPException: http_error, CrackalError: user_error, Exception: internal_error}
+ERROR_HANDLERS = {HTTPException: http_error, HTTPError: http_error, CrackalError: user_error, Exception: internal_error}

@@ -40,7 +40,7 @@ from starlette.routing import Route
 from crackal.active.label_studio import model_version, record_of
 from crackal.active.labels import NewLabel
 from crackal.active.store import open_project
-from crackal.app.http import ERROR_HANDLERS, BasicAuth, error, read_json
+from crackal.app.http import ERROR_HANDLERS, BasicAuth, BodyLimit, error, read_json
 from crackal.app.inbox import Inbox, checked_labels
 from crackal.app.predict import ModelCache, predict_tasks
 from crackal.app.rounds import RoundRunner
@@ -77,7 +77,7 @@ class MLBackend:
 
     async def setup(self, request: Request) -> JSONResponse:
         """Check Label Studio's labelling config against the project; answer the model version."""
-        data = await read_json(request, self.max_body)
+        data = await read_json(request)
 
         def check() -> str:
             store, config = open_project(self.root)
@@ -95,7 +95,7 @@ class MLBackend:
 
     async def predict(self, request: Request) -> JSONResponse:
         """Pre-annotations of the tasks, in order."""
-        data = await read_json(request, self.max_body)
+        data = await read_json(request)
         tasks = data.get("tasks")
         if isinstance(tasks, dict):
             tasks = [tasks]
@@ -114,7 +114,7 @@ class MLBackend:
 
     async def webhook(self, request: Request) -> JSONResponse:
         """Label Studio's events: annotations in, training started, the rest acknowledged."""
-        data = await read_json(request, self.max_body)
+        data = await read_json(request)
         action = data.get("action")
         if action in ANNOTATION_EVENTS:
             return await run_in_threadpool(self._annotation, data, request)
@@ -164,7 +164,7 @@ class MLBackend:
 
     async def train(self, request: Request) -> JSONResponse:
         """Older Label Studio's training request: import unlabelled images' annotations, start a round."""
-        data = await read_json(request, self.max_body)
+        data = await read_json(request)
         tasks = data.get("annotations")
         if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
             return error(400, "/train needs 'annotations': a list of Label Studio tasks with their annotations", request)
@@ -206,7 +206,10 @@ def create_ml_backend(project: str | Path, basic_auth: tuple[str, str] | None = 
     routes = [Route("/", backend.health, methods=["GET"]), Route("/health", backend.health, methods=["GET"]),
               Route("/setup", backend.setup, methods=["POST"]), Route("/predict", backend.predict, methods=["POST"]),
               Route("/webhook", backend.webhook, methods=["POST"]), Route("/train", backend.train, methods=["POST"])]
-    middleware = [Middleware(BasicAuth, credentials=basic_auth)] if basic_auth else []
+    too_big = (f"the request body is larger than the backend's limit of {max_body / 2 ** 20:g} MB; start it with a larger "
+               "--max-body-mb (or send fewer tasks at once)")
+    middleware = [Middleware(BodyLimit, limit=max_body, message=too_big)]
+    middleware += [Middleware(BasicAuth, credentials=basic_auth)] if basic_auth else []
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=ERROR_HANDLERS)
     app.state.backend = backend
     return app
