@@ -93,10 +93,9 @@ def run_demo(
     )
     summary = json.loads((simulation / "report.json").read_text())
     project = simulation / "bald" / "seed0"
-    store = ProjectStore(project)
-    final = store.rounds()[-1]
-    heldout = [Pair(r.path, r.truth_path) for r in store.heldout()]
-    store.close()
+    with ProjectStore(project) as store:
+        final = store.rounds()[-1]
+        heldout = [Pair(r.path, r.truth_path) for r in store.heldout()]
     held_dir = out / "heldout_images"
     held_dir.mkdir(exist_ok=True)
     for pair in heldout:

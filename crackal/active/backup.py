@@ -187,14 +187,12 @@ def restore(backup_folder: str | Path, project: str | Path, force: bool = False)
             (partial / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / relative, partial / relative)
         store = ProjectStore(partial)  # migrates a backup of an older version
-        try:
+        with store:
             if store.conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
                 raise CrackalError(f"the database in {folder} fails SQLite's integrity check; nothing restored")
             with store.transaction() as tx:  # a restored project starts with nobody signed in
                 for table in ("sessions", "leases", "login_failures"):
                     tx.execute(f"DELETE FROM {table}")
-        finally:
-            store.close()
         if occupied:
             with project_lock(project, "crackal al restore --force"):
                 aside = _partial(project, "replaced")

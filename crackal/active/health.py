@@ -90,11 +90,8 @@ def clean_leftovers(root: str | Path) -> int:
     root = Path(root)
     try:
         with project_lock(root, "crackal: removing the leftovers of interrupted writes"):
-            store = ProjectStore(root)
-            try:
+            with ProjectStore(root) as store:
                 named = {row[0] for row in store.conn.execute("SELECT path FROM labels")}
-            finally:
-                store.close()
             leftovers = [p for p in (root / UPLOADS).glob("*") if p.is_file()] if (root / UPLOADS).is_dir() else []
             leftovers += [p for p in (root / "labels").glob("*.tmp.*")
                           if p.is_file() and str(p.relative_to(root)) not in named]

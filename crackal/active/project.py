@@ -97,11 +97,8 @@ def create_project(root: str | Path, pool: list[Row], heldout: list[Row], config
         partial = ".project.db.partial"  # renamed into place when complete: a killed init leaves no half project
         for leftover in root.glob(partial + "*"):
             leftover.unlink()
-        store = ProjectStore(root, create=True, db_name=partial)
-        try:
+        with ProjectStore(root, create=True, db_name=partial) as store:
             _register(store, pool, heldout, config)
-        finally:
-            store.close()
         os.replace(root / partial, root / ProjectStore.DB_NAME)
     return ProjectStore(root)
 

@@ -146,7 +146,9 @@ class ImageRecord:
 
 
 class ProjectStore:
-    """Access to a project's database; every write method is one transaction."""
+    """Access to a project's database; every write method is one transaction. A context manager:
+    ``with ProjectStore(root) as store:`` (or ``store, config = open_project(root)`` then
+    ``with store:``) closes it at the end."""
 
     DB_NAME = "project.db"
 
@@ -214,6 +216,13 @@ class ProjectStore:
     def close(self) -> None:
         """Close the database connection."""
         self.conn.close()
+
+    def __enter__(self) -> ProjectStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """``with ProjectStore(root) as store:`` closes the connection at the end of the block."""
+        self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -91,12 +91,10 @@ def al_export_queue(project: str | Path, out: str | Path, force: bool = False, f
 
     choose(LABEL_FORMATS, format, "format")
     store, config = open_project(project)
-    try:
+    with store:
         if format == "label-studio":
             return export_tasks(store, out, config, url_prefix or LOCAL_FILES, document_root, force)
         return export_queue(store, out, config, force)
-    finally:
-        store.close()
 
 
 def al_import(project: str | Path, source: str | Path, labeller: str = "person", binarize: bool = False,
@@ -114,12 +112,10 @@ def al_import(project: str | Path, source: str | Path, labeller: str = "person",
         raise CrackalError(f"{source} is a JSON file, not a folder of masks; for a Label Studio export pass "
                            "--format label-studio (format='label-studio')")
     store, config = open_project(project)
-    try:
+    with store:
         if format == "label-studio":
             return import_export(store, source, config, overwrite)
         return import_labels(store, source, len(config.class_names), labeller, binarize, overwrite)
-    finally:
-        store.close()
 
 
 def al_export(project: str | Path, out: str | Path, format: str = "coco", force: bool = False,
@@ -134,12 +130,10 @@ def al_export(project: str | Path, out: str | Path, format: str = "coco", force:
 
     choose(("coco", "label-studio"), format, "format")
     store, config = open_project(project)
-    try:
+    with store:
         if format == "label-studio":
             return export_annotations(store, out, config, url_prefix or LOCAL_FILES, document_root, force)
         return export_coco(store, out, config, force)
-    finally:
-        store.close()
 
 
 def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfig:
@@ -151,12 +145,10 @@ def al_config(project: str | Path, settings: list[str] | None = None) -> ALConfi
         return config
     with project_lock(project, "crackal al config --set"):
         store, config = open_project(project)
-        try:
+        with store:
             config = config.with_settings(settings)
             store.replace_settings(config.to_dict())
             return config
-        finally:
-            store.close()
 
 
 def al_status(project: str | Path) -> dict:
@@ -169,7 +161,7 @@ def al_status(project: str | Path) -> dict:
     from crackal.active.stop_set import stop_advice
 
     store, config = open_project(project)
-    try:
+    with store:
         rounds = store.rounds()
         scored = [r for r in rounds if r["metrics"]]
         timed = store.label_efforts()
@@ -180,8 +172,6 @@ def al_status(project: str | Path) -> dict:
                 "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,
                 "forecast": forecast, "stop_advice": stop_advice(rounds, config),
                 "effort": {**effort_summary(timed), "seconds_per_image": seconds, "seconds_source": source}}
-    finally:
-        store.close()
 
 
 def al_report(project: str | Path, out: str | Path | None = None) -> Path:

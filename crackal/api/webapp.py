@@ -14,8 +14,7 @@ def add_user(project: str | Path, name: str, password: str | None = None, role: 
     from crackal.active.store import ProjectStore
     from crackal.app.accounts import add_user as add
 
-    store = ProjectStore(project)
-    try:
+    with ProjectStore(project) as store:
         if password is None:
             password = getpass.getpass(f"password for {name}: ")
             if getpass.getpass("again: ") != password:
@@ -23,8 +22,6 @@ def add_user(project: str | Path, name: str, password: str | None = None, role: 
 
                 raise CrackalError("the two passwords differ; nothing changed")
         user = add(store, name, password, role, replace)
-    finally:
-        store.close()
     return f"{'updated' if replace else 'added'} {user.role} {user.name} to {project}"
 
 
@@ -34,11 +31,8 @@ def list_sessions(project: str | Path) -> list[dict]:
     from crackal.active.store import ProjectStore
     from crackal.app.accounts import list_sessions as live
 
-    store = ProjectStore(project)
-    try:
+    with ProjectStore(project) as store:
         return live(store)
-    finally:
-        store.close()
 
 
 def revoke_sessions(project: str | Path, user: str | None = None, ids: list[str] | None = None) -> int:
@@ -50,11 +44,8 @@ def revoke_sessions(project: str | Path, user: str | None = None, ids: list[str]
 
     if (user is None) == (ids is None):
         raise CrackalError("name a user or give session ids (one of the two)")
-    store = ProjectStore(project)
-    try:
+    with ProjectStore(project) as store:
         return revoke(store, ids=ids, user=user)
-    finally:
-        store.close()
 
 
 def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_minutes: float = 30.0,
@@ -69,11 +60,8 @@ def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_
 
     check_options([(1 <= port <= 65535, "port", f"must be 1..65535, got {port}"),
                    (lease_minutes > 0, "lease_minutes", f"must be > 0, got {lease_minutes}")])
-    store = ProjectStore(project)
-    try:
+    with ProjectStore(project) as store:
         users = list_users(store)
-    finally:
-        store.close()
     if not users:
         raise CrackalError(f"{project} has no users yet, so nobody could sign in: add one first with "
                            f"'crackal serve {project} --add-user NAME --role admin'")

@@ -83,11 +83,9 @@ class Inbox:
                 except CrackalError:
                     return False
                 store, config = open_project(self.root)
-                try:
+                with store:
                     for path in self.waiting():
                         self._import(store, config, path)
-                finally:
-                    store.close()
         return True
 
     def _import(self, store: ProjectStore, config: ALConfig, path: Path) -> None:

@@ -67,12 +67,10 @@ class MLBackend:
         """Alive, and the model version Label Studio should expect."""
         def status() -> dict:
             store, config = open_project(self.root)
-            try:
+            with store:
                 return {"status": "UP", "model_class": f"crackal-{config.task}", "model_version": model_version(store),
                         "round_running": self.rounds.round if self.rounds.running() else None,
                         "last_round_error": self.rounds.error, "annotations_waiting": len(self.inbox.waiting())}
-            finally:
-                store.close()
         return JSONResponse(await run_in_threadpool(status))
 
     async def setup(self, request: Request) -> JSONResponse:
@@ -81,13 +79,11 @@ class MLBackend:
 
         def check() -> str:
             store, config = open_project(self.root)
-            try:
+            with store:
                 schema = data.get("schema") or data.get("label_config")
                 if schema:
                     check_classes(read_label_config(str(schema), config.task), config.class_names)
                 return model_version(store)
-            finally:
-                store.close()
         try:
             return JSONResponse({"model_version": await run_in_threadpool(check)})
         except CrackalError as exc:
@@ -104,12 +100,10 @@ class MLBackend:
 
         def work() -> dict:
             store, config = open_project(self.root)
-            try:
+            with store:
                 results = predict_tasks(store, config, tasks, self._label_config(data.get("label_config"), config.task),
                                         self.document_root, self.models)
                 return {"results": results, "model_version": model_version(store)}
-            finally:
-                store.close()
         return JSONResponse(await run_in_threadpool(work))
 
     async def webhook(self, request: Request) -> JSONResponse:
@@ -128,14 +122,12 @@ class MLBackend:
             return error(400, f"a {data.get('action')} event needs its 'annotation' and 'task' (Label Studio sends them "
                               "when the webhook sends its payload)", request)
         store, config = open_project(self.root)
-        try:
+        with store:
             project: dict = data["project"] if isinstance(data.get("project"), dict) else {}
             item = project_task(task, self._label_config(project.get("label_config"), config.task), [annotation])
             if item["id"] is None:
                 item["id"] = annotation.get("task")
             labels = checked_labels(store, config, item)
-        finally:
-            store.close()
         if not labels:
             return JSONResponse({"status": "skipped", "detail": "the annotation was cancelled (the task was skipped)"})
         kept = self.inbox.put(item)
@@ -147,10 +139,8 @@ class MLBackend:
         if failure:
             return error(422, failure, request)
         store = open_project(self.root)[0]
-        try:
+        with store:
             record = store.by_name(labels[0].record.name)
-        finally:
-            store.close()
         labelled_by = record.labelled_by if record is not None else None
         return JSONResponse({"status": "ok", "image": labels[0].record.name, "labelled_by": labelled_by}, status_code=201)
 
@@ -171,7 +161,7 @@ class MLBackend:
 
         def labels() -> list[NewLabel]:
             store, config = open_project(self.root)
-            try:
+            with store:
                 label_config = self._label_config(data.get("label_config"), config.task)
                 new = []
                 for task in tasks:
@@ -183,8 +173,6 @@ class MLBackend:
                     if not record.labelled and record.role == "pool":
                         new += checked_labels(store, config, item)
                 return new
-            finally:
-                store.close()
         return await run_in_threadpool(self._start, await run_in_threadpool(labels), request)
 
 

@@ -79,15 +79,13 @@ class RoundRunner:
         """Under the lock: import what waits, then check the round can start."""
         self.inbox.deliver()
         store, config = open_project(self.root)
-        try:
+        with store:
             fresh = [(store.by_name(label.record.name), label) for label in labels]
             new = [NewLabel(record, label.source, label.label, label.labeller) for record, label in fresh
                    if record is not None and not record.labelled]
             if new:
                 store_labels(store, new, config.class_names)
             return next_round(store, config)
-        finally:
-            store.close()
 
     def _run(self, labels: list[NewLabel], outcome: queue.Queue, recorded: threading.Event) -> None:
         started = False

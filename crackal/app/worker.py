@@ -107,10 +107,8 @@ def run(root: str | Path) -> int:
     try:
         result = run_round(root, progress)
         store, config = open_project(root)
-        try:
+        with store:
             precompute(store, config, progress)
-        finally:
-            store.close()
         progress.report(force=True, state="done", finished=time.time(), round=result.round, labelled=result.labelled,
                         selected=len(result.selected), phase="done")
         return 0

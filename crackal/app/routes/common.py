@@ -66,11 +66,8 @@ class Context:
     @contextmanager
     def store(self) -> Iterator[tuple[ProjectStore, ALConfig]]:
         """The project's store (one connection per request) and settings."""
-        store = ProjectStore(self.root)
-        try:
+        with ProjectStore(self.root) as store:
             yield store, ALConfig.from_dict(store.settings())
-        finally:
-            store.close()
 
     def session(self, token: str | None) -> tuple[accounts.User, str] | None:
         """The user and CSRF token of a request's session cookie."""
