@@ -248,7 +248,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
     """A PNG of the defects coloured by severity: in map coordinates (the GeoJSON's ``head`` and
     ``features``, read twice), or, for pixel coordinates, one panel per image (those with the
     most defects first, by ``counts`` per image, else counted in a pass over ``defects``; then
-    ``defects`` is read once for all the panels)."""
+    ``features``, in pixel coordinates, are read once for all the panels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,25 +296,30 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         ax.autoscale_view()
 
     if head.get("coordinates") != "pixel":
+        # one pass: the shapes gathered in map coordinates while the survey's middle is summed, then
+        # moved to the plotting plane (a second pass would read every feature again)
         total, count = np.zeros(2), 0
+        photos = []
         for feature in features:
             if feature["geometry"]:
                 points = np.asarray(_points(feature["geometry"]), float).reshape(-1, 2)
                 total, count = total + points.sum(0), count + len(points)
-        origin = total / count if count else np.zeros(2)
-        geographic = "crs" not in head
-        # plotted in metres from the survey's middle (longitude / latitude on a local plane)
-        if geographic:
-            scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
-        fig, ax = plt.subplots(figsize=(8, 8))
-        photos = []
-        for feature in features:
             props = feature["properties"]
             if props.get("feature") == "image":
                 if feature["geometry"]:
                     photos.append(plane(feature["geometry"]["coordinates"])[0])
                 continue
             draw(buckets, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
+        origin = total / count if count else np.zeros(2)
+        geographic = "crs" not in head
+        # plotted in metres from the survey's middle (longitude / latitude on a local plane)
+        if geographic:
+            scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
+        for bucket in buckets.values():
+            for key, shapes in bucket.items():
+                shapes[:] = [plane(shape)[0] if key == "points" else plane(shape) for shape in shapes]
+        photos = [plane(photo)[0] for photo in photos]
+        fig, ax = plt.subplots(figsize=(8, 8))
         flush(ax, buckets)
         if photos:
             ax.plot(*np.asarray(photos).T, "s", color="#1f77b4", ms=4, mfc="none", ls="")
@@ -338,12 +343,11 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         rows = int(np.ceil(len(chosen) / columns))
         fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.8 * rows), squeeze=False)
         sizes = {r["image"]: (r["width"], r["height"]) for r in images}
-        from crackal.inference.geo import Georef, defect_geometry
-
         panels: dict[str, dict[str, dict[str, list]]] = {name: {} for name in chosen if name is not None}
-        for d in defects:  # one pass for every panel
-            if d["image"] in panels:
-                draw(panels[d["image"]], defect_geometry(d, Georef()), severity_color(d["severity"], severity_names))
+        for feature in features:  # one pass for every panel
+            props = feature["properties"]
+            if props.get("image") in panels:
+                draw(panels[props["image"]], feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
         for ax, name in zip(axes.ravel(), chosen):
             if name is None:
                 continue

@@ -111,8 +111,6 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
     limited by memory."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    defects = DefectList({"id": number, **{k: v for k, v in d.items() if k != "id"}}
-                          for number, d in enumerate(defects, start=1))
     segmented = assign_segments(images, georefs, segments, chainage_m)
     segment_by_image = {r["image"]: r.get("segment") for r in images}
 
@@ -123,19 +121,21 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
     written = {"defects_csv": out / "defects.csv", "defects_json": out / "defects.json", "geojson": out / "defects.geojson"}
     settings = {"threshold": threshold, "options": options.to_dict(),
                 "georeferencing": {name: g.kind + (f" ({g.crs})" if g.crs else "") for name, g in georefs.items()}}
-    # one pass over the full records (centre lines and outlines are most of their size): defects.json
-    # is written, and the CSV rows, the summary's records and the GeoJSON features are made, as it reads
+    # one pass over the full records (centre lines and outlines are most of their size): as it reads
+    # them it numbers them, writes defects.json, makes the CSV rows and the summary's light records, and
+    # makes the GeoJSON features and writes defects.geojson; the features stay on disk for the map
     rows, light = DefectList(), DefectList()
+    numbered = ({"id": number, **{k: v for k, v in d.items() if k != "id"}} for number, d in enumerate(defects, start=1))
 
     def read_once() -> Iterator[dict]:
-        for d in _json_streamed(written["defects_json"], {**settings, "images": images}, "defects", defects):
+        for d in _json_streamed(written["defects_json"], {**settings, "images": images}, "defects", numbered):
             rows.append(row(d))
             light.append(summary_record(d))
             yield d
 
-    head, features = geojson_head(georefs), DefectList(geojson_features(read_once(), georefs, images))
+    head = geojson_head(georefs)
+    features = DefectList(_json_streamed(written["geojson"], head, "features", geojson_features(read_once(), georefs, images)))
     write_csv(rows or [{"id": None, "image": None, "class": None, "type": None, "severity": None}], written["defects_csv"])
-    write_json_streamed(written["geojson"], head, "features", features)
 
     severities = list(options.severity.names) if any(r.get("gsd_m") for r in images) else None
     per_image = summarise(light, images, severity_names=severities)
@@ -149,7 +149,7 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
     counts: dict[str, int] = {}
     for d in light:
         counts[d["image"]] = counts.get(d["image"], 0) + 1
-    written["map"] = draw_map(head, features, defects, images, list(options.severity.names), out / "severity_map.png",
+    written["map"] = draw_map(head, features, light, images, list(options.severity.names), out / "severity_map.png",
                               counts=counts)
     gsds = sorted({r.get("gsd_m") for r in images if r.get("gsd_m")})
     summary_settings = {
@@ -165,4 +165,4 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
     written["summary_md"], written["summary_html"] = write_report(out, light, images, per_image, per_segment,
                                                                   summary_settings, "severity_map.png",
                                                                   severity_names=severities)
-    return {k: str(v) for k, v in written.items()} | {"count": len(defects)}
+    return {k: str(v) for k, v in written.items()} | {"count": len(light)}
