@@ -6,7 +6,7 @@
 masks of three classes (background, crack, pothole). Frames of one segment look alike, so the
 split is by segment (``make_group_split``, seed 0: about 10 % of the frames for validation, 20 %
 held out), never by frame. Every frame is shrunk 2x (512x320, as in ``road_potholes_al.py``);
-the compact U-Net trains from scratch on crops with the multi-class recipe of
+the default model (ImageNet Lite0 U-Net) trains on crops with the multi-class recipe of
 ``paveseg_multiclass.py`` (class-aware crops, square-root inverse class weights, cross-entropy +
 Dice) and predicts whole held-out frames. The crack labels are coarse blobs drawn along
 cracking, not crack pixels, so crack IoU / F1 measure how well the model finds cracked areas.
