@@ -157,8 +157,8 @@ def al_status(project: str | Path) -> dict:
     measured labelling effort (``crackal.active.effort``: which seconds per image the figures use)."""
     from crackal.active.effort import effort_summary, seconds_per_image
     from crackal.active.forecast import forecast_labels
-    from crackal.active.scores import round_scores
     from crackal.active.stop_set import stop_advice
+    from crackal.app.dashboard import headline_score
 
     store, config = open_project(project)
     with store:
@@ -166,7 +166,7 @@ def al_status(project: str | Path) -> dict:
         scored = [r for r in rounds if r["metrics"]]
         timed = store.label_efforts()
         seconds, source = seconds_per_image(timed, config.seconds_per_image)
-        forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
+        forecast = forecast_labels([r["labelled"] for r in scored], [headline_score(r["metrics"]) for r in scored],
                                    len(store.images("role = 'pool'")), config.cost_per_image, seconds)
         return {"config": config, "labelled": len(store.labelled()), "queued": len(store.queue()),
                 "pool": len(store.unlabelled()), "heldout": len(store.heldout()), "rounds": rounds,

@@ -15,6 +15,14 @@ from crackal.active.stopping import stop_reason
 from crackal.active.store import ProjectStore
 
 
+def headline_score(metrics: dict) -> float:
+    """A scored round's held-out headline score (F1; mAP@0.5 for detection), which, unlike the
+    other scores of ``round_scores``, every round's metrics hold."""
+    score = round_scores(metrics)["score"]
+    assert score is not None, "a round's metrics hold its headline score"
+    return score
+
+
 def flat_rounds(scores: list[float], min_delta: float) -> int:
     """How many of the last rounds gained less than ``min_delta`` over the best score before them.
 
@@ -36,7 +44,7 @@ def stopping_advice(store: ProjectStore, config: ALConfig) -> dict:
     if reason:
         return {"stop": True, "text": f"stop: {reason}"}
     name = LABELS[config.task]["score"]
-    scores = [round_scores(r["metrics"])["score"] for r in rounds if r["state"] == "done" and r["metrics"]]
+    scores = [headline_score(r["metrics"]) for r in rounds if r["state"] == "done" and r["metrics"]]
     if len(scores) < 2:
         return {"stop": False, "text": f"too early to tell: the held-out {name} trend shows after two finished rounds"}
     flat = flat_rounds(scores, config.min_delta)
@@ -93,7 +101,7 @@ def savings(store: ProjectStore, config: ALConfig, pool: int, labelled: int, sec
         return {"saving": "reached", "saved": round(left * config.cost_per_image, 2), "hours_saved": round(left * seconds / 3600, 2),
                 "saving_text": f"a stopping criterion is met at {labelled} labels: the {left} unlabelled pool images need no labels"}
     scored = [r for r in store.rounds() if r["metrics"]]
-    forecast = forecast_labels([r["labelled"] for r in scored], [round_scores(r["metrics"])["score"] for r in scored],
+    forecast = forecast_labels([r["labelled"] for r in scored], [headline_score(r["metrics"]) for r in scored],
                                pool, config.cost_per_image, seconds)
     if forecast["status"] == "ok":
         left = max(pool - forecast["labels_needed"], 0)

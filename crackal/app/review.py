@@ -86,10 +86,11 @@ def _uncertainty(model, image: np.ndarray, config: ALConfig, tile: int = 512) ->
 
     heuristic = config.strategy if config.strategy in ("bald", "entropy", "variance", "margin") else "bald"
     tensor = to_tensor(image)
-    out = np.zeros(image.shape[:2], np.float32)
+    height, width = image.shape[:2]
+    out = np.zeros((height, width), np.float32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        for top, left, bottom, right in tile_boxes(*image.shape[:2], tile, 0):
+        for top, left, bottom, right in tile_boxes(height, width, tile, 0):
             stats = mc_dropout(model, tensor[None, :, top:bottom, left:right], config.iterations)
             out[top:bottom, left:right] = pixel_scores(stats, heuristic)[0].float().cpu().numpy()
     scale = 1.0 if heuristic in ("variance", "margin") else math.log(len(config.class_names))

@@ -89,13 +89,13 @@ def label_page(ctx: Context, user: accounts.User, request: Request, body: bytes)
     return static_page("boxes.html" if config.task == "detection" else "editor.html")
 
 
-def home(ctx: Context, user, request: Request, body: bytes) -> Response:
+def home(ctx: Context, user: accounts.User | None, request: Request, body: bytes) -> Response:
     """To the queue when signed in, else to the login."""
     found = ctx.session(request.cookies.get(COOKIE))
     return RedirectResponse("/queue" if found else "/login", status_code=303)
 
 
-def static_file(ctx: Context, user, request: Request, body: bytes) -> Response:
+def static_file(ctx: Context, user: accounts.User | None, request: Request, body: bytes) -> Response:
     """A file of the app's own ``static/`` folder, by a name from a fixed list (no path is
     built from the request)."""
     name = request.path_params["name"]

@@ -16,7 +16,7 @@ from crackal.app.routes.common import (
 from crackal.inference.render import class_color
 
 
-def login(ctx: Context, _user, request: Request, body: bytes) -> Response:
+def login(ctx: Context, _user: accounts.User | None, request: Request, body: bytes) -> Response:
     """Check a name and password; set the session cookie."""
     data = json_object(body)
     name, password = str(data.get("name", "")), str(data.get("password", ""))
@@ -36,7 +36,7 @@ def login(ctx: Context, _user, request: Request, body: bytes) -> Response:
     return response
 
 
-def logout(ctx: Context, _user, request: Request, body: bytes) -> Response:
+def logout(ctx: Context, _user: accounts.User, request: Request, body: bytes) -> Response:
     """End the session."""
     with ctx.store() as (store, _):
         accounts.end_session(store, request.cookies.get(COOKIE))

@@ -10,10 +10,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, cast, overload
 from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -81,10 +82,23 @@ def _same_origin(request: Request) -> bool:
     return origin is None or urlsplit(origin).netloc == request.headers.get("host")
 
 
-Handler = Callable[[Context, "accounts.User | None", Request, bytes], object]
+Handler = Callable[[Context, accounts.User, Request, bytes], object]  # a route behind a session: its user
+OpenHandler = Callable[[Context, "accounts.User | None", Request, bytes], object]  # a route without one: None
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def endpoint(handler: Handler, *, session: bool = True, write: bool = False, admin: bool = False, page: bool = False):
+@overload
+def endpoint(handler: Handler, *, session: Literal[True] = True, write: bool = False, admin: bool = False,
+             page: bool = False) -> Endpoint: ...
+
+
+@overload
+def endpoint(handler: OpenHandler, *, session: Literal[False], write: bool = False, admin: bool = False,
+             page: bool = False) -> Endpoint: ...
+
+
+def endpoint(handler: Handler | OpenHandler, *, session: bool = True, write: bool = False, admin: bool = False,
+             page: bool = False) -> Endpoint:
     """A Starlette endpoint around ``handler(ctx, user, request, body)``, which runs in a worker
     thread: the session (401, or a redirect to the login for a page), the CSRF token of a write
     (403), the admin role (403); errors become JSON ``{"error": ...}`` answers (``HTTPError``: its
@@ -100,7 +114,7 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
     async def answer(request: Request) -> Response:
         ctx: Context = request.app.state.ctx
         try:
-            user = None
+            user: accounts.User | None = None
             if session:
                 found = await run_in_threadpool(ctx.session, request.cookies.get(COOKIE))
                 if found is None:
@@ -118,7 +132,10 @@ def endpoint(handler: Handler, *, session: bool = True, write: bool = False, adm
             elif write and not _same_origin(request):
                 raise HTTPError(403, "cross-site request refused")
             body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
-            result = await run_in_threadpool(handler, ctx, user, request, body)
+            if user is not None:
+                result = await run_in_threadpool(handler, ctx, user, request, body)
+            else:  # session=False: the overloads took an OpenHandler
+                result = await run_in_threadpool(cast(OpenHandler, handler), ctx, None, request, body)
         except HTTPError as exc:
             return JSONResponse({"error": exc.message}, exc.status)
         except leases.LeaseConflict as exc:
