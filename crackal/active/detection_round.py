@@ -21,6 +21,7 @@ from crackal.data.io import read_image, read_raw_mask, to_class_mask
 from crackal.errors import CrackalError
 from crackal.models.detect import detect_image, image_tensor
 from crackal.progress import Progress
+from crackal.training.config import DetectionConfig
 from crackal.training.detection import evaluate_detector, load_detector, train_detector
 from crackal.uncertainty.detection import detection_uncertainty, sample_ensemble, sample_head_dropout
 
@@ -33,11 +34,21 @@ def read_label_boxes(path: Path, class_names: list[str]) -> tuple[ImageBoxes, Pa
     return boxes_from_mask(mask, len(class_names)), path
 
 
+def detection_recipe(config: ALConfig, round_: int, member: int = 0) -> DetectionConfig:
+    """The training config of a detection round (of one ensemble member): ``ALConfig`` checks
+    that a detection project's recipe is a ``DetectionConfig``."""
+    recipe = config.round_config(round_, member)
+    assert isinstance(recipe, DetectionConfig), "a detection project trains with a DetectionConfig"
+    return recipe
+
+
 def box_samples(records: list[ImageRecord], class_names: list[str], truth: bool) -> list[BoxSample]:
     """One ``BoxSample`` per record, with the boxes of its ground truth (``truth``) or of its label."""
     samples = []
     for record in records:
-        boxes, mask = read_label_boxes(record.truth_path if truth else record.label_path, class_names)
+        path = record.truth_path if truth else record.label_path
+        assert path is not None, f"{record.name} has no {'ground truth' if truth else 'label'}"
+        boxes, mask = read_label_boxes(path, class_names)
         samples.append(BoxSample(record.path, boxes, mask))
     return samples
 
@@ -55,10 +66,10 @@ class DetectionRounds:
                            progress: Progress) -> tuple[Path, dict, dict]:
         """Train the round's detector(s) (resuming a killed run) and score the held-out set."""
         train_set = DetectionDataset(box_samples(store.labelled(), config.class_names, truth=False))
-        result = train_detector(train_set, None, config.round_config(round_), run_dir, resume=True, progress=progress.brief())
+        result = train_detector(train_set, None, detection_recipe(config, round_), run_dir, resume=True, progress=progress.brief())
         if config.method == "ensemble":
             for member in range(1, config.ensemble_size):
-                train_detector(train_set, None, config.round_config(round_, member), run_dir / f"member{member}",
+                train_detector(train_set, None, detection_recipe(config, round_, member), run_dir / f"member{member}",
                                resume=True, progress=progress.brief())
         model, _ = load_detector(result.best_checkpoint)
         heldout = DetectionDataset(box_samples(store.heldout(), config.class_names, truth=True))
@@ -67,8 +78,8 @@ class DetectionRounds:
         return result.best_checkpoint, {"task": "detection", **{k: scores[k] for k in keep if k in scores}}, {}
 
     def score_pool(self, store: ProjectStore, config: ALConfig, round_: int, run_dir: Path, checkpoint: Path,
-                   pool: list[ImageRecord], progress: Progress, ray: str | None = None, batch_size: int = 4,
-                   features: list[np.ndarray] | None = None) -> np.ndarray:
+                   pool: list[ImageRecord], progress: Progress, ray: str | None = None,
+                   features: list[np.ndarray] | None = None, batch_size: int = 4) -> np.ndarray:
         """One disagreement score per pool image (random scores for the random baseline);
         ``features`` is not filled (cost-aware selection is for segmentation projects)."""
         if ray is not None:

@@ -36,6 +36,7 @@ from crackal.errors import CrackalError
 from crackal.inference.render import class_color
 from crackal.interop import read_json
 from crackal.interop.label_studio import box_from_rectangle, brush_result, mask_from_results, rectangle_result
+from crackal.training.config import TrainConfig
 
 IMAGE = "image"  # the <Image> tag's name
 TOOL = "label"  # the labels tag's name: BrushLabels (segmentation) or RectangleLabels (detection)
@@ -95,6 +96,11 @@ def prediction_scores(scores: list[float | None]) -> list[float | None]:
     return [None if s is None else round(1 - ((s - low) / (high - low) if high > low else 1.0), 6) for s in scores]
 
 
+def _class_colors(config: ALConfig) -> list[list[int]] | None:
+    """The brush colours of a segmentation project's classes (None: the defaults; none for boxes)."""
+    return config.train.class_colors if isinstance(config.train, TrainConfig) and config.task == "segmentation" else None
+
+
 def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_prefix: str = LOCAL_FILES,
                  document_root: str | Path = "/", force: bool = False) -> Path:
     """Write ``out/tasks.json`` (the queue as Label Studio tasks, most wanted first),
@@ -119,13 +125,13 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
         task, height, width = _task_of(record, out, url_prefix, document_root)
         task["data"].update({"crackal_rank": rank, "crackal_round": round_, "acquisition_score": score})
         if record.name in prelabels:
-            prediction = {"model_version": version, "result": prediction_results(prelabels[record.name], config, height, width)}
+            prediction: dict[str, object] = {"model_version": version,
+                                             "result": prediction_results(prelabels[record.name], config, height, width)}
             if prediction_score is not None:
                 prediction["score"] = prediction_score
             task["predictions"] = [prediction]
         tasks.append(task)
-    (out / "label_config.xml").write_text(label_config(config.class_names, config.task, config.train.class_colors
-                                                       if config.task == "segmentation" else None))
+    (out / "label_config.xml").write_text(label_config(config.class_names, config.task, _class_colors(config)))
     (out / "tasks.json").write_text(json.dumps(tasks, indent=1))
     return out / "tasks.json"
 
@@ -162,8 +168,7 @@ def export_annotations(store: ProjectStore, out: str | Path, config: ALConfig, u
         if latest["active_seconds"] is not None:
             annotation["lead_time"] = latest["active_seconds"]
         tasks.append({**task, "annotations": [annotation]})
-    (out / "label_config.xml").write_text(label_config(config.class_names, config.task, config.train.class_colors
-                                                       if config.task == "segmentation" else None))
+    (out / "label_config.xml").write_text(label_config(config.class_names, config.task, _class_colors(config)))
     (out / "tasks.json").write_text(json.dumps(tasks, indent=1))
     return out / "tasks.json"
 

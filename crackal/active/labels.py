@@ -88,7 +88,8 @@ def label_from_ground_truth(store: ProjectStore, num_classes: int) -> int:
     """Simulation: the ground truth (a mask, or a VOC box file) labels every queued image, each
     mask with its simulated labelling time (``simulated_effort``). Returns how many."""
     queued = store.queue()
-    labels, efforts = [], []
+    labels: list[tuple[int, Path, float]] = []
+    efforts: list[Effort | None] = []
     class_names = ALConfig.from_dict(store.settings()).class_names
     for record, _, _ in queued:
         if record.truth_path is None:

@@ -56,6 +56,13 @@ def _run_dir(store: ProjectStore, round_: int) -> Path:
     return store.root / "rounds" / f"{round_:03d}"
 
 
+def _started_round(store: ProjectStore) -> dict:
+    """The last round, once ``start_round`` has recorded one."""
+    current = store.current_round()
+    assert current is not None, "a round has been started"
+    return current
+
+
 def _train_and_evaluate(store: ProjectStore, config: ALConfig, round_: int, progress: Progress) -> None:
     """Train the round's model(s) (resuming a killed run), score the held-out set, predict the
     stop set (``crackal.active.stop_set``), record them."""
@@ -74,7 +81,7 @@ def _score_and_select(store: ProjectStore, config: ALConfig, round_: int, labell
     selected, selected_scores, scores_by_id, uncertainty = [], [], {}, None
     k = min(config.query_size, (config.budget - labelled) if config.budget else config.query_size)
     if pool:
-        checkpoint = Path(store.current_round()["checkpoint"])
+        checkpoint = Path(_started_round(store)["checkpoint"])
         features: list[np.ndarray] | None = [] if config.cost_aware else None
         scores = TASKS[config.task].score_pool(store, config, round_, _run_dir(store, round_), checkpoint, pool, progress,
                                                ray=ray, features=features)
@@ -143,10 +150,10 @@ def _run_round(store: ProjectStore, config: ALConfig, progress: Progress, ray: s
     if not labelled:
         raise CrackalError("no labelled image yet; label the queue first ('crackal al export-queue' / 'import')")
     store.start_round(round_, len(labelled))
-    if store.current_round()["state"] == "training":
+    if _started_round(store)["state"] == "training":
         _train_and_evaluate(store, config, round_, progress)
     selected, uncertainty = _score_and_select(store, config, round_, len(labelled), progress, ray)
-    return RoundResult(round_, len(labelled), store.current_round()["metrics"], selected, uncertainty)
+    return RoundResult(round_, len(labelled), _started_round(store)["metrics"], selected, uncertainty)
 
 
 def run_loop(root: str | Path, rounds: int | None = None, progress: bool | Progress = False, on_round=None) -> str:

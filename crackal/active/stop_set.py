@@ -45,7 +45,7 @@ def stop_set_kappa(store: ProjectStore, config: ALConfig, round_: int, run_dir: 
     predict = SegmentationRounds().predictor(checkpoint)
     masks = {r.name: predict(image) for r, image in zip(records, LazyImages(records))}
     partial = run_dir / "stop_set.partial.npz"
-    np.savez_compressed(partial, **masks)
+    np.savez_compressed(partial, allow_pickle=False, **masks)  # class masks: integer arrays, nothing to pickle
     os.replace(partial, run_dir / STOP_MASKS)
     previous = run_dir.parent / f"{round_ - 1:03d}" / STOP_MASKS
     if not previous.is_file():

@@ -13,12 +13,20 @@ def plateaued(rounds: list[dict], patience: int, min_delta: float) -> bool:
     scored = [round_scores(r["metrics"]) for r in rounds if r.get("metrics")]
     if len(scored) <= patience:
         return False
-    before, recent = scored[:-patience], scored[-patience:]
-    no_score_gain = max(m["score"] for m in recent) < max(m["score"] for m in before) + min_delta
-    if any(m["loss"] is None for m in scored):
+    score = [present(m["score"]) for m in scored]
+    no_score_gain = max(score[-patience:]) < max(score[:-patience]) + min_delta
+    losses = [m["loss"] for m in scored]
+    loss = [x for x in losses if x is not None]
+    if len(loss) < len(losses):
         return no_score_gain
-    no_loss_gain = min(m["loss"] for m in recent) > min(m["loss"] for m in before) - min_delta
+    no_loss_gain = min(loss[-patience:]) > min(loss[:-patience]) - min_delta
     return no_score_gain and no_loss_gain
+
+
+def present(value: float | None) -> float:
+    """A score that every round has (the headline score), checked present."""
+    assert value is not None, "a round's held-out metrics always carry its headline score"
+    return value
 
 
 def stop_reason(rounds: list[dict], config: ALConfig, labelled_or_queued: int, pool_left: int) -> str | None:
