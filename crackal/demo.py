@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -21,8 +22,16 @@ from crackal.api.segmentation import predict, synth
 from crackal.data.layout import Pair, find_pairs, load_pair
 from crackal.progress import Progress
 
+
+class Schedule(TypedDict):
+    """The ``ALConfig`` fields of the auto training schedule."""
+
+    steps_per_label: int
+    min_steps: int
+
+
 STOP_SET = 16  # unlabelled pool images whose predictions are compared between rounds (the stop advice)
-SCHEDULE = {"steps_per_label": 2, "min_steps": 48}  # the auto schedule, sized to keep the demo (3 seeds) within 9 minutes
+SCHEDULE: Schedule = {"steps_per_label": 2, "min_steps": 48}  # the auto schedule, sized to keep the demo (3 seeds) within 9 minutes
 
 
 def _schedule_text(round_steps: int | str) -> str:
@@ -95,7 +104,7 @@ def run_demo(
     project = simulation / "bald" / "seed0"
     with ProjectStore(project) as store:
         final = store.rounds()[-1]
-        heldout = [Pair(r.path, r.truth_path) for r in store.heldout()]
+        heldout = [Pair(r.path, r.truth_path) for r in store.heldout() if r.truth_path]  # a simulation's: all have their truth
     held_dir = out / "heldout_images"
     held_dir.mkdir(exist_ok=True)
     for pair in heldout:

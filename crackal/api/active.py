@@ -45,12 +45,14 @@ def al_init(
     ``strategy`` ...), ``train`` the round's training options (``TrainConfig`` fields, or
     ``DetectionConfig`` fields with ``task="detection"``). Returns a summary of the project.
     """
+    from crackal.active.config import round_training
     from crackal.active.project import create_project, find_project_images
 
-    config = ALConfig(**options, train=_train_options(train))  # bad options fail before any image is read
+    recipe = round_training(options.get("task", "segmentation"), _train_options(train))  # what ALConfig makes of the dict
+    config = ALConfig(**options, train=recipe)  # bad options fail before any image is read
     found = find_project_images(images, masks, heldout_images, heldout_masks, heldout, classes, config.seed)
     config = ALConfig.from_dict({**config.to_dict(), "simulation": found.simulation,
-                                 "train": {**config.train.to_dict(), "class_names": found.class_names}})
+                                 "train": {**recipe.to_dict(), "class_names": found.class_names}})
     create_project(project, found.pool, found.heldout, config).close()
     return {"pool": len(found.pool), "heldout": len(found.heldout), "queued": min(config.initial, len(found.pool)),
             "simulation": found.simulation, "class_names": found.class_names}
@@ -181,6 +183,7 @@ def al_report(project: str | Path, out: str | Path | None = None) -> Path:
     project = Path(project)
     store, config = open_project(project)
     store.close()
+    assert config.strategy is not None  # ALConfig fills in the task's default
     return write_report({config.strategy: [project_history(project)]}, out or project / "report", title=f"Project {project.name}")
 
 

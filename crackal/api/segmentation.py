@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import cast
 
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import open_dataset, read_class_colors, resolve_class_names
 from crackal.data.splits import load_split, make_split, pick, save_split
-from crackal.data.synth import SynthOptions, write_synthetic_dataset
+from crackal.data.synth import Surface, SynthOptions, write_synthetic_dataset
 from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.outputs import predict_folder, two_stage_predictor
 from crackal.interop.coco import find_coco_file, write_class_masks
@@ -38,7 +39,8 @@ def synth(
 ) -> Path:
     """Write a synthetic dataset (``images/``, ``masks/``, ``classes.json``) to ``out``;
     ``crack_free`` is the share of images without any crack; images are named ``PREFIX_NNN``."""
-    options = SynthOptions(surface=surface, extra_classes=extra_classes, crack_free_fraction=crack_free)
+    options = SynthOptions(surface=cast(Surface, surface), extra_classes=extra_classes,  # checked by SynthOptions
+                           crack_free_fraction=crack_free)
     return write_synthetic_dataset(out, count, size, seed, options, prefix)
 
 

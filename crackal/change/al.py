@@ -142,7 +142,7 @@ def train_seed(config: ChangeALConfig, round_: int, member: int = 0) -> int:
 def score_unlabelled(models: list[torch.nn.Module], pool: TileSet, unlabelled: np.ndarray, labelled: TileSet,
                      config: ChangeALConfig, seed: int) -> np.ndarray:
     """One acquisition score per unlabelled tile: its pixels' variance or entropy, averaged."""
-    method = "ensemble" if config.method == "ensemble" else "mc_batchnorm"
+    method: Method = "ensemble" if config.method == "ensemble" else "mc_batchnorm"
     return score_pool(
         models if method == "ensemble" else models[0], pool.images[unlabelled], config.strategy, "mean", method,
         config.iterations, batch_size=64, reference_batches=_reference_batches(labelled, seed), seed=seed,
@@ -170,7 +170,7 @@ def run_change_al(pool: TileSet, test: TileSet, config: ChangeALConfig, out: str
         models = [cache.get(pool, labelled_idx, config.train, train_seed(config, round_, m)) for m in range(config.members)]
         scores = change_scores(predict_change(models, test.images), test.masks)
         labels = pool.labels[labelled_idx]
-        record = {"round": round_, "labelled": len(labelled_idx), "changed_tiles": int((labels == CHANGED).sum()),
+        record: dict[str, float | None] = {"round": round_, "labelled": len(labelled_idx), "changed_tiles": int((labels == CHANGED).sum()),
                   "changed_share": float((labels == CHANGED).mean()), **scores}
         selected: list[int] = []
         unlabelled = np.setdiff1d(np.arange(len(pool)), labelled_idx)

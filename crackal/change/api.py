@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from crackal.change.simulate import run_configs, simulate_change
 from crackal.change.train import ChangeTrainConfig
 from crackal.data.bitemporal import TileSet, balanced_subset, cut_tiles, find_bitemporal, load_bitemporal
 from crackal.data.splits import make_split
+from crackal.data.synth import Surface
 from crackal.data.synth_change import ChangeOptions, write_change_dataset
 from crackal.errors import CrackalError
 
@@ -17,7 +19,8 @@ DEFAULT_RUNS = ("variance:ensemble", "variance:mc_batchnorm", "entropy:mc_batchn
 def synth_pairs(out: str | Path, count: int = 40, size: int | str = 256, seed: int = 0,
                 change_probability: float = 0.5, surface: str = "mixed") -> Path:
     """Write synthetic bi-temporal pairs (``A/``, ``B/``, ``masks/``) to ``out``."""
-    return write_change_dataset(out, count, size, seed, ChangeOptions(surface=surface, change_probability=change_probability))
+    options = ChangeOptions(surface=cast(Surface, surface), change_probability=change_probability)  # checked by ChangeOptions
+    return write_change_dataset(out, count, size, seed, options)
 
 
 def pool_and_test(data: str | Path, tile: int = 64, heldout: float = 0.3, seed: int = 0,

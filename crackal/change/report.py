@@ -21,13 +21,14 @@ def _curves(states: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def summarise_change(runs: dict[str, list[dict]], reference_auc: float | None) -> dict:
     """Per strategy: curves, curve area, tiles (and share of the pool) to reach the reference AUC."""
-    summary = {"protocol": PROTOCOL, "reference_auc": reference_auc, "strategies": {}}
+    strategies: dict[str, dict] = {}
+    summary = {"protocol": PROTOCOL, "reference_auc": reference_auc, "strategies": strategies}
     for name, states in runs.items():
         x, auc, auc_sd = _curves(states, "auc")
         _, share, _ = _curves(states, "changed_share")
         pool = states[0]["pool_size"]
         needed = labels_to_reach(x, auc, reference_auc) if reference_auc is not None else None
-        summary["strategies"][name] = {
+        strategies[name] = {
             "seeds": len(states), "pool_size": pool, "pool_changed_share": round(states[0]["pool_changed_share"], 4),
             "labelled": x.tolist(), "auc_mean": auc.round(4).tolist(), "auc_std": auc_sd.round(4).tolist(),
             "changed_share_mean": share.round(4).tolist(), "curve_area": round(curve_area(x, auc), 4),

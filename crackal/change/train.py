@@ -8,6 +8,7 @@ number of steps; the loss and its class weights are crackal's segmentation loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss, class_weights, parse_loss
 from crackal.models import create_model
 from crackal.models.outputs import class_probabilities
+from crackal.options import Weighting
 from crackal.training.config import SavedConfig
 
 
@@ -77,7 +79,7 @@ def train_change_model(tiles: TileSet, config: ChangeTrainConfig, seed: int = 0)
     model = build_change_model(config)
     inputs, masks = tensors(tiles.images), torch.from_numpy(tiles.masks.astype(np.int64))
     counts = np.bincount(tiles.masks.reshape(-1), minlength=2)[:2]
-    loss_fn = SegmentationLoss(config.loss, class_weights(counts, config.class_weighting))
+    loss_fn = SegmentationLoss(config.loss, class_weights(counts, cast(Weighting, config.class_weighting)))  # checked there
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     steps = config.steps_for(len(tiles))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(1, steps // 10), steps))
@@ -100,6 +102,6 @@ def predict_change(models: nn.Module | list[nn.Module], images: np.ndarray, batc
     out = []
     for start in range(0, len(images), batch_size):
         x = tensors(images[start : start + batch_size])
-        probs = sum(class_probabilities(m.eval()(x))[:, 1] for m in models) / len(models)
+        probs = sum((class_probabilities(m.eval()(x))[:, 1] for m in models), torch.zeros(())) / len(models)
         out.append(probs.numpy())
     return np.concatenate(out).astype(np.float32)

@@ -45,7 +45,8 @@ def _patch_path(root: Path, value: str | None, line: int) -> Path:
 
 def _from_csv(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     csv_path = root / "labels.csv"
-    items, lines = [], {}
+    items: list[tuple[Path, int]] = []
+    lines: dict[Path, int] = {}
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -105,6 +106,6 @@ def load_patches(paths: list[Path], size: int) -> np.ndarray:
     for i, path in enumerate(paths):
         image = read_image(path)
         if image.shape[:2] != (size, size):
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
         out[i] = image
     return out

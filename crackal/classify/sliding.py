@@ -79,13 +79,13 @@ def sliding_window(
         tensor = F.pad(tensor[None], (0, pw, 0, ph), mode=mode)[0]
     tops, lefts = window_starts(height, window, stride), window_starts(width, window, stride)
     boxes = [(t, l) for t in tops for l in lefts]
-    probs = []
+    batches = []
     for start in range(0, len(boxes), batch_size):
         batch = torch.stack([tensor[:, t : t + window, l : l + window] for t, l in boxes[start : start + batch_size]])
         if input_size and input_size != window:
             batch = F.interpolate(batch, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
-        probs.append(classify(batch))
-    probs = torch.cat(probs).numpy()  # (windows, K)
+        batches.append(classify(batch))
+    probs = torch.cat(batches).numpy()  # (windows, K)
     classes = probs.shape[1]
     grid = probs.T.reshape(classes, len(tops), len(lefts))
     total = np.zeros((classes, height + ph, width + pw), np.float32)

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        exc.show()
+        if hasattr(exc, "show"):  # click's errors (all usage errors are) print their usage and message
+            exc.show()
+        else:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return getattr(exc, "exit_code", 2)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted; a training run continues with --resume, a project with 'crackal al resume'")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -71,8 +71,10 @@ def predict(
 ) -> None:
     """Sliding window over images: crack-probability heat maps, overlays, per-window CSVs."""
     from crackal.classify.workflow import predict_sliding
+    from crackal.options import Engine as EngineName
 
-    records = predict_sliding(run, inputs, out, window=window, stride=stride, batch_size=batch_size, engine=engine,
+    records = predict_sliding(run, inputs, out, window=window, stride=stride, batch_size=batch_size,
+                              engine=cast(EngineName, engine),  # checked by predict_sliding
                               threads=threads, ray=ray, ray_actors=ray_actors)
     seconds = sum(r["seconds"] for r in records) / len(records)
     console.print(f"{len(records)} image(s) into {out} (heatmaps/, overlays/, windows/); {seconds:.2f} s per image")

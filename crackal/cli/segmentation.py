@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -239,9 +239,10 @@ def predict(
 ) -> None:
     """Predict masks, probability maps, overlays and defect measurements (--defects: instances, GeoJSON, condition summary)."""
     from crackal import api
-    from crackal.inference.defects import DefectOptions
+    from crackal.inference.defects import DefectOptions, WidthStatistic, severity_bands
 
-    options = DefectOptions(gap_px=gap, severity=severity, severity_width=severity_width,
+    options = DefectOptions(gap_px=gap, severity=severity_bands(severity),
+                            severity_width=cast(WidthStatistic, severity_width),  # checked by DefectOptions
                             travel_direction_deg=travel_direction) if defects else False
     records = api.predict(checkpoint, inputs, out, gsd=gsd, threshold=threshold, tile_size=tile_size,
                           overlap=overlap, tta=tta, skip_invalid=skip_invalid,

@@ -109,7 +109,8 @@ def coco_dataset(labels: Iterable[tuple[str, tuple[int, int], np.ndarray | Image
     """A COCO instances document of ``(file name, (height, width), class mask or boxes)`` entries
     (a generator keeps one mask in memory at a time); images and annotations are numbered from 1
     in the given order."""
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for image_id, (file_name, (height, width), label) in enumerate(labels, start=1):
         images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
         if isinstance(label, ImageBoxes):
@@ -240,6 +241,7 @@ def _checked_segmentation(annotation: dict, image: CocoImage, path: Path) -> dic
         raise CrackalError(f"{where} has no segmentation (a box only); class masks need polygons or RLE: "
                            "export the masks from the labelling tool, or train a detector on the boxes ('crackal detect train')")
     height, width = image.height, image.width
+    assert height is not None and width is not None  # filled in by _check_sizes
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if isinstance(p, list)]
         if len(polygons) != len(segmentation) or not all(
