@@ -13,9 +13,10 @@ The pools are those of ``crackforest_al.py`` (the 80 training + validation image
 160x160 tiles, half of them crack-free; held out: 38 test images) and of
 ``road_potholes_al.py`` (every 8th frame of each segment shrunk 2x, cut into 156x156 tiles,
 half without a defect; held out: whole road segments). CPU-sized schedule: the default model
-(ImageNet Lite0 U-Net), a fixed ``--round-steps`` of 96 optimiser steps per round on crops of
-128, no stop set; CrackForest 8 tiles to start and 8 per round for 5 rounds, road frames 16
-and 16 for 4 rounds; each dataset in its own process of one torch thread. Each run's F1 is
+(ImageNet Lite0 U-Net), a fixed ``--round-steps`` of 32 optimiser steps per round on crops of
+128, no stop set; CrackForest 10 tiles to start (enough timed labels to fit the cost model
+from round 1) and 10 per round for 4 rounds, road frames 16 and 16 for 3 rounds; one task
+per dataset and seed, spread over ``--jobs`` processes of one torch thread. Each run's F1 is
 interpolated at equal labelling hours (``crackal.active.time_curves``), differences paired by
 seed. Finished runs are kept: starting it again resumes. Tables and plots go to
 docs/benchmarks/cost_aware_al.md.
@@ -39,8 +40,8 @@ from crackal.active.store import ProjectStore  # noqa: E402
 
 STRATEGIES = ["random", "bald", "bald+cost"]
 DATASETS = {  # folder under ../shared/data, tile, initial, step, rounds
-    "crackforest": {"folder": "crackforest", "tile": 160, "initial": 8, "step": 8, "rounds": 5},
-    "road_potholes": {"folder": "road_cracks_potholes", "tile": 156, "initial": 16, "step": 16, "rounds": 4},
+    "crackforest": {"folder": "crackforest", "tile": 160, "initial": 10, "step": 10, "rounds": 4},
+    "road_potholes": {"folder": "road_cracks_potholes", "tile": 156, "initial": 16, "step": 16, "rounds": 3},
 }
 
 
@@ -69,12 +70,25 @@ def prepare(dataset: str, out: Path, every: int) -> tuple[list, list[str], str]:
 
 
 def options(args: argparse.Namespace, dataset: str, names: list[str]) -> dict:
-    """The ``simulate`` options of a dataset."""
+    """The ``simulate`` options of a dataset (its pool already cut and mixed by ``pool_pairs``)."""
     schedule = DATASETS[dataset]
     train = {"samples_per_epoch": 64, "crop_size": 128, "batch_size": 8, "class_names": names, "threads": 1}
-    return {"seeds": args.seeds, "rounds": args.rounds or schedule["rounds"], "tile": schedule["tile"],
-            "crack_free_share": 0.5, "reference": False, "train": train, "initial": schedule["initial"],
-            "query_size": schedule["step"], "round_steps": args.round_steps, "stop_set_size": 0}
+    return {"seeds": args.seeds, "rounds": args.rounds or schedule["rounds"], "crack_free_share": 0.5, "reference": False,
+            "train": train, "initial": schedule["initial"], "query_size": schedule["step"], "round_steps": args.round_steps,
+            "stop_set_size": 0}
+
+
+def pool_pairs(args: argparse.Namespace, dataset: str, pairs: list, names: list[str], out: Path) -> list:
+    """The pool cut into tiles and mixed once, here (the worker processes share it; its split in
+    ``out/pool_split.json``), and the held-out pairs after it."""
+    from crackal.active.simulate import simulation_config, simulation_pool
+
+    kwargs = options(args, dataset, names)
+    base = simulation_config(kwargs["train"], initial=kwargs["initial"], query_size=kwargs["query_size"])
+    pool, held, _ = simulation_pool(pairs, out, base, split_file=out / "split.json", tile=DATASETS[dataset]["tile"],
+                                    crack_free_share=kwargs["crack_free_share"])
+    (out / "pool_split.json").write_text(json.dumps({"train": [p.name for p in pool], "val": [], "test": [p.name for p in held]}))
+    return pool + held
 
 
 def _print_round(item) -> None:
@@ -86,7 +100,7 @@ def _run(task: tuple) -> Path:
     from crackal.active.simulate import simulate
 
     pairs, out, strategies, kwargs = task
-    return simulate(pairs, out, strategies, split_file=out / "split.json", on_round=_print_round, **kwargs)
+    return simulate(pairs, out, strategies, split_file=out / "pool_split.json", on_round=_print_round, **kwargs)
 
 
 def batch_seconds(root: Path) -> dict:
@@ -146,10 +160,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: 5 CrackForest, 4 road frames)")
-    parser.add_argument("--round-steps", type=int, default=96, help="optimiser steps per round")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: 4 CrackForest, 3 road frames)")
+    parser.add_argument("--round-steps", type=int, default=32, help="optimiser steps per round")
     parser.add_argument("--every", type=int, default=8, help="road frames: keep every n-th frame of each segment")
-    parser.add_argument("--jobs", type=int, default=2, help="processes (one dataset each, one torch thread)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes of one torch thread (tasks: a dataset and seed each)")
     args = parser.parse_args()
 
     prepared = {}
@@ -159,10 +173,11 @@ def main() -> None:
             continue
         out = args.out / dataset
         pairs, names, caption = prepare(dataset, out, args.every)
-        prepared[dataset] = (pairs, out, names, caption)
+        prepared[dataset] = (pool_pairs(args, dataset, pairs, names, out), out, names, caption)
     if not prepared:
         return
-    tasks = [(pairs, out, args.strategies, options(args, d, names)) for d, (pairs, out, names, _) in prepared.items()]
+    tasks = [(pairs, out, args.strategies, {**options(args, d, names), "first_seed": seed, "seeds": seed + 1})
+             for d, (pairs, out, names, _) in prepared.items() for seed in range(args.seeds)]  # one task a dataset and seed
     if args.jobs > 1 and len(tasks) > 1:
         with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(tasks))) as workers:
             list(workers.imap_unordered(_run, tasks))

@@ -169,12 +169,14 @@ def simulate(
     on_round=None,
     train: TrainConfig | dict | None = None,
     crack_free_share: float | None = None,
+    first_seed: int = 0,
     **options,
 ) -> Path:
     """Run every strategy for every seed (resuming finished work) and write the report.
 
     ``crack_free_share`` (e.g. 0.5) mixes the pool to that share of crack-free images (see
-    ``mix_pool``; the held-out set is left as it is).
+    ``mix_pool``; the held-out set is left as it is). ``first_seed`` runs only seeds
+    ``first_seed .. seeds - 1`` (another process may run the others; the report covers these).
 
     A strategy named ``bald+warm`` runs BALD with warm-started rounds (``run_options``).
     ``options`` are ``ALConfig`` fields (``initial``, ``query_size``, ``method`` ...), ``train``
@@ -191,7 +193,7 @@ def simulate(
         ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # validates the name before any work
     pool, held, free_share = simulation_pool(pairs, out, base, heldout, split_file, tile, crack_free_share)
     histories: dict[str, list[dict]] = {}
-    for seed in range(seeds):
+    for seed in range(first_seed, seeds):
         for strategy in strategies:
             project = out / strategy / f"seed{seed}"
             if not (project / "project.db").is_file():
