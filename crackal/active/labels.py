@@ -195,7 +195,7 @@ def store_labels(store: ProjectStore, new: list[NewLabel], class_names: list[str
         shown = ", ".join(f"{r.name} (by {r.labelled_by}, {r.labelled_at})" for r in relabelled[:5])
         raise CrackalError(f"{len(relabelled)} of these images already have labels: {shown}; pass --overwrite "
                            "(overwrite=True) to replace them (the earlier labels stay in the history). Nothing imported")
-    queued_round = {record.id: round_ for record, round_, _ in store.queue()}
+    queued_round = store.queue_rounds([item.record.id for item in new])
     current = store.current_round()
     round_ = max(queued_round.values(), default=(current["round"] + 1) if current else 0)
     labels: list[tuple[int, Path, float]] = []

@@ -352,6 +352,31 @@ class ProjectStore:
         # an image labelled between the two reads has left the queue
         return [(records[row["image_id"]], row["round"], row["score"]) for row in rows if row["image_id"] in records]
 
+    def queue_place(self, image_id: int) -> tuple[int, int, float | None] | None:
+        """One image's place in the queue: (position, round that queued it, acquisition score), or
+        None when it is not queued; one indexed read, where ``queue()`` reads the whole queue."""
+        row = self.conn.execute("SELECT round, rank, score FROM queue WHERE image_id = ?", (image_id,)).fetchone()
+        if row is None:
+            return None
+        position = self.conn.execute("SELECT COUNT(*) FROM queue WHERE rank < ?", (row["rank"],)).fetchone()[0]
+        return position, row["round"], row["score"]
+
+    def queue_rounds(self, image_ids: Sequence[int]) -> dict[int, int]:
+        """Queued image id -> the round that queued it, of these images (the others are not queued)."""
+        marks = ",".join("?" * len(image_ids))
+        rows = self.conn.execute(f"SELECT image_id, round FROM queue WHERE image_id IN ({marks})", tuple(image_ids))
+        return {row["image_id"]: row["round"] for row in rows}
+
+    def queue_names(self) -> list[tuple[int, str]]:
+        """(id, name) of the queued images, in order: the queue without reading each image's label."""
+        rows = self.conn.execute("SELECT images.id, images.name FROM queue JOIN images ON images.id = queue.image_id "
+                                 "ORDER BY queue.rank").fetchall()
+        return [(row["id"], row["name"]) for row in rows]
+
+    def queue_count(self) -> int:
+        """How many images wait for labels."""
+        return self.conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+
     def enqueue(self, round_: int, image_ids: list[int], scores: list[float | None]) -> None:
         """Queue images for labelling, in this order."""
         with self.transaction() as tx:

@@ -40,7 +40,7 @@ def stopping_advice(store: ProjectStore, config: ALConfig) -> dict:
     """``{"stop": bool, "text": ...}``: a stopping criterion that is met, or how the held-out
     score moves ("held-out F1 flat for 2 rounds: consider stopping")."""
     rounds = store.rounds()
-    reason = stop_reason(rounds, config, len(store.labelled()) + len(store.queue()), len(store.unlabelled()))
+    reason = stop_reason(rounds, config, len(store.labelled()) + store.queue_count(), len(store.unlabelled()))
     if reason:
         return {"stop": True, "text": f"stop: {reason}"}
     name = LABELS[config.task]["score"]
@@ -79,7 +79,7 @@ def dashboard(store: ProjectStore, config: ALConfig) -> dict:
         "rounds": rounds,
         "history": history,
         "labellers": [{"name": name, "current": by_labeller.get(name, 0), "all": all_labels[name]} for name in sorted(all_labels)],
-        "counts": {"pool": pool, "labelled": count, "queued": len(store.queue()), "unlabelled": len(store.unlabelled()),
+        "counts": {"pool": pool, "labelled": count, "queued": store.queue_count(), "unlabelled": len(store.unlabelled()),
                    "heldout": len(store.heldout()), "budget": config.budget},
         "cost": {
             "per_image": config.cost_per_image, "seconds_per_image": seconds, "seconds_source": seconds_source,

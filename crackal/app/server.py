@@ -184,4 +184,6 @@ def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_
     app = create_app(project, lease_minutes=lease_minutes)
     # the label path imports torch (seconds): done now, in the background, not in the first submit
     threading.Thread(target=lambda: __import__("crackal.active.labels"), daemon=True).start()
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # keep idle connections 75 s (uvicorn's default is 5 s): an editor page idles between requests while its
+    # labeller paints, and a request sent on a connection the server has just closed is reset
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=75)

@@ -16,7 +16,6 @@ from crackal.app.http import HTTPError
 from crackal.app.routes.common import (
     Context,
     image_of,
-    queue_positions,
 )
 from crackal.data.boxes import ImageBoxes
 from crackal.data.io import image_size
@@ -29,7 +28,7 @@ def image_info(ctx: Context, user: accounts.User, request: Request, body: bytes)
     with ctx.store() as (store, _):
         record = image_of(store, request)
         height, width = image_size(record.path)
-        queued = queue_positions(store).get(record.id)
+        queued = store.queue_place(record.id)
         lease = leases.holder(store, record.id, ctx.settings.clock)
         return {"id": record.id, "name": record.name, "role": record.role, "width": width, "height": height,
                 "queued": queued is not None, "rank": queued[0] if queued else None, "round": queued[1] if queued else None,

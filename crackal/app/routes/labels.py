@@ -20,7 +20,6 @@ from crackal.app.http import HTTPError, json_object
 from crackal.app.routes.common import (
     Context,
     image_of,
-    queue_positions,
 )
 from crackal.data.boxes import ImageBoxes, fit_to_image
 from crackal.data.io import image_size
@@ -41,7 +40,7 @@ def _label_write(ctx: Context, user: accounts.User, request: Request) -> Iterato
         except CrackalError as exc:  # a round or an import is writing the project
             raise HTTPError(409, f"{exc} (nothing stored)") from None
         record = image_of(store, request)  # as it is now, under the lock
-        if record.id not in queue_positions(store):
+        if store.queue_place(record.id) is None:
             raise HTTPError(409, f"{record.name} is not in the labelling queue"
                                  + (f" (labelled by {record.labelled_by} at {record.labelled_at})" if record.labelled else "")
                                  + "; nothing stored")

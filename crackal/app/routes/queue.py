@@ -9,7 +9,6 @@ from crackal.app.http import HTTPError
 from crackal.app.routes.common import (
     Context,
     image_of,
-    queue_positions,
 )
 
 
@@ -33,22 +32,22 @@ def next_image(ctx: Context, user: accounts.User, request: Request, body: bytes)
     with ctx.store() as (store, _):
         live = leases.active_leases(store, ctx.settings.clock)
         skipped = dict(ctx.skipped.get(user.id, {}))
-        queued = [record for record, _, _ in store.queue()]
-        mine = [r for r in queued if r.id in live and live[r.id].user == user.name and r.id not in skipped]
-        free = [r for r in queued if r.id not in live and r.id not in skipped]
-        later = sorted((r for r in queued if r.id in skipped and (r.id not in live or live[r.id].user == user.name)),
-                       key=lambda r: skipped[r.id])
-        for record in mine + free + later:
+        queued = store.queue_names()
+        mine = [(i, name) for i, name in queued if i in live and live[i].user == user.name and i not in skipped]
+        free = [(i, name) for i, name in queued if i not in live and i not in skipped]
+        later = sorted(((i, name) for i, name in queued if i in skipped and (i not in live or live[i].user == user.name)),
+                       key=lambda item: skipped[item[0]])
+        for image_id, name in mine + free + later:
             try:
-                lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)
+                lease = leases.take(store, image_id, name, user, ctx.settings.lease_minutes, ctx.settings.clock)
             except leases.LeaseConflict:
                 continue  # taken a moment ago by someone else
-            if record.id not in queue_positions(store):  # labelled a moment ago (its lease is dropped just after)
-                leases.release(store, record.id, record.name, user, ctx.settings.clock)
+            if store.queue_place(image_id) is None:  # labelled a moment ago (its lease is dropped just after)
+                leases.release(store, image_id, name, user, ctx.settings.clock)
                 continue
             with ctx.guard:
-                ctx.skipped.get(user.id, {}).pop(record.id, None)
-            return {"id": record.id, "name": record.name, "lease_expires": lease.expires_at}
+                ctx.skipped.get(user.id, {}).pop(image_id, None)
+            return {"id": image_id, "name": name, "lease_expires": lease.expires_at}
         message = "the queue is empty: every selected image is labelled" if not queued else \
             "every queued image is being labelled by someone else"
         return {"id": None, "message": message}
@@ -58,7 +57,7 @@ def take_lease(ctx: Context, user: accounts.User, request: Request, body: bytes)
     """Lease (or renew the lease of) a queued image; 409 when someone else holds it."""
     with ctx.store() as (store, _):
         record = image_of(store, request)
-        if record.id not in queue_positions(store):
+        if store.queue_place(record.id) is None:
             raise HTTPError(409, f"{record.name} is not in the labelling queue"
                                  + (f" (labelled by {record.labelled_by})" if record.labelled else ""))
         lease = leases.take(store, record.id, record.name, user, ctx.settings.lease_minutes, ctx.settings.clock)

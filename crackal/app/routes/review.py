@@ -54,7 +54,7 @@ def worker_status(ctx: Context, user: accounts.User, request: Request, body: byt
 def worker_start(ctx: Context, user: accounts.User, request: Request, body: bytes) -> dict:
     """Start the next round (or finish an interrupted one) in the background (admins)."""
     with ctx.store() as (store, config):
-        waiting = len(store.queue())
+        waiting = store.queue_count()
         current = store.current_round()
     interrupted = current is not None and current["state"] != "done"
     if waiting and not config.simulation and not interrupted:
