@@ -136,10 +136,8 @@ def run_round(root: str | Path, progress: bool | Progress = False, ray: str | No
     progress = Progress.of(progress)
     with project_lock(root, "crackal al step"):
         store, config = open_project(root)
-        try:
+        with store:
             return _run_round(store, config, progress, ray)
-        finally:
-            store.close()
 
 
 def _run_round(store: ProjectStore, config: ALConfig, progress: Progress, ray: str | None = None) -> RoundResult:
@@ -166,11 +164,9 @@ def run_loop(root: str | Path, rounds: int | None = None, progress: bool | Progr
 def _run_loop(root: str | Path, rounds: int | None, progress: bool | Progress, on_round) -> str:
     while True:
         store, config = open_project(root)
-        try:
+        with store:
             finished = [r for r in store.rounds() if r["state"] == "done"]
             reason = stop_reason(store.rounds(), config, len(store.labelled()) + len(store.queue()), len(store.unlabelled()))
-        finally:
-            store.close()
         if reason:
             return reason
         if rounds is not None and len(finished) >= rounds:
