@@ -108,3 +108,16 @@ def shrink(image: np.ndarray, factor: int) -> np.ndarray:
     height, width = image.shape[0] // factor * factor, image.shape[1] // factor * factor
     blocks = image[:height, :width].reshape(height // factor, factor, width // factor, factor, -1).astype(np.float32)
     return blocks.mean((1, 3)).round().astype(np.uint8).squeeze()
+
+
+def best_time(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` calls of ``fn`` (after one warm-up call), in seconds."""
+    import time
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)

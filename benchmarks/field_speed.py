@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import ROOT, SHARED_DATA, hardware, write_docs  # noqa: E402
+from _common import ROOT, SHARED_DATA, best_time, hardware, write_docs  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from crackal import api  # noqa: E402
@@ -37,17 +36,6 @@ from crackal.training.checkpoint import load_model  # noqa: E402
 from crackal.uncertainty.sampling import mc_dropout  # noqa: E402
 
 HEIGHT, WIDTH, ITERATIONS = 3000, 4000, 20
-
-
-def best_time(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def frame() -> np.ndarray:

@@ -14,26 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
-from _common import hardware, write_docs  # noqa: E402
+from _common import best_time, hardware, write_docs  # noqa: E402
 
 from crackal.data.transforms import shrink_masks  # noqa: E402
 from crackal.losses import SegmentationLoss  # noqa: E402
 from crackal.models import ARCHS, create_model  # noqa: E402
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:

@@ -114,10 +114,7 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
     queued = store.queue()
     if not queued:
         raise CrackalError("the labelling queue is empty; run 'crackal al step' to select images")
-    out = Path(out)
-    if (out / "tasks.json").exists() and not force:
-        raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
-                           "to write over them")
+    out = _export_folder(out, force)
     prelabels = latest_prelabels(store, config, [record for record, _, _ in queued])
     version, scores = model_version(store), prediction_scores([score for _, _, score in queued])
     tasks = []
@@ -134,6 +131,15 @@ def export_tasks(store: ProjectStore, out: str | Path, config: ALConfig, url_pre
     (out / "label_config.xml").write_text(label_config(config.class_names, config.task, _class_colors(config)))
     (out / "tasks.json").write_text(json.dumps(tasks, indent=1))
     return out / "tasks.json"
+
+
+def _export_folder(out: str | Path, force: bool) -> Path:
+    """The folder of an export: refused when it holds one already, unless ``force``."""
+    out = Path(out)
+    if (out / "tasks.json").exists() and not force:
+        raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
+                           "to write over them")
+    return out
 
 
 def _task_of(record: ImageRecord, out: Path, url_prefix: str, document_root: str | Path) -> tuple[dict, int, int]:
@@ -155,10 +161,7 @@ def export_annotations(store: ProjectStore, out: str | Path, config: ALConfig, u
     labelled = store.labelled()
     if not labelled:
         raise CrackalError("no labelled pool image to export yet; label some first")
-    out = Path(out)
-    if (out / "tasks.json").exists() and not force:
-        raise CrackalError(f"{out} already holds exported tasks; export into a new folder, or pass --force (force=True) "
-                           "to write over them")
+    out = _export_folder(out, force)
     tasks = []
     for record in labelled:
         task, height, width = _task_of(record, out, url_prefix, document_root)
