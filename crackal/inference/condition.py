@@ -15,6 +15,7 @@ import csv
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,8 @@ def summarise(defects: Iterable[dict], images: list[dict], key: str | None = Non
     regions = list(dict.fromkeys(d["class"] for d in defects if "lines" not in d))
     group_of = {r["image"]: (r["image"] if key is None else r.get(key)) for r in images}
     order = list(dict.fromkeys(group_of[r["image"]] for r in images))
-    rows = {g: {"segment" if key else "image": g, "images": 0, f"surveyed_{area_unit}": 0.0} for g in order}
+    rows: dict[object, dict[str, Any]] = {g: {"segment" if key else "image": g, "images": 0, f"surveyed_{area_unit}": 0.0}
+                                          for g in order}
     for record in images:
         row = rows[group_of[record["image"]]]
         row["images"] += 1
@@ -338,7 +340,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
             for d in defects:
                 counts[d["image"]] = counts.get(d["image"], 0) + 1
         counts = {**{r["image"]: 0 for r in images}, **counts}
-        chosen = sorted(counts, key=lambda n: -counts[n])[:max_panels] or [None]
+        chosen: list[str | None] = [*sorted(counts, key=lambda n: -counts[n])[:max_panels]] or [None]
         columns = min(3, len(chosen))
         rows = int(np.ceil(len(chosen) / columns))
         fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.8 * rows), squeeze=False)

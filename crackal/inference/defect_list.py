@@ -6,9 +6,13 @@ import json
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 
-class DefectList(Sequence):
+class DefectList(Sequence[dict]):
     """Defect records (JSON-serialisable dicts) in a temporary file, one JSON line each, with
     only their offsets in memory. Appending writes a record out; reading (indexing, iterating,
     ``sort``) reads it back, so a pass over 20,000 defects holds one at a time. Records read
@@ -38,7 +42,13 @@ class DefectList(Sequence):
     def __len__(self) -> int:
         return len(self._offsets)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> dict: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict]: ...
+
+    def __getitem__(self, index: int | slice) -> dict | list[dict]:
         if isinstance(index, slice):
             return [self._read(offset) for offset in self._offsets[index]]
         return self._read(self._offsets[index])
@@ -47,7 +57,7 @@ class DefectList(Sequence):
         for offset in list(self._offsets):
             yield self._read(offset)
 
-    def sort(self, key: Callable[[dict], object]) -> None:
+    def sort(self, key: Callable[[dict], SupportsRichComparison]) -> None:
         """Reorder like ``list.sort`` (stable); the records stay where they are in the file."""
         keys = [key(record) for record in self]
         order = sorted(range(len(keys)), key=keys.__getitem__)

@@ -537,8 +537,8 @@ def defects_by_blocks(
                         _join(union, pieces, index, (bi, bj), saved[index], (ni, nj), other, side)
                 del saved[index]["labels"]
             strips[(bi, bj)] = saved
-            for key in [k for k in strips if k[0] < bi - 1]:
-                del strips[key]
+            for done in [k for k in strips if k[0] < bi - 1]:
+                del strips[done]
 
     groups: dict[tuple, list[tuple]] = {}
     for key in pieces:

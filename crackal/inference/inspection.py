@@ -151,7 +151,7 @@ def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict
         counts[d["image"]] = counts.get(d["image"], 0) + 1
     written["map"] = draw_map(head, features, light, images, list(options.severity.names), out / "severity_map.png",
                               counts=counts)
-    gsds = sorted({r.get("gsd_m") for r in images if r.get("gsd_m")})
+    gsds = sorted({r["gsd_m"] for r in images if r.get("gsd_m")})
     summary_settings = {
         "ground sampling distance": ", ".join(f"{g * 1000:.3g} mm/px" for g in gsds) or "unknown (lengths in px, no severity)",
         "severity bands (width in mm, upper bounds)": ", ".join(

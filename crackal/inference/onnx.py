@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ from crackal.training.checkpoint import load_model, resolve_checkpoint
 from crackal.training.runs import run_dir_of
 from crackal.uncertainty.sampling import HEAD_CHUNK, _chunks
 from crackal.uncertainty.stats import SampleStats, StatsAccumulator
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 OPSET = 18
 FILES = ("model.onnx", "trunk.onnx", "head.onnx", "onnx.json")
@@ -115,7 +119,7 @@ def read_meta(folder: str | Path, kind: str, files: tuple[str, ...]) -> dict:
     return meta
 
 
-def ort_session(path: Path, threads: int | None = None):
+def ort_session(path: Path, threads: int | None = None) -> InferenceSession:
     """An ONNX Runtime session of ``path`` on the CPU with ``threads`` intra-op threads (default: every CPU available)."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
@@ -180,7 +184,7 @@ def pad_to_stride(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, in
     h, w = x.shape[-2:]
     ph, pw = -h % stride, -w % stride
     if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if ph < h and pw < w else "edge"
         x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
     return x, (h, w)
 
@@ -206,9 +210,9 @@ class OnnxSegmenter:
             if not (self.folder / "model.int8.onnx").is_file():
                 raise CrackalError(f"{self.folder} has no int8 graph; run 'crackal export RUN --format onnx --int8' first")
             self.whole = "model.int8"  # probabilities from the int8 graph; MC-Dropout stays float32
-        self._sessions: dict[str, object] = {}
+        self._sessions: dict[str, InferenceSession] = {}
 
-    def session(self, name: str):
+    def session(self, name: str) -> InferenceSession:
         """The ONNX Runtime session of ``name`` (``model``, ``model.int8``, ``trunk`` or ``head``), opened once."""
         if name not in self._sessions:
             self._sessions[name] = ort_session(self.folder / f"{name}.onnx", self.threads)
@@ -222,7 +226,7 @@ class OnnxSegmenter:
     def run(self, name: str, **inputs: np.ndarray) -> np.ndarray:
         """Run one of the graphs on float32 inputs."""
         feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
-        return self.session(name).run(None, feeds)[0]  # type: ignore[attr-defined]
+        return self.session(name).run(None, feeds)[0]
 
     def probabilities(self, batch: torch.Tensor | np.ndarray, tta: bool = False) -> torch.Tensor:
         """``(N, C, H, W)`` class probabilities of a normalised batch of any size (dropout off)."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from torch import nn
@@ -57,6 +58,7 @@ from crackal.training.detection import load_detector
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # image (H, W, 3) uint8 -> probabilities (C, H, W)
 DEFECT_BLOCK = 4096  # a raster's mask is searched for defects in blocks of this size
+K = TypeVar("K")  # what a streamed image is known by
 
 
 def image_files(inputs: str | Path) -> list[Path]:
@@ -121,7 +123,7 @@ class ImagePredictor:
         assert self.model is not None
         return predict_image(self.model, image, tile_size=self.tile_size, overlap=self.overlap, tta=self.tta)
 
-    def stream(self, images: Iterable[tuple[object, np.ndarray]], batch_size: int) -> Iterator[tuple[object, np.ndarray, np.ndarray]]:
+    def stream(self, images: Iterable[tuple[K, np.ndarray]], batch_size: int) -> Iterator[tuple[K, np.ndarray, np.ndarray]]:
         """``(key, image, probabilities)`` in order; a network's tiles of consecutive images are
         batched together (``predict_stream``)."""
         if self.model is None:

@@ -177,7 +177,7 @@ def skeleton_graph(skeleton: np.ndarray) -> SkeletonGraph:
     index[rows, cols] = np.arange(count)
     padded = np.pad(skeleton, 1)
     heads, tails, weights = [], [], []
-    for dy, dx, weight in _FORWARD:
+    for dy, dx, step in _FORWARD:
         r, c = rows + dy, cols + dx
         inside = (r >= 0) & (r < skeleton.shape[0]) & (c >= 0) & (c < skeleton.shape[1])
         ok = np.zeros(count, bool)
@@ -187,7 +187,7 @@ def skeleton_graph(skeleton: np.ndarray) -> SkeletonGraph:
             ok &= ~corner
         heads.append(np.flatnonzero(ok))
         tails.append(index[r[ok], c[ok]])
-        weights.append(np.full(int(ok.sum()), weight))
+        weights.append(np.full(int(ok.sum()), step))
     head = np.concatenate(heads) if heads else np.zeros(0, np.int64)
     tail = np.concatenate(tails) if tails else np.zeros(0, np.int64)
     weight = np.concatenate(weights) if weights else np.zeros(0)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from crackal.models.tiling import TileBlender, tile_boxes
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K")
 
 
 def default_workers() -> int:
@@ -45,8 +46,8 @@ def ahead(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, de
 
 
 @dataclass
-class _Image:
-    key: object
+class _Image(Generic[K]):
+    key: K
     image: np.ndarray
     boxes: list[tuple[int, int, int, int]]
     left: int
@@ -56,19 +57,19 @@ class _Image:
 
 def predict_stream(
     model: nn.Module | Engine,
-    images: Iterable[tuple[object, np.ndarray]],
+    images: Iterable[tuple[K, np.ndarray]],
     tile_size: int,
     overlap: int = 64,
     tta: bool = False,
     batch_size: int = 4,
-) -> Iterator[tuple[object, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[K, np.ndarray, np.ndarray]]:
     """``(key, image, probabilities (C, H, W))`` for each ``(key, image)``, in order: what
     ``predict_image`` gives for each image, with the tiles (or whole small images) of consecutive
     images of the same size going through the network ``batch_size`` at a time."""
     forward = _forward(model)
     context = getattr(model, "context", 1)  # a two-scale model: each tile with its context (see predict_image)
-    waiting: deque[_Image] = deque()  # images with tiles not yet predicted, in order
-    tiles: list[tuple[_Image, tuple[int, int, int, int], torch.Tensor]] = []
+    waiting: deque[_Image[K]] = deque()  # images with tiles not yet predicted, in order
+    tiles: list[tuple[_Image[K], tuple[int, int, int, int], torch.Tensor]] = []
 
     def run_batch() -> None:
         probs = forward(torch.stack([t for _, _, t in tiles]), tta).cpu().numpy()
@@ -82,7 +83,7 @@ def predict_stream(
             item.left -= 1
         tiles.clear()
 
-    def finished() -> Iterator[tuple[object, np.ndarray, np.ndarray]]:
+    def finished() -> Iterator[tuple[K, np.ndarray, np.ndarray]]:
         while waiting and waiting[0].left == 0:
             item = waiting.popleft()
             probs = item.probs if item.blender is None else item.blender.result()
@@ -91,7 +92,8 @@ def predict_stream(
 
     for key, image in images:
         tensor = to_tensor(image)
-        boxes = tile_boxes(*image.shape[:2], tile_size, overlap)
+        height, width = image.shape[:2]
+        boxes = tile_boxes(height, width, tile_size, overlap)
         item = _Image(key, image, boxes, len(boxes))
         waiting.append(item)
         for box in boxes:

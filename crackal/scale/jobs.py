@@ -15,13 +15,14 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from crackal.acquisition.heuristics import STRATEGIES
 from crackal.acquisition.reduce import REDUCTIONS
 from crackal.errors import CrackalError, choose
-from crackal.options import METHODS
+from crackal.options import METHODS, Method, Reduction
 from crackal.progress import Progress
 from crackal.scale.cluster import ActorPlan, cluster_plan, compute, connect
 
@@ -272,7 +273,9 @@ def score_pool_ray(
     if method == "mc_batchnorm":
         raise CrackalError("MC-BatchNorm draws labelled reference batches in this process; score it without --ray")
     if heuristic == "random" or not paths:  # no model to run: the local path is exact and instant
-        return score_pool([], [None] * len(paths), heuristic, reduction, method, iterations, batch_size, seed=seed)  # type: ignore[list-item]
+        images = np.zeros((len(paths), 0, 0, 3), np.uint8)  # only counted: random scores read no image
+        return score_pool([], images, heuristic, cast(Reduction, reduction), cast(Method, method), iterations, batch_size,
+                          seed=seed)  # reduction and method checked above
     ray = connect(address)
     _quiet_data(ray)
     plan = cluster_plan(ray, actors)
