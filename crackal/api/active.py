@@ -203,6 +203,7 @@ def simulate(
     progress: bool | Progress = False,
     on_round=None,
     train: TrainConfig | dict | None = None,
+    ray: str | None = None,
     **options,
 ) -> Path:
     """Simulated active learning on a fully labelled dataset (the ground truth labels): every
@@ -211,10 +212,20 @@ def simulate(
     ``options`` are ``ALConfig`` fields (``round_steps="auto"``, ``warm_start=True`` ...) or
     ``crack_free_share`` (mix the pool to that share of crack-free images), ``train`` the
     round's training options; a strategy ``NAME+warm`` warm-starts that run's rounds.
+
+    ``ray`` (an address, ``auto`` or ``local``) runs each seed, with all its strategies, and the
+    whole-pool reference as Ray tasks (``crackal.scale.simulation``); ``out`` and ``data`` must
+    then be on a file system every node sees. The report is the one a local run writes.
     """
     from crackal.active.simulate import simulate as simulate_pairs
     from crackal.data.layout import open_dataset
 
     pairs, names, _ = open_dataset(data, masks, classes)
+    if ray is not None:
+        from crackal.scale.simulation import simulate_on_ray
+
+        return simulate_on_ray(pairs, out, list(strategies), seeds=seeds, rounds=rounds, ray=ray, heldout=heldout,
+                               split_file=split_file, tile=tile, reference=reference, progress=progress, on_round=on_round,
+                               train={**_train_options(train), "class_names": names}, **options)
     return simulate_pairs(pairs, out, list(strategies), seeds, rounds, heldout, split_file, tile, reference, progress,
                           on_round, {**_train_options(train), "class_names": names}, **options)

@@ -338,16 +338,20 @@ def simulate(
     cost_per_image: CostPerImage = 0.5,
     seconds_per_image: SecondsPerImage = 30.0,
     settings: Settings = None,
+    ray: RayAddress = None,
     quiet: Quiet = False,
 ) -> None:
-    """Simulated active learning (the ground truth labels): learning curves against random."""
+    """Simulated active learning (the ground truth labels): learning curves against random.
+
+    With --ray each seed (all its strategies) and the reference run as Ray tasks; --out and DATA
+    must be on a file system every node sees."""
     from crackal import api
 
     al_options, train = _settings(settings)
     progress = progress_for(quiet)
     report_path = api.simulate(
         data, out, strategy, seeds=seeds, rounds=rounds, heldout=heldout, split_file=split_file, tile=tile,
-        reference=reference, progress=progress, crack_free_share=crack_free_share,
+        reference=reference, progress=progress, crack_free_share=crack_free_share, ray=ray,
         on_round=lambda item: print_round(item) if not isinstance(item, str) else console.print(item),
         train={"epochs": epochs, "crop_size": crop_size, "downscale": downscale, **train},
         **{"initial": initial, "query_size": query_size, "reduction": reduction, "method": method, "iterations": iterations,
