@@ -1,5 +1,6 @@
-"""Why the default is the compact U-Net: parameters, training-step and inference time of every
-architecture on this machine, measured side by side in one run.
+"""The cost of every architecture on this machine: parameters, training-step and inference time,
+measured side by side in one run (the default model, the Lite0 U-Net from ImageNet, is measured
+in benchmarks/pretrained_encoders.py and, per survey frame, benchmarks/field_speed.py).
 
     .venv/bin/python benchmarks/model_speed.py [--repeats 3]
 
@@ -56,7 +57,7 @@ def main() -> None:
         step_s = best_time(step, args.repeats)
         infer_s = best_time(infer, args.repeats)
         print(f"{arch:14s} {params:10.2f} {step_s:15.2f} {infer_s:24.2f}", flush=True)
-        label = f"`{arch}` (default, compact)" if arch == "unet" else f"`{arch}` (ResNet-18)"  # create_model's default encoder
+        label = f"`{arch}` (compact)" if arch == "unet" else f"`{arch}` (ResNet-18)"  # create_model's default encoder
         rows.append([label, f"{params:.1f} M", f"{step_s:.2f} s", f"{infer_s:.2f} s"])
     full, own = downscale_step(args.repeats)
     print(f"--downscale 4, 4 crops of 768, 8 classes: loss on full-size logits {full:.2f} s a step, at the network's scale "
