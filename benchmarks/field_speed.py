@@ -172,7 +172,8 @@ def main() -> None:
                           f"{seconds:.2f}"])
             print(sweep[-1], flush=True)
 
-    parts = [f"The default model ({state['config']['arch']}, encoder {state['config'].get('encoder')}) of `{run}`; one "
+    shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
+    parts = [f"The default model ({state['config']['arch']}, encoder {state['config'].get('encoder')}) of `{shown}`; one "
              f"{WIDTH} x {HEIGHT} frame, tiles of {args.tile} px overlapping {args.overlap} px, batches of 4 tiles; "
              f"fastest of {args.repeats} runs. Peak: float32 {fp32_peak:.1f} GFLOP/s, int8 "
              f"{int8_peak or float('nan'):.1f} GOP/s (4096 x 4096 matrix products on {args.threads} threads).",
