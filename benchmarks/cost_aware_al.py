@@ -138,9 +138,9 @@ def docs_parts(dataset: str, out: Path, summary: dict, histories: dict, caption:
     text = (f"{caption}; pool: {any_entry['pool_size']} tiles of {schedule['tile']}, "
             f"{summary['pool']['crack_free_share']:.0%} without a defect pixel. {schedule['initial']} tiles to start, "
             f"{schedule['step']} per round, {schedule['rounds']} rounds, {args.round_steps} steps per round. "
-            f"F1 interpolated at {len(hours)} equal labelling times from {duration(hours[0], minutes)} (the latest first "
-            f"round) to {duration(hours[-1], minutes)} (the earliest last round) of simulated labelling; area = mean F1 over "
-            "that span. Mean [95 % interval] over seeds.")
+            f"F1 interpolated at {len(hours)} equal simulated labelling times after the first round (+0 to "
+            f"+{duration(hours[-1], minutes)}, the least any run labelled after its first round); area = mean F1 over that "
+            "span. Mean [95 % interval] over seeds.")
     rows = []
     for strategy, e in entries.items():
         runs = per_run[strategy]

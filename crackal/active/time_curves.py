@@ -2,10 +2,11 @@
 
 Each round's labelling seconds are the sum of the measured (or, in a simulation, simulated)
 active seconds of the labels it trained on (``seconds_by_round``). Runs reach different
-hours at each round, so strategies are compared on a common grid of hours: each run's
-F1 is interpolated linearly at ``points`` evenly spaced hours between the latest first round
-and the earliest last round of all the runs, and the area under F1-vs-hours is taken over
-that same span (divided by its length: the mean F1 over those hours). Differences are paired
+hours at each round, so strategies are compared on a common grid of hours *after the first
+round* (the initial set, whose cost the runs of a seed share and seeds do not): each run's F1
+is interpolated linearly at ``points`` evenly spaced hours from 0 to the least that any run
+labelled after its first round, and the area under F1-vs-hours is taken over that same span
+(divided by its length: the mean F1 over those hours). Differences are paired
 by seed (each run minus its baseline with the same start, ``paired_baseline``; a cost-aware
 run also minus its base strategy), with 95 % intervals over seeds (Student's t).
 """
@@ -31,22 +32,27 @@ def _timed(runs: list[dict]) -> bool:
     return bool(runs) and all(r.get("seconds") and None not in r["seconds"] for r in runs)
 
 
+def _after_first(run: dict) -> np.ndarray:
+    """A run's labelling seconds after its first round, per round."""
+    length = min(len(run["seconds"]), len(run["f1"]))
+    seconds = np.asarray(run["seconds"][:length], dtype=np.float64)
+    return seconds - seconds[0]
+
+
 def hours_grid(histories: dict[str, list[dict]], points: int = POINTS) -> np.ndarray | None:
-    """``points`` hours from the latest first round to the earliest last round of every timed
-    run (None when no run is timed or the spans do not overlap)."""
+    """``points`` hours after the first round, from 0 to the least any timed run labelled after
+    its first round (None when no run is timed or one labelled nothing more)."""
     runs = [r for runs in histories.values() if _timed(runs) for r in runs]
     if not runs:
         return None
-    low = max(r["seconds"][0] for r in runs) / 3600
-    high = min(r["seconds"][min(len(r["seconds"]), len(r["f1"])) - 1] for r in runs) / 3600
-    return np.linspace(low, high, points) if high > low else None
+    high = min(_after_first(r)[-1] for r in runs) / 3600
+    return np.linspace(0, high, points) if high > 0 else None
 
 
 def f1_at_hours(run: dict, hours: np.ndarray) -> np.ndarray:
-    """A run's F1 interpolated linearly at ``hours`` (its own seconds per round as x)."""
+    """A run's F1 interpolated linearly at ``hours`` of labelling after its first round."""
     length = min(len(run["seconds"]), len(run["f1"]))
-    return np.interp(hours * 3600, np.asarray(run["seconds"][:length], dtype=np.float64),
-                     np.asarray(run["f1"][:length], dtype=np.float64))
+    return np.interp(hours * 3600, _after_first(run), np.asarray(run["f1"][:length], dtype=np.float64))
 
 
 def _area(values: np.ndarray, hours: np.ndarray) -> np.ndarray:
@@ -88,7 +94,7 @@ def time_summary(histories: dict[str, list[dict]], points: int = POINTS) -> dict
         last = [min(len(r["seconds"]), len(r["f1"])) - 1 for r in runs]
         strategies[strategy] = {
             "seeds": len(runs), "f1_at_hours": _stats(values), "area": _stats(_area(values, hours)[:, None]),
-            "final_hours": round(float(np.mean([r["seconds"][i] for r, i in zip(runs, last)])) / 3600, 4),
+            "final_hours": round(float(np.mean([_after_first(r)[-1] for r in runs])) / 3600, 4),  # after the first round
             "seconds_per_image": round(float(np.mean([r["seconds"][i] / r["labelled"][i] for r, i in zip(runs, last)])), 2),
         }
         for baseline in dict.fromkeys([paired_baseline(strategy, histories), base_strategy(strategy)]):
@@ -120,11 +126,11 @@ def time_tables(summary: dict) -> tuple[tuple[list[str], list[list[str]]], tuple
     per paired difference the same (mean [95 % interval] over seeds). Times in minutes below 2 h."""
     minutes = summary["hours"][-1] < 2
     hours = [duration(h, minutes) for h in summary["hours"]]
-    header = ["strategy", "seeds", *(f"F1 at {h}" for h in hours), "area (mean F1 over the span)",
-              "labelling time at the last round", "seconds per labelled image"]
+    header = ["strategy", "seeds", *(f"F1 at +{h}" for h in hours), "area (mean F1 over the span)",
+              "labelling time after the first round, at the last", "seconds per labelled image"]
     rows = [[s, str(e["seeds"]), *(_cell(e["f1_at_hours"], i) for i in range(len(hours))), _cell(e["area"]),
              duration(e["final_hours"], minutes), f"{e['seconds_per_image']:.1f}"] for s, e in summary["strategies"].items()]
-    paired_header = ["paired by seed", "seeds", *(f"at {h}" for h in hours), "area difference"]
+    paired_header = ["paired by seed", "seeds", *(f"at +{h}" for h in hours), "area difference"]
     paired = [[name, str(p["seeds"]), *(_cell(p["f1_at_hours"], i, "+") for i in range(len(hours))), _cell(p["area"], 0, "+")]
               for name, p in summary["paired"].items()]
     return (header, rows), (paired_header, paired)
@@ -140,8 +146,8 @@ def time_lines(summary: dict | None) -> list[str]:
 
     (header, rows), (paired_header, paired) = time_tables(summary)
     lines = ["", "## F1 against labelling time", "",
-             "Each run's F1 interpolated at equal labelling hours (its labels' measured or simulated seconds); "
-             "mean [95 % interval] over seeds.", ""] + table(header, rows)
+             "Each run's F1 interpolated at equal labelling time after its first round (its labels' measured or "
+             "simulated seconds); mean [95 % interval] over seeds.", ""] + table(header, rows)
     return lines + ([""] + table(paired_header, paired) if paired else [])
 
 
@@ -154,17 +160,17 @@ def plot_time_curves(histories: dict[str, list[dict]], path, title: str = "") ->
     fig, ax = plt.subplots(figsize=(6, 4))
     hours = hours_grid(histories)
     timed = [r for runs in histories.values() if _timed(runs) for r in runs]
-    scale = 60.0 if timed and max(r["seconds"][-1] for r in timed) < 2 * 3600 else 1.0
+    scale = 60.0 if timed and max(_after_first(r)[-1] for r in timed) < 2 * 3600 else 1.0
     for (strategy, runs), color in zip(histories.items(), plt.cm.tab10.colors):
         if not _timed(runs):
             continue
         for run in runs:
             length = min(len(run["seconds"]), len(run["f1"]))
-            ax.plot(np.array(run["seconds"][:length]) / 3600 * scale, run["f1"][:length], color=color, lw=0.6, alpha=0.4)
+            ax.plot(_after_first(run) / 3600 * scale, run["f1"][:length], color=color, lw=0.6, alpha=0.4)
         if hours is not None:
             ax.plot(hours * scale, np.mean([f1_at_hours(r, hours) for r in runs], 0), color=color, lw=2, marker="o", ms=3,
                     label=f"{strategy} ({len(runs)} seeds)")
-    ax.set_xlabel(f"labelling {'minutes' if scale == 60 else 'hours'} (cumulative, simulated or measured)")
+    ax.set_xlabel(f"labelling {'minutes' if scale == 60 else 'hours'} after the initial set (simulated or measured)")
     ax.set_ylabel("held-out F1")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
