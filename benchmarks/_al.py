@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal.active.report import paired_baseline
+from crackal.active.pairing import paired_baseline
 from crackal.active.simulate import reference_f1, simulate, simulation_config, simulation_pool
 from crackal.data.layout import Pair
 from crackal.metrics.curves import forecast_curve

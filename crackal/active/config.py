@@ -151,13 +151,21 @@ class ALConfig(SavedConfig):
         """The training config of a round (of one ensemble member): the recipe, seeded for it;
         with ``labelled`` (and the ``train_images`` left after the validation slice) its epochs
         follow ``round_steps``."""
-        config = replace(self.train, seed=self.seed * 1000 + round_ + 7919 * member)  # type: ignore[type-var]
+        assert self.train is not None  # __post_init__ made the recipe
+        config = replace(self.train, seed=self.seed * 1000 + round_ + 7919 * member)
         steps = None if labelled is None else self.steps_for(labelled)
-        if steps is None or not isinstance(config, TrainConfig):
+        if steps is None or labelled is None or not isinstance(config, TrainConfig):
             return config
         samples = config.samples_per_epoch or train_images or labelled
         steps_per_epoch = max(1, samples // min(config.batch_size, samples))  # as SegmentationRunner counts them
         return replace(config, epochs=max(1, math.ceil(steps / steps_per_epoch)))
+
+    def segmentation_config(self, round_: int, member: int = 0, labelled: int | None = None,
+                            train_images: int | None = None) -> TrainConfig:
+        """``round_config`` of a segmentation project (a ``TrainConfig``)."""
+        config = self.round_config(round_, member, labelled, train_images)
+        assert isinstance(config, TrainConfig), "a segmentation round's recipe is a TrainConfig"
+        return config
 
     def steps_for(self, labelled: int) -> int | None:
         """Optimiser steps of a round on ``labelled`` images, or None for the recipe's epochs.

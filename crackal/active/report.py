@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from crackal.active.config import ALConfig
 from crackal.active.effort import seconds_per_image
 from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
+from crackal.active.pairing import confidence_bounds, interval95, paired_baseline
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
@@ -37,14 +39,14 @@ def project_history(root: str | Path) -> dict:
     """One project's curve: per round the labelled count and held-out scores, and per
     labelling batch the share of defect pixels and of images with a defect (per defect class
     too when there are several)."""
-    store = ProjectStore(root)
-    try:
+    with ProjectStore(root) as store:
         rounds = [r for r in store.rounds() if r["metrics"]]
         config = ALConfig.from_dict(store.settings())
         names = config.class_names
         batches: dict[int, list[float]] = {}
         present: dict[int, list[np.ndarray]] = {}
         for record in store.labelled():
+            assert record.labelled_round is not None and record.label_path is not None  # a labelled record has both
             batches.setdefault(record.labelled_round, []).append(record.defect_share or 0.0)
             if len(names) > 2:
                 present.setdefault(record.labelled_round, []).append(_classes_present(record.label_path, names))
@@ -52,8 +54,6 @@ def project_history(root: str | Path) -> dict:
         timed = store.label_efforts()
         seconds_labelled = seconds_by_round(rounds, timed)
         seconds, seconds_source = seconds_per_image(timed, config.seconds_per_image)
-    finally:
-        store.close()
     per_class = {
         name: [float(np.mean([p[c] for p in present[b]])) for b in sorted(present)] for c, name in enumerate(names[1:])
     } if present else {}
@@ -95,42 +95,6 @@ def _curves(histories: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(histories[0]["labelled"][:length]), np.array([h[key][:length] for h in histories], dtype=np.float64)
 
 
-def interval95(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over seeds (axis 0) and the half-width of its 95 % interval (Student's t; NaN for one seed).
-
-    >>> mean, half = interval95(np.array([[0.5], [0.7]]))
-    >>> float(mean[0]), round(float(half[0]), 3)
-    (0.6, 1.271)
-    """
-    from scipy.stats import t
-
-    seeds = len(values)
-    if seeds < 2:
-        return values.mean(0), np.full(values.shape[1:], np.nan)
-    return values.mean(0), t.ppf(0.975, seeds - 1) * values.std(0, ddof=1) / np.sqrt(seeds)
-
-
-def _intervals(mean: np.ndarray, half: np.ndarray) -> list[list[float] | None]:
-    return [None if np.isnan(h) else [round(float(m - h), 4), round(float(m + h), 4)] for m, h in zip(mean, half)]
-
-
-def paired_baseline(strategy: str, strategies) -> str:
-    """The run a strategy is paired with: random with the same start (``random+warm`` for a
-    warm-started strategy when there is one), else ``random``.
-
-    >>> paired_baseline("bald+warm", ["bald", "random", "bald+warm", "random+warm"])
-    'random+warm'
-    >>> paired_baseline("random+warm", ["random", "random+warm"])
-    'random'
-    >>> paired_baseline("bald+warm+diverse", ["random", "random+warm"]), paired_baseline("bald+diverse", ["random", "random+warm"])
-    ('random+warm', 'random')
-    >>> paired_baseline("bald+cost", ["random", "random+warm"]), paired_baseline("bald+warm+cost", ["random", "random+warm"])
-    ('random', 'random+warm')
-    """
-    warm = "warm" in strategy.split("+")[1:] and strategy != "random+warm" and "random+warm" in strategies
-    return "random+warm" if warm else "random"
-
-
 def paired_differences(histories: dict[str, list[dict]]) -> dict:
     """Per strategy: its score minus its random baseline's (``paired_baseline``), seed by seed
     (the same seed starts both from the same images), at each label count both reached: mean
@@ -149,7 +113,7 @@ def paired_differences(histories: dict[str, list[dict]]) -> dict:
         diff = np.array([np.subtract(a["f1"][:length], b["f1"][:length]) for a, b in pairs], dtype=np.float64)
         mean, half = interval95(diff)
         out[strategy] = {"baseline": baseline, "labelled": pairs[0][0]["labelled"][:length], "seeds": len(pairs),
-                         "mean": mean.round(4).tolist(), "ci95": _intervals(mean, half)}
+                         "mean": mean.round(4).tolist(), "ci95": confidence_bounds(mean, half)}
     return out
 
 
@@ -165,7 +129,8 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
     of the reference F1 and what that saves against labelling the whole pool, the forecast and
     when the stop advice came; each strategy's paired difference to random; ``pool_notes``
     (e.g. the pool's crack-free share) are kept as given."""
-    summary = {"reference_f1": reference_f1, "target_fraction": fraction, "pool": pool_notes or {}, "strategies": {}}
+    summary: dict[str, Any] = {"reference_f1": reference_f1, "target_fraction": fraction, "pool": pool_notes or {},
+                               "strategies": {}}
     for strategy, runs in histories.items():
         x, f1, f1_std = _mean_curve(runs, "f1")
         f1_half = interval95(_curves(runs, "f1")[1])[1]
@@ -175,7 +140,7 @@ def summarise(histories: dict[str, list[dict]], reference_f1: float | None = Non
             "labelled": x.tolist(),
             "f1_mean": f1.round(4).tolist(),
             "f1_std": f1_std.round(4).tolist(),
-            "f1_ci95": _intervals(f1, f1_half),
+            "f1_ci95": confidence_bounds(f1, f1_half),
             "forecast": forecast_labels(x.tolist(), f1.tolist(), pool, cost, seconds),
             "stop_advised_at": [r.get("stop_advised_at") for r in runs],
             "stop_set": any(k is not None for r in runs for k in r.get("stop_kappa", [])),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from crackal.errors import CrackalError
 from crackal.inference.render import class_mask_from_probs
 from crackal.losses import SegmentationLoss
 from crackal.models.predict import predict_image
+from crackal.options import Method, Reduction
 from crackal.progress import Progress
 from crackal.training.checkpoint import load_model
 from crackal.training.evaluation import evaluate_model, headline
@@ -31,7 +33,12 @@ from crackal.training.trainer import train
 
 
 def _dataset(records: list[ImageRecord], num_classes: int, truth: bool) -> SegmentationDataset:
-    return SegmentationDataset([Pair(r.path, r.truth_path if truth else r.label_path) for r in records], num_classes)
+    pairs = []
+    for record in records:
+        mask = record.truth_path if truth else record.label_path
+        assert mask is not None, f"{record.name} has no {'ground truth' if truth else 'label'}"
+        pairs.append(Pair(record.path, mask))
+    return SegmentationDataset(pairs, num_classes)
 
 
 def _reference_batches(labelled: SegmentationDataset, crop: int, seed: int, size: int = 4):
@@ -86,12 +93,12 @@ class SegmentationRounds:
         val_set = _dataset(validation, len(config.class_names), truth=False) if validation else None
         result = None
         for member in range(config.ensemble_size if config.method == "ensemble" else 1):
-            member_result = train(train_set, val_set, config.round_config(round_, member, len(labelled), len(training)),
+            member_result = train(train_set, val_set, config.segmentation_config(round_, member, len(labelled), len(training)),
                                   run_dir / f"member{member}" if member else run_dir, resume=True,
                                   progress=progress.brief(), weights=previous_weights(store, config, round_, member))
             result = result or member_result
         assert result is not None
-        tcfg = config.round_config(round_)
+        tcfg = config.segmentation_config(round_)
         model, ckpt = load_model(result.best_checkpoint)
         heldout = _dataset(store.heldout(), len(config.class_names), truth=True)
         loss_fn = SegmentationLoss(tcfg.loss, torch.tensor(ckpt["class_weights"]))
@@ -116,7 +123,9 @@ class SegmentationRounds:
         ``features`` (a list, for cost-aware selection) receives the ``crackal.acquisition.cost``
         features of each pool image's predicted mask: the mean MC probabilities the scores come
         from, at the model's validation threshold (no extra forward pass)."""
-        tcfg = config.round_config(round_)
+        tcfg = config.segmentation_config(round_)
+        strategy = config.strategy
+        assert strategy is not None  # __post_init__ chose the task's default
         if features is not None and ray is not None:
             raise CrackalError("cost-aware selection reads the predicted masks while scoring in this process; "
                                "leave out --ray (ray=None) or set cost_aware=false")
@@ -125,7 +134,7 @@ class SegmentationRounds:
 
             checkpoints = [checkpoint] + [run_dir / f"member{m}" for m in range(1, config.ensemble_size)] \
                 if config.method == "ensemble" else [checkpoint]
-            return score_pool_ray(checkpoints, [r.path for r in pool], config.strategy, config.reduction, config.method,
+            return score_pool_ray(checkpoints, [r.path for r in pool], strategy, config.reduction, config.method,
                                   config.iterations, seed=tcfg.seed, address=ray, progress=progress)
         model, state = load_model(checkpoint)
         models = [model] + [load_model(run_dir / f"member{m}")[0] for m in range(1, config.ensemble_size)] \
@@ -141,7 +150,8 @@ class SegmentationRounds:
             def on_mean(mean: torch.Tensor) -> None:
                 features.extend(mask_features(class_mask_from_probs(probs, threshold), cracks) for probs in mean.cpu().numpy())
 
-        return score_pool(models, LazyImages(pool), config.strategy, config.reduction, config.method, config.iterations,
+        reduction, method = cast(Reduction, config.reduction), cast(Method, config.method)  # checked by ALConfig
+        return score_pool(models, LazyImages(pool), strategy, reduction, method, config.iterations,
                           reference_batches=references, seed=tcfg.seed, progress=progress, on_mean=on_mean)
 
     def embeddings(self, checkpoint: str | Path, records: list[ImageRecord]) -> np.ndarray:

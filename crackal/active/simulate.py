@@ -81,7 +81,7 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
     if done.is_file():
         return json.loads(done.read_text())["f1"]
     num_classes = len(config.class_names)
-    tcfg = config.round_config(0, labelled=len(pool))  # round_steps: the steps for the whole pool (no validation slice)
+    tcfg = config.segmentation_config(0, labelled=len(pool))  # round_steps: the steps for the whole pool (no validation slice)
     result = train(SegmentationDataset(pool, num_classes), None, tcfg, out / "reference", resume=True,
                    progress=Progress.of(progress).brief())
     model, _ = load_model(result.best_checkpoint)
@@ -92,12 +92,9 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
 
 
 def _initial_names(project: Path) -> list[str]:
-    store = ProjectStore(project)
-    try:
+    with ProjectStore(project) as store:
         queued = [record.name for record, round_, _ in store.queue() if round_ == 0]
         return sorted(queued + [r.name for r in store.labelled() if r.labelled_round == 0])
-    finally:
-        store.close()
 
 
 def share_first_round(source: Path, target: Path) -> bool:
@@ -114,7 +111,8 @@ def share_first_round(source: Path, target: Path) -> bool:
     return True
 
 
-RUN_VARIANTS = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"}, "cost": {"cost_aware": True}}
+RUN_VARIANTS: dict[str, dict[str, object]] = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"},
+                                               "cost": {"cost_aware": True}}
 
 
 def run_options(name: str) -> dict:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from crackal.active.pairing import confidence_bounds, interval95, paired_baseline
+
 POINTS = 5  # hours on the common grid
 
 
@@ -61,10 +63,9 @@ def _area(values: np.ndarray, hours: np.ndarray) -> np.ndarray:
 
 
 def _stats(values: np.ndarray) -> dict:
-    from crackal.active.report import _intervals, interval95
 
     mean, half = interval95(values)
-    return {"mean": np.round(mean, 4).tolist(), "ci95": _intervals(np.atleast_1d(mean), np.atleast_1d(half))}
+    return {"mean": np.round(mean, 4).tolist(), "ci95": confidence_bounds(np.atleast_1d(mean), np.atleast_1d(half))}
 
 
 def base_strategy(strategy: str) -> str | None:
@@ -82,7 +83,6 @@ def time_summary(histories: dict[str, list[dict]], points: int = POINTS) -> dict
     and its area over the grid (mean F1 per hour of the span) with 95 % intervals, the hours and
     seconds per image of its last round, and the paired differences (by seed) to its baselines;
     None when the runs carry no labelling times."""
-    from crackal.active.report import paired_baseline
 
     hours = hours_grid(histories, points)
     if hours is None:
