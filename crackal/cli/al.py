@@ -317,7 +317,7 @@ def restore(
 def simulate(
     data: Annotated[Path, typer.Argument(help="A fully labelled dataset (images/ + masks/).")],
     out: Annotated[Path, typer.Option(help="Experiment folder (one project per strategy and seed, the report).")] = Path("runs/simulate"),
-    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random; NAME+warm (e.g. bald+warm) warm-starts that run's rounds, NAME+diverse picks diverse batches (also bald+warm+diverse).")] = ["bald", "random"],  # noqa: B006
+    strategy: Annotated[list[str], typer.Option(help="Repeatable: bald, entropy, variance, margin, random; NAME+warm (e.g. bald+warm) warm-starts that run's rounds, NAME+diverse picks diverse batches, NAME+cost divides the score by the predicted labelling time (combinable: bald+warm+diverse+cost).")] = ["bald", "random"],  # noqa: B006
     initial: Initial = 10,
     query_size: QuerySize = 10,
     rounds: Annotated[int, typer.Option(help="Training rounds per run.")] = 5,
