@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks/server_faults.md")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="server_faults-"))
-    project = make_project(out / "project", count=args.kills * 40 + 40, size=args.size, seed=args.seed)
+    project = make_project(out / "project", count=args.kills * 300 + 60, size=args.size, seed=args.seed)  # ~100 submits a second
     log = out / "serve.log"
     rng = random.Random(args.seed)
     acknowledged: dict = {}

@@ -17,7 +17,7 @@ RANKS = {
     "errors": (0, 0), "progress": (0, 1), "options": (0, 1),
     "data": (1, 0), "interop": (1, 1),
     "models": (2, 0), "losses": (2, 1), "metrics": (2, 1), "uncertainty": (2, 2), "acquisition": (2, 3), "training": (2, 4),
-    "inference": (3, 0), "classify": (3, 1), "change": (3, 1), "scale": (3, 1), "active": (3, 2), "app": (3, 3),
+    "inference": (3, 0), "change": (3, 1), "scale": (3, 1), "classify": (3, 2), "active": (3, 3), "app": (3, 4),
     "api": (4, 0), "demo": (4, 1),
     "cli": (5, 0), "__main__": (5, 1),
 }

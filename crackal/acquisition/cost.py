@@ -122,17 +122,13 @@ class CostModel:
                 "residual_seconds": None if self.residual_seconds is None else round(self.residual_seconds, 3)}
 
 
-def fit_cost_model(features: np.ndarray, seconds: np.ndarray, fallback_seconds: float, minimum: int | None = None) -> CostModel:
+def fit_cost_model(features: np.ndarray, seconds: np.ndarray, fallback_seconds: float, minimum: int = 10) -> CostModel:
     """The cost model of ``(n, 3)`` label features and their ``(n,)`` measured seconds: a
     non-negative least-squares fit of seconds ~ intercept + features once ``minimum`` labels
-    (default ``crackal.active.effort.MIN_MEASURED``) are measured, else the constant
+    are measured (a project passes ``crackal.active.effort.MIN_MEASURED``), else the constant
     ``fallback_seconds`` (the config's ``seconds_per_image``)."""
     from scipy.optimize import nnls
 
-    if minimum is None:
-        from crackal.active.effort import MIN_MEASURED
-
-        minimum = MIN_MEASURED
     features = np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURES))
     seconds = np.asarray(seconds, dtype=np.float64)
     if len(seconds) < max(1, minimum):

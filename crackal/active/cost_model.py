@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from crackal.acquisition.cost import CostModel, crack_classes, fit_cost_model, mask_features
+from crackal.active import effort as timing
 from crackal.active.config import ALConfig
 from crackal.active.store import ProjectStore
 from crackal.data.io import read_raw_mask, to_class_mask
@@ -34,4 +35,4 @@ def timed_labels(store: ProjectStore, class_names: list[str]) -> tuple[np.ndarra
 def project_cost_model(store: ProjectStore, config: ALConfig) -> CostModel:
     """The project's cost model now: fitted on its timed labels, or the config's estimate."""
     features, seconds = timed_labels(store, config.class_names)
-    return fit_cost_model(features, seconds, config.seconds_per_image)
+    return fit_cost_model(features, seconds, config.seconds_per_image, minimum=timing.MIN_MEASURED)

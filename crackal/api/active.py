@@ -214,7 +214,7 @@ def simulate(
     round's training options; a strategy ``NAME+warm`` warm-starts that run's rounds.
 
     ``ray`` (an address, ``auto`` or ``local``) runs each seed, with all its strategies, and the
-    whole-pool reference as Ray tasks (``crackal.scale.simulation``); ``out`` and ``data`` must
+    whole-pool reference as Ray tasks (``crackal.active.simulate_ray``); ``out`` and ``data`` must
     then be on a file system every node sees. The report is the one a local run writes.
     """
     from crackal.active.simulate import simulate as simulate_pairs
@@ -222,7 +222,7 @@ def simulate(
 
     pairs, names, _ = open_dataset(data, masks, classes)
     if ray is not None:
-        from crackal.scale.simulation import simulate_on_ray
+        from crackal.active.simulate_ray import simulate_on_ray
 
         return simulate_on_ray(pairs, out, list(strategies), seeds=seeds, rounds=rounds, ray=ray, heldout=heldout,
                                split_file=split_file, tile=tile, reference=reference, progress=progress, on_round=on_round,

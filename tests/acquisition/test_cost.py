@@ -61,17 +61,14 @@ def test_the_cost_model_recovers_known_coefficients():
     assert model.coefficients["skeleton_px"] == 0
 
 
-def test_before_enough_measured_labels_the_model_is_the_estimate(monkeypatch):
-    import crackal.active.effort as effort
-
+def test_before_enough_measured_labels_the_model_is_the_estimate():
     features, seconds = np.array([[100.0, 2, 400]] * 9), np.array([90.0] * 9)
     model = fit_cost_model(features, seconds, fallback_seconds=30.0)
     assert (model.source, model.measured, model.intercept) == ("estimate", 9, 30.0)
     assert model.predict(np.array([[0.0, 0, 0], [500, 9, 9000]])).tolist() == [30.0, 30.0]
     scores = np.array([0.3, 0.9, 0.5])  # a constant cost: the same order as the scores
     assert select_top(cost_aware_scores(scores, model.predict(np.zeros((3, 3)))), 3).tolist() == [1, 2, 0]
-    monkeypatch.setattr(effort, "MIN_MEASURED", 5)
-    assert fit_cost_model(features, seconds, 30.0).source == "measured"
+    assert fit_cost_model(features, seconds, 30.0, minimum=5).source == "measured"
 
 
 def test_cost_aware_selection_prefers_the_cheaper_of_two_equally_uncertain_images():

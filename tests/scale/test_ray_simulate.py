@@ -8,11 +8,11 @@ import json
 import pytest
 
 from crackal import api
+from crackal.active.simulate_ray import _failure, _run_seed
 from crackal.active.store import ProjectStore
 from crackal.cli import main
 from crackal.errors import CrackalError
 from crackal.progress import Progress
-from crackal.scale.simulation import _failure, _run_seed
 from tests.conftest import make_dataset
 
 STRATEGIES, SEEDS = ["bald", "random"], 2
