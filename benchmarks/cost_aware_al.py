@@ -33,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
-from _common import DOCS, ROOT, SHARED_DATA, hardware, write_docs  # noqa: E402
+from _common import ROOT, SHARED_DATA, hardware, write_docs  # noqa: E402
 
 from crackal.acquisition.cost import SIMULATED_COST  # noqa: E402
 from crackal.active.store import ProjectStore  # noqa: E402
@@ -132,7 +132,7 @@ def docs_parts(dataset: str, out: Path, summary: dict, histories: dict, caption:
     minutes = hours[-1] < 2
     entries = summary["strategies"]
     any_entry = next(iter(entries.values()))
-    plot = DOCS / f"cost_aware_al_{dataset}.png"
+    plot = out / "f1_against_time.png"  # with the run, not in the repository
     plot_time_curves(histories, plot, f"{dataset}: held-out F1 against simulated labelling time")
     per_run = {s: [batch_seconds(out / s / f"seed{seed}") for seed in range(len(histories[s]))] for s in histories}
     text = (f"{caption}; pool: {any_entry['pool_size']} tiles of {schedule['tile']}, "
@@ -151,7 +151,9 @@ def docs_parts(dataset: str, out: Path, summary: dict, histories: dict, caption:
                      f"{np.mean(ratios):.2f}" if ratios else "-"])
     per_image = (["strategy", f"F1 at {' / '.join(map(str, any_entry['labelled']))} labels", "curve area (per image)",
                   "simulated s per selected tile", "predicted / simulated s of its batches"], rows)
-    return [text, f"![F1 against labelling time](cost_aware_al_{dataset}.png)", *time_tables(by_time), per_image]
+    shown = plot.resolve().relative_to(ROOT) if plot.resolve().is_relative_to(ROOT) else plot
+    return [text, f"The curves of F1 against labelling time: `{shown}` (written by the run, not tracked).",
+            *time_tables(by_time), per_image]
 
 
 def main() -> None:
