@@ -267,17 +267,10 @@ def predict_folder(
         records += predict_one_by_one(predictor, photos, out, threshold, config, gsd, skip_invalid, options, bar)
     elif photos:
         records += predict_overlapped(predictor, photos, out, threshold, config, gsd, skip_invalid, workers, batch_size, bar, options)
-    georefs: dict[str, Georef] = {}
-    for path in rasters:
-        try:
-            record, georefs[path.name] = _predict_raster_file(path, out, predictor, config, threshold, gsd, window, overlap, options, bar)
-        except CrackalError:
-            if skip_invalid:
-                continue
-            raise
-        records.append(record)
+    raster_records, georefs = predict_rasters(rasters, out, predictor, config, threshold, gsd, window, overlap, options, bar,
+                                              skip_invalid)
     order = {path.name: i for i, path in enumerate(files)}
-    records.sort(key=lambda r: order[r["image"]])
+    records = sorted(records + raster_records, key=lambda r: order[r["image"]])
     return write_measurements(records, out, threshold, gsd, inputs, options=options, files=files, heading=heading,
                               georefs=georefs, segments=segments, chainage=chainage)
 
@@ -415,6 +408,24 @@ def raster_predictor(checkpoint: str | Path, options: dict, *, threads: int | No
     """``make_predictor``'s prediction of one image (``options``: its keyword arguments), built
     once per Ray actor to predict a raster's windows."""
     return make_predictor(checkpoint, **{**options, "threads": threads, "device": device})[0]
+
+
+def predict_rasters(rasters: list[Path], out: Path, predictor: Predictor | None, config: TrainConfig, threshold: float,
+                    gsd: float | None, window: int, overlap: int, options: DefectOptions | None, progress: Progress,
+                    skip_invalid: bool, map_windows: WindowMap | None = None) -> tuple[list[dict], dict[str, Georef]]:
+    """Each raster predicted window by window (by ``predictor``, or on Ray through ``map_windows``):
+    its record and georeferencing; an unreadable one is left out with ``skip_invalid``."""
+    records, georefs = [], {}
+    for path in rasters:
+        try:
+            record, georefs[path.name] = _predict_raster_file(path, out, predictor, config, threshold, gsd, window, overlap,
+                                                              options, progress, map_windows=map_windows)
+        except CrackalError:
+            if skip_invalid:
+                continue
+            raise
+        records.append(record)
+    return records, georefs
 
 
 def _predict_raster_file(path: Path, out: Path, predictor: Predictor | None, config: TrainConfig, threshold: float,

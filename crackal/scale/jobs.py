@@ -172,11 +172,11 @@ def predict_folder_ray(
     task (``raster_windows_ray``), the driver writes the mask and probability GeoTIFFs and finds
     their defects, as without Ray."""
     from crackal.inference.outputs import (
-        _predict_raster_file,
         check_prediction_options,
         image_files,
         is_raster,
         make_predictor,
+        predict_rasters,
         raster_predictor,
         write_measurements,
     )
@@ -205,18 +205,10 @@ def predict_folder_ray(
         errors = [r["error"] for r in records if r is not None and "error" in r]
         if errors:
             raise CrackalError(errors[0])
-    georefs = {}
     map_windows = raster_windows_ray(raster_predictor, (str(checkpoint), options), address=address, actors=actors)
-    for path in rasters:
-        try:
-            record, georefs[path.name] = _predict_raster_file(path, out, None, config, threshold, gsd, window,
-                                                              options.get("overlap", 64), defect_options, bar,
-                                                              map_windows=map_windows)
-        except CrackalError:
-            if skip_invalid:
-                continue
-            raise
-        records.append(record)
+    raster_records, georefs = predict_rasters(rasters, out, None, config, threshold, gsd, window, options.get("overlap", 64),
+                                              defect_options, bar, skip_invalid, map_windows=map_windows)
+    records += raster_records
     order = {path.name: i for i, path in enumerate(files)}
     records = sorted((r for r in records if r is not None), key=lambda r: order[r["image"]])
     return write_measurements(records, out, threshold, gsd, inputs, options=defect_options, files=files, heading=heading,
