@@ -6,6 +6,8 @@ checked in-process with ``crackal.cli.main([..., "--help"])``."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import unicodedata
 from pathlib import Path
 
@@ -52,6 +54,13 @@ def relative_links(path: Path) -> list[str]:
             if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I)]  # http:, https:, mailto: ...
 
 
+def untracked_in_a_clean_checkout(path: Path) -> bool:
+    """Whether git ignores ``path`` (a file made by a local run, absent from CI's clean checkout)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return False
+    return subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT).returncode == 0
+
+
 def test_there_are_pages_and_links():
     assert (ROOT / "docs").is_dir() and len(PAGES) > 5
     assert sum(len(relative_links(page)) for page in PAGES) > 20
@@ -65,6 +74,8 @@ def test_relative_links_resolve(page: Path):
         linked = (page.parent / file_part).resolve() if file_part else page
         if not linked.exists():
             broken.append(f"{target}: no such file")
+        elif untracked_in_a_clean_checkout(linked):
+            broken.append(f"{target}: ignored by git, so absent from a clean checkout")
         elif anchor and linked.suffix == ".md" and anchor.lower() not in anchors(linked):
             broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(ROOT)}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
