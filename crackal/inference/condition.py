@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -265,35 +266,41 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
     def plane(coords) -> np.ndarray:  # map coordinates as plotted
         return (np.asarray(coords, float).reshape(-1, 2) - origin) * scale
 
-    # shapes gathered per colour and drawn as one collection each: a survey has thousands of paths
-    buckets: dict[str, dict[str, list]] = {}
+    # shapes gathered per colour, as read, and drawn at the end as one artist per colour and kind:
+    # a survey has thousands of crack lines, and an artist (or a path, or an array) per line costs
+    # more than its points. A bucket keeps, per kind, arrays of points and the length of each shape.
+    buckets: dict[str, dict[str, tuple[list, list]]] = {}
 
-    def draw(buckets: dict[str, dict[str, list]], geometry: dict | None, color: str) -> None:
+    def draw(buckets: dict[str, dict[str, tuple[list, list]]], geometry: dict | None, color: str) -> None:
         if geometry is None:
             return
         kind, coords = geometry["type"], geometry["coordinates"]
-        if kind == "LineString":
-            coords, kind = [coords], "MultiLineString"
-        if kind == "Polygon":
-            coords, kind = [coords], "MultiPolygon"
-        bucket = buckets.setdefault(color, {"lines": [], "polygons": [], "points": []})
-        if kind == "MultiLineString":
-            bucket["lines"] += [plane(line) for line in coords]
-        elif kind == "MultiPolygon":
-            bucket["polygons"] += [plane(polygon[0]) for polygon in coords]
-        elif kind == "Point":
-            bucket["points"].append(plane(coords)[0])
+        if kind in ("LineString", "MultiLineString"):
+            key, shapes = "lines", [coords] if kind == "LineString" else coords
+        elif kind in ("Polygon", "MultiPolygon"):  # outer rings
+            key, shapes = "polygons", [coords[0]] if kind == "Polygon" else [polygon[0] for polygon in coords]
+        else:
+            key, shapes = "points", [[coords]]
+        arrays, lengths = buckets.setdefault(color, {}).setdefault(key, ([], []))
+        arrays.append(np.asarray(list(itertools.chain.from_iterable(shapes)), float).reshape(-1, 2))
+        lengths += [len(shape) for shape in shapes]
 
-    def flush(ax, buckets: dict[str, dict[str, list]]) -> None:
-        from matplotlib.collections import LineCollection, PolyCollection
+    def joined(arrays: list, lengths: list) -> tuple[np.ndarray, np.ndarray]:
+        """The shapes' points on the plotting plane in one array, and where each shape ends."""
+        return plane(np.concatenate(arrays)), np.cumsum(lengths)
+
+    def flush(ax, buckets: dict[str, dict[str, tuple[list, list]]]) -> None:
+        from matplotlib.collections import PolyCollection
 
         for color, bucket in buckets.items():
-            if bucket["lines"]:
-                ax.add_collection(LineCollection(bucket["lines"], colors=color, linewidths=1.2))
-            if bucket["polygons"]:
-                ax.add_collection(PolyCollection(bucket["polygons"], facecolors=color, edgecolors=color, alpha=0.5))
-            if bucket["points"]:
-                ax.plot(*np.asarray(bucket["points"]).T, "o", color=color, ms=4)
+            if "lines" in bucket:  # one line broken by NaN rows: matplotlib draws it as one path
+                points, ends = joined(*bucket["lines"])
+                ax.plot(*np.insert(points, ends[:-1], np.nan, axis=0).T, color=color, lw=1.2)
+            if "polygons" in bucket:
+                points, ends = joined(*bucket["polygons"])
+                ax.add_collection(PolyCollection(np.split(points, ends[:-1]), facecolors=color, edgecolors=color, alpha=0.5))
+            if "points" in bucket:
+                ax.plot(*joined(*bucket["points"])[0].T, "o", color=color, ms=4)
         buckets.clear()
         ax.autoscale_view()
 
@@ -309,7 +316,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
             props = feature["properties"]
             if props.get("feature") == "image":
                 if feature["geometry"]:
-                    photos.append(plane(feature["geometry"]["coordinates"])[0])
+                    photos.append(feature["geometry"]["coordinates"])
                 continue
             draw(buckets, feature["geometry"], severity_color(props.get("severity", UNKNOWN), severity_names))
         origin = total / count if count else np.zeros(2)
@@ -317,9 +324,6 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         # plotted in metres from the survey's middle (longitude / latitude on a local plane)
         if geographic:
             scale = np.array([111320.0 * np.cos(np.radians(origin[1])), 110574.0])
-        for bucket in buckets.values():
-            for key, shapes in bucket.items():
-                shapes[:] = [plane(shape)[0] if key == "points" else plane(shape) for shape in shapes]
         photos = [plane(photo)[0] for photo in photos]
         fig, ax = plt.subplots(figsize=(8, 8))
         flush(ax, buckets)

@@ -18,6 +18,7 @@ corner at (0, 0)) to map coordinates:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -213,14 +214,13 @@ def defect_geometry(defect: dict, georef: Georef, transform_to=None) -> dict | N
         mapped = georef.to_map(points)
         if transform_to is not None:
             mapped = transform_to(mapped)
-        return [[round(x, 9), round(y, 9)] for x, y in mapped.tolist()]
+        return np.round(mapped, 9).tolist()
 
     def convert_all(groups: list) -> list[list]:  # one mapping for all of a defect's lines: thousands of lines a survey
-        arrays = [np.asarray(points, float).reshape(-1, 2) for points in groups]
-        if len(arrays) < 2:
-            return [convert(points) for points in arrays]
-        mapped = convert(np.concatenate(arrays))
-        ends = np.cumsum([len(points) for points in arrays]).tolist()
+        if len(groups) < 2:
+            return [convert(np.asarray(points, float).reshape(-1, 2)) for points in groups]
+        mapped = convert(np.asarray(list(itertools.chain.from_iterable(groups)), float).reshape(-1, 2))
+        ends = np.cumsum([len(points) for points in groups]).tolist()
         return [mapped[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
     if georef.kind == "gps" and not georef.places_pixels:
