@@ -17,8 +17,7 @@ from crackal.inference.two_stage import predict_two_stage
 from crackal.metrics.segmentation import SegmentationEvaluator
 from crackal.models.detect import detect_image
 from crackal.models.predict import predict_image
-from crackal.training.checkpoint import load_model
-from crackal.training.detection import load_detector
+from crackal.runs.checkpoint import load_detector, load_model
 
 
 def detection_arguments(parser: argparse.ArgumentParser, epochs: int, image_size: int, minutes: float) -> None:

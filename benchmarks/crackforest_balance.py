@@ -30,7 +30,7 @@ from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.splits import make_split, save_split  # noqa: E402
-from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.runs.checkpoint import load_model  # noqa: E402
 from crackal.training.evaluation import evaluate_model  # noqa: E402
 
 METHODS = {

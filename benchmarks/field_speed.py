@@ -32,7 +32,7 @@ from crackal import api  # noqa: E402
 from crackal.data.io import list_images, read_image  # noqa: E402
 from crackal.models.predict import predict_image  # noqa: E402
 from crackal.models.tiling import tile_boxes  # noqa: E402
-from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.runs.checkpoint import load_model  # noqa: E402
 from crackal.uncertainty.sampling import mc_dropout  # noqa: E402
 
 HEIGHT, WIDTH, ITERATIONS = 3000, 4000, 20
@@ -94,9 +94,9 @@ def f1_pair(run: Path, engines: dict, tile: int) -> dict:
     from crackal.data.dataset import SegmentationDataset
     from crackal.data.layout import open_dataset
     from crackal.data.splits import load_split, pick
-    from crackal.training.config import TrainConfig
+    from crackal.runs.config import TrainConfig
+    from crackal.runs.folders import load_run_data
     from crackal.training.evaluation import evaluate_model
-    from crackal.training.runs import load_run_data
 
     model, state = load_model(run)
     config = TrainConfig.from_dict(state["config"])

@@ -43,7 +43,7 @@ from crackal.data.layout import (
 from crackal.data.splits import load_split, make_split, save_split  # noqa: E402
 from crackal.metrics.classification import roc_auc  # noqa: E402
 from crackal.models.predict import predict_image  # noqa: E402
-from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.runs.checkpoint import load_model  # noqa: E402
 
 
 def cell_values(values: np.ndarray, cell: int, reduce) -> np.ndarray:

@@ -41,7 +41,7 @@ from crackal.data.layout import open_dataset  # noqa: E402
 from crackal.data.splits import load_split, make_split  # noqa: E402
 from crackal.metrics.confusion import confusion_matrix  # noqa: E402
 from crackal.models.predict import predict_image  # noqa: E402
-from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.runs.checkpoint import load_model  # noqa: E402
 
 
 def per_class_scores(model, dataset: SegmentationDataset, names: list[str], tile_size: int) -> dict:

@@ -29,7 +29,7 @@ from road_potholes_al import shrunk_frames  # noqa: E402
 from crackal import api  # noqa: E402
 from crackal.data.dataset import SegmentationDataset  # noqa: E402
 from crackal.data.splits import load_split, make_group_split, save_split  # noqa: E402
-from crackal.training.checkpoint import load_model  # noqa: E402
+from crackal.runs.checkpoint import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ PACKAGE = Path(crackal.__file__).parent
 RANKS = {
     "errors": (0, 0), "progress": (0, 1), "options": (0, 1),
     "data": (1, 0), "interop": (1, 1),
-    "models": (2, 0), "losses": (2, 1), "metrics": (2, 1), "uncertainty": (2, 2), "acquisition": (2, 3), "training": (2, 4),
+    "models": (2, 0), "losses": (2, 1), "metrics": (2, 1), "runs": (2, 1), "uncertainty": (2, 2), "acquisition": (2, 3),
+    "training": (2, 4),
     "inference": (3, 0), "change": (3, 1), "scale": (3, 1), "classify": (3, 2), "active": (3, 3), "app": (3, 4),
     "api": (4, 0), "demo": (4, 1),
     "cli": (5, 0), "__main__": (5, 1),
@@ -61,6 +62,17 @@ def test_no_module_imports_a_layer_above_it():
     assert not violations, "\n".join(violations)
 
 
+# packages that must not import another one although the ranks would allow it
+APART = {"inference": {"training"}}  # predicting, exporting, serving a model: the run's files (runs/), never the training code
+
+
+def test_inference_never_imports_the_training_code():
+    violations = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+                  for unit, forbidden in APART.items() for path in sorted((PACKAGE / unit).rglob("*.py"))
+                  for line, target in imports_of(path) if unit_of(target) in forbidden]
+    assert not violations, "\n".join(violations)
+
+
 def test_the_layer_check_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from crackal.api import train\n")
@@ -85,7 +97,7 @@ def test_configs_and_projects_open_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import crackal.active.store, crackal.active.config, crackal.training.config, crackal.cli, crackal.api; "
+    code = ("import sys; import crackal.active.store, crackal.active.config, crackal.runs.config, crackal.cli, crackal.api; "
             "crackal.api.al_status, crackal.api.al_config; "  # what 'crackal al status / config' load
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('crackal'))")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -60,7 +60,7 @@ def test_quiet_commands_print_only_their_result(tmp_path, capsys):
 def test_training_is_the_same_on_a_terminal_in_a_log_and_quiet(tiny_dataset, tmp_path):
     from crackal.data.dataset import SegmentationDataset
     from crackal.data.layout import find_pairs
-    from crackal.training.config import TrainConfig
+    from crackal.runs.config import TrainConfig
     from crackal.training.trainer import train
 
     data = SegmentationDataset(find_pairs(tiny_dataset), 2)

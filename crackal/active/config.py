@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 from crackal.errors import OptionError, check_options, choose
 from crackal.options import DEFAULT_REDUCTION, METHODS, REDUCTION_NAMES, STRATEGIES
-from crackal.training.config import DetectionConfig, SavedConfig, TrainConfig
+from crackal.runs.config import DetectionConfig, SavedConfig, TrainConfig
 
 Task = Literal["segmentation", "detection"]
 TASKS: tuple[str, ...] = get_args(Task)

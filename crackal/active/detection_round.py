@@ -21,8 +21,9 @@ from crackal.data.io import read_image, read_raw_mask, to_class_mask
 from crackal.errors import CrackalError
 from crackal.models.detect import detect_image, image_tensor
 from crackal.progress import Progress
-from crackal.training.config import DetectionConfig
-from crackal.training.detection import evaluate_detector, load_detector, train_detector
+from crackal.runs.checkpoint import load_detector
+from crackal.runs.config import DetectionConfig
+from crackal.training.detection import evaluate_detector, train_detector
 from crackal.uncertainty.detection import detection_uncertainty, sample_ensemble, sample_head_dropout
 
 

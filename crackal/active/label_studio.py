@@ -36,7 +36,7 @@ from crackal.errors import CrackalError
 from crackal.inference.render import class_color
 from crackal.interop import read_json
 from crackal.interop.label_studio import box_from_rectangle, brush_result, mask_from_results, rectangle_result
-from crackal.training.config import TrainConfig
+from crackal.runs.config import TrainConfig
 
 IMAGE = "image"  # the <Image> tag's name
 TOOL = "label"  # the labels tag's name: BrushLabels (segmentation) or RectangleLabels (detection)

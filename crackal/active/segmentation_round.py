@@ -27,7 +27,7 @@ from crackal.losses import SegmentationLoss
 from crackal.models.predict import predict_image
 from crackal.options import Method, Reduction
 from crackal.progress import Progress
-from crackal.training.checkpoint import load_model
+from crackal.runs.checkpoint import load_model
 from crackal.training.evaluation import evaluate_model, headline
 from crackal.training.trainer import train
 

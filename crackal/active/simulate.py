@@ -30,8 +30,8 @@ from crackal.data.splits import load_split, make_split
 from crackal.data.tiles import write_tiles
 from crackal.errors import CrackalError, OptionError, check_options
 from crackal.progress import Progress
-from crackal.training.checkpoint import load_model
-from crackal.training.config import TrainConfig
+from crackal.runs.checkpoint import load_model
+from crackal.runs.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
 from crackal.training.trainer import train
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from crackal.data.layout import Pair
 from crackal.errors import CrackalError
 from crackal.progress import Progress
-from crackal.training.config import TrainConfig
+from crackal.runs.config import TrainConfig
 
 POOL_SPLIT = "pool_split.json"  # the pool as the driver prepared it, shared with the tasks
 SHARED = "a file system every Ray node sees at the same path (NFS, a mounted bucket)"

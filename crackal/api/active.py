@@ -19,7 +19,7 @@ from crackal.active.lock import project_lock
 from crackal.active.store import open_project
 from crackal.errors import CrackalError, choose
 from crackal.progress import Progress
-from crackal.training.config import DetectionConfig, TrainConfig
+from crackal.runs.config import DetectionConfig, TrainConfig
 
 if TYPE_CHECKING:
     from crackal.active.loop import RoundResult

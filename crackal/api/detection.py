@@ -20,11 +20,11 @@ from crackal.inference.render import draw_boxes
 from crackal.models.detect import detect_image
 from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_write_json, resolve_checkpoint, save_scores
-from crackal.training.config import DetectionConfig
-from crackal.training.detection import evaluate_detector, load_detector, train_detector
+from crackal.runs.checkpoint import atomic_write_json, load_detector, resolve_checkpoint, save_scores
+from crackal.runs.config import DetectionConfig
+from crackal.runs.folders import check_run_folder, load_run_data, run_dir_of, save_run_data
+from crackal.training.detection import evaluate_detector, train_detector
 from crackal.training.fit import TrainResult
-from crackal.training.runs import check_run_folder, load_run_data, run_dir_of, save_run_data
 
 BoxFormat = Literal["voc", "coco", "yolo"]
 BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)

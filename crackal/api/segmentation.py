@@ -15,13 +15,13 @@ from crackal.errors import CrackalError, check_options, choose
 from crackal.inference.outputs import predict_folder, two_stage_predictor
 from crackal.interop.coco import find_coco_file, write_class_masks
 from crackal.progress import Progress
+from crackal.runs.checkpoint import checkpoint_task, load_model, read_checkpoint, resolve_checkpoint, save_scores
+from crackal.runs.config import TrainConfig
+from crackal.runs.folders import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training import distributed
-from crackal.training.checkpoint import checkpoint_task, load_model, read_checkpoint, resolve_checkpoint, save_scores
-from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import TrainResult
 from crackal.training.plots import plot_confusion
-from crackal.training.runs import check_resume_matches, check_run_folder, load_run_data, run_dir_of, save_run_data
 from crackal.training.trainer import train as run_training
 
 COCO_MASKS = "coco_masks"  # where a run keeps the class masks rasterised from a COCO file

@@ -49,10 +49,11 @@ def revoke_sessions(project: str | Path, user: str | None = None, ids: list[str]
 
 
 def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_minutes: float = 30.0,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, secure_cookies: bool = False) -> None:
     """Serve the project's labelling app and dashboard at ``http://HOST:PORT`` until interrupted.
     It listens on this machine only by default (``127.0.0.1``); ``on_ready`` gets the address
-    once the project and the options are checked."""
+    once the project and the options are checked. ``secure_cookies``: browsers send the session
+    cookie over HTTPS only (set it behind a reverse proxy that terminates HTTPS)."""
     from crackal.active.store import ProjectStore
     from crackal.app.accounts import list_users
     from crackal.app.server import serve as run
@@ -67,4 +68,4 @@ def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_
                            f"'crackal serve {project} --add-user NAME --role admin'")
     if on_ready:
         on_ready(f"http://{host}:{port}")
-    run(project, host, port, lease_minutes)
+    run(project, host, port, lease_minutes, secure_cookies=secure_cookies)

@@ -101,14 +101,14 @@ def _model_layers(checkpoint: Path, record: ImageRecord, config: ALConfig) -> di
     image = read_image(record.path)
     if config.task == "detection":
         from crackal.models.detect import detect_image
-        from crackal.training.detection import load_detector
+        from crackal.runs.checkpoint import load_detector
 
         detector, state = load_detector(checkpoint)
         boxes = detect_image(detector, image).above(state.get("threshold", 0.5))
         return {"prediction": png(boxes_overlay(boxes, image.shape[:2]))}
     from crackal.inference.render import class_mask_from_probs, probability_png
     from crackal.models.predict import predict_image
-    from crackal.training.checkpoint import load_model
+    from crackal.runs.checkpoint import load_model
 
     model, state = load_model(checkpoint)
     probs = predict_image(model, image)

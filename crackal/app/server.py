@@ -126,13 +126,14 @@ def _check_project(ctx: Context) -> None:
 
 
 def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: float = 12.0,
-               max_upload_bytes: int = MAX_UPLOAD, settings: AppSettings | None = None) -> Starlette:
+               max_upload_bytes: int = MAX_UPLOAD, secure_cookies: bool = False,
+               settings: AppSettings | None = None) -> Starlette:
     """The labelling web app of one project (see the module docstring); ``settings`` overrides
     the keyword arguments (tests set the clock and the worker's command there)."""
     root = Path(project)
     ProjectStore(root).close()  # a clear error for a folder without a project; migrates an older one
     settings = settings or AppSettings(lease_minutes=lease_minutes, session_hours=session_hours,
-                                       max_upload_bytes=max_upload_bytes)
+                                       max_upload_bytes=max_upload_bytes, secure_cookies=secure_cookies)
     ctx = Context(root, settings, RoundWorker(root, settings.worker_command))
     threading.Thread(target=_check_project, args=(ctx,), name="crackal-check", daemon=True).start()
     one_image = "/api/images/{image_id:int}"
@@ -177,11 +178,12 @@ def create_app(project: str | Path, lease_minutes: float = 30.0, session_hours: 
 
 
 def serve(project: str | Path, host: str = "127.0.0.1", port: int = 8765, lease_minutes: float = 30.0,
-          log_level: str = "info") -> None:
-    """Serve a project's labelling app with uvicorn until interrupted."""
+          log_level: str = "info", secure_cookies: bool = False) -> None:
+    """Serve a project's labelling app with uvicorn until interrupted (``secure_cookies``: the
+    session cookie only over HTTPS, behind a proxy that terminates it)."""
     import uvicorn
 
-    app = create_app(project, lease_minutes=lease_minutes)
+    app = create_app(project, lease_minutes=lease_minutes, secure_cookies=secure_cookies)
     # the label path imports torch (seconds): done now, in the background, not in the first submit
     threading.Thread(target=lambda: __import__("crackal.active.labels"), daemon=True).start()
     # keep idle connections 75 s (uvicorn's default is 5 s): an editor page idles between requests while its

@@ -33,8 +33,8 @@ from crackal.change.train import ChangeTrainConfig, build_change_model, predict_
 from crackal.data.bitemporal import CHANGED, UNCHANGED, TileSet
 from crackal.errors import CrackalError, check_options, choose
 from crackal.metrics.change import PROTOCOL, change_scores
-from crackal.training.checkpoint import atomic_save, atomic_write_json
-from crackal.training.config import SavedConfig
+from crackal.runs.checkpoint import atomic_save, atomic_write_json
+from crackal.runs.config import SavedConfig
 
 Strategy = Literal["variance", "entropy", "random"]
 Method = Literal["ensemble", "mc_batchnorm"]

@@ -12,7 +12,7 @@ from crackal.change.al import ChangeALConfig, ModelCache, parse_run, reference_s
 from crackal.change.report import write_change_report
 from crackal.data.bitemporal import TileSet
 from crackal.errors import CrackalError, check_options
-from crackal.training.checkpoint import atomic_write_json
+from crackal.runs.checkpoint import atomic_write_json
 
 
 def run_configs(runs: list[str], seeds: int, **options) -> list[ChangeALConfig]:

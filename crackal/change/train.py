@@ -21,7 +21,7 @@ from crackal.losses import SegmentationLoss, class_weights, parse_loss
 from crackal.models import create_model
 from crackal.models.outputs import class_probabilities
 from crackal.options import Weighting
-from crackal.training.config import SavedConfig
+from crackal.runs.config import SavedConfig
 
 
 @dataclass

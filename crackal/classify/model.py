@@ -11,8 +11,8 @@ from torch import nn
 from crackal.errors import CrackalError, choose
 from crackal.models.patch_classifier import PatchClassifier, pretrained_patch_classifier
 from crackal.options import IMAGENET_BACKBONES
-from crackal.training.checkpoint import read_checkpoint
-from crackal.training.config import SavedConfig
+from crackal.runs.checkpoint import read_checkpoint
+from crackal.runs.config import SavedConfig
 
 PATCH_BACKBONES = ("small", *IMAGENET_BACKBONES)
 

@@ -31,7 +31,7 @@ from crackal.inference.onnx import (
     require_onnx,
     write_meta,
 )
-from crackal.training.checkpoint import read_checkpoint, resolve_checkpoint
+from crackal.runs.checkpoint import read_checkpoint, resolve_checkpoint
 
 FILES = ("model.onnx", "onnx.json")
 

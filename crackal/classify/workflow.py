@@ -27,7 +27,7 @@ from crackal.errors import CrackalError, choose
 from crackal.metrics.classification import classification_scores
 from crackal.options import ENGINES, Engine
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_save, atomic_write_json, resolve_checkpoint
+from crackal.runs.checkpoint import atomic_save, atomic_write_json, resolve_checkpoint
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

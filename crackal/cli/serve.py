@@ -67,6 +67,7 @@ def serve(
     replace: Annotated[bool, typer.Option(help="With --add-user: set a new password and role of an existing user (signs them out).")] = False,
     list_sessions: Annotated[bool, typer.Option(help="List the live sessions (public id, user, role, since, until) instead of serving.")] = False,
     revoke_sessions: Annotated[str | None, typer.Option(help="End every session of this user (or the session with this public id from --list-sessions) instead of serving.")] = None,
+    secure_cookies: Annotated[bool, typer.Option(help="Mark the session cookie Secure (sent over HTTPS only): set it behind a reverse proxy that terminates HTTPS.")] = False,
 ) -> None:
     """Serve the project's labelling app and dashboard in the browser (http://127.0.0.1:8765).
 
@@ -80,7 +81,7 @@ def serve(
     if add_user is None:
         if password_stdin or replace:
             raise typer.BadParameter("--password-stdin and --replace go with --add-user NAME")
-        api.serve(project, host=host, port=port, lease_minutes=lease_minutes,
+        api.serve(project, host=host, port=port, lease_minutes=lease_minutes, secure_cookies=secure_cookies,
                   on_ready=lambda url: console.print(f"serving {project} at {url} (open it in a browser; Ctrl+C stops)"))
         return
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None

@@ -349,7 +349,7 @@ def draw_map(head: dict, features: Iterable[dict], defects: Iterable[dict], imag
         rows = int(np.ceil(len(chosen) / columns))
         fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.8 * rows), squeeze=False)
         sizes = {r["image"]: (r["width"], r["height"]) for r in images}
-        panels: dict[str, dict[str, dict[str, list]]] = {name: {} for name in chosen if name is not None}
+        panels: dict[str, dict[str, dict[str, tuple[list, list]]]] = {name: {} for name in chosen if name is not None}
         for feature in features:  # one pass for every panel
             props = feature["properties"]
             if props.get("image") in panels:

@@ -38,8 +38,8 @@ from torch import nn
 from crackal.errors import CrackalError
 from crackal.models.outputs import class_probabilities
 from crackal.models.segmenter import Segmenter
-from crackal.training.checkpoint import load_model, resolve_checkpoint
-from crackal.training.runs import run_dir_of
+from crackal.runs.checkpoint import load_model, resolve_checkpoint
+from crackal.runs.folders import run_dir_of
 from crackal.uncertainty.sampling import HEAD_CHUNK, _chunks
 from crackal.uncertainty.stats import SampleStats, StatsAccumulator
 

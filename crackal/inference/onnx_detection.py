@@ -36,9 +36,8 @@ from crackal.inference.onnx import (
     write_meta,
 )
 from crackal.models.detect import image_tensor
-from crackal.training.checkpoint import resolve_checkpoint
-from crackal.training.config import DetectionConfig
-from crackal.training.detection import load_detector
+from crackal.runs.checkpoint import load_detector, resolve_checkpoint
+from crackal.runs.config import DetectionConfig
 
 FILES = ("model.onnx", "onnx.json")
 OUTPUTS = ("boxes", "scores", "labels")

@@ -52,9 +52,8 @@ from crackal.models.predict import Engine as NetworkEngine
 from crackal.models.predict import predict_image
 from crackal.options import SEGMENTATION_ENGINES, SegmentationEngine
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_write_json, load_model, read_checkpoint
-from crackal.training.config import TrainConfig
-from crackal.training.detection import load_detector
+from crackal.runs.checkpoint import atomic_write_json, load_detector, load_model, read_checkpoint
+from crackal.runs.config import TrainConfig
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # image (H, W, 3) uint8 -> probabilities (C, H, W)
 DEFECT_BLOCK = 4096  # a raster's mask is searched for defects in blocks of this size

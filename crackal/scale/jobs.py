@@ -180,7 +180,7 @@ def predict_folder_ray(
         raster_predictor,
         write_measurements,
     )
-    from crackal.training.checkpoint import resolve_checkpoint
+    from crackal.runs.checkpoint import resolve_checkpoint
 
     files, out = image_files(inputs), Path(out)
     defect_options = check_prediction_options(gsd, defects=defects, heading=heading, segments=segments, chainage=chainage,
@@ -222,7 +222,7 @@ class PoolScorer:
     def __init__(self, checkpoints: list[str], options: dict, threads: int, device: str) -> None:
         import torch
 
-        from crackal.training.checkpoint import load_model
+        from crackal.runs.checkpoint import load_model
 
         torch.set_num_threads(threads)
         models = [load_model(c, device)[0] for c in checkpoints]

@@ -18,9 +18,8 @@ from crackal.metrics.detection import DetectionEvaluator
 from crackal.models.detect import detect_images
 from crackal.models.detector import create_detector
 from crackal.progress import Progress
+from crackal.runs.config import DetectionConfig
 from crackal.training import distributed
-from crackal.training.checkpoint import read_checkpoint
-from crackal.training.config import DetectionConfig
 from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
 
 VAL_PROTOCOL = (
@@ -134,14 +133,3 @@ def train_detector(
     device = start_run(run_dir, config)
     runner = DetectionRunner(train_set, val_set, config, device, weights)
     return fit(runner, config, run_dir, resume, Progress.of(progress))
-
-
-def load_detector(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild a trained detector from a checkpoint (or run folder); eval mode, and the checkpoint dict."""
-    state = read_checkpoint(path)
-    if state.get("task") != "detection":
-        raise CrackalError(f"{path} holds a segmentation model; pass a run folder made by 'crackal detect train'")
-    config = DetectionConfig.from_dict(state["config"])
-    model = create_detector(**config.model_kwargs())
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state

@@ -21,9 +21,9 @@ from torch import nn
 
 from crackal.errors import CrackalError
 from crackal.progress import Progress
+from crackal.runs.checkpoint import atomic_save, atomic_write_json, read_checkpoint
+from crackal.runs.config import SavedConfig
 from crackal.training import distributed
-from crackal.training.checkpoint import atomic_save, atomic_write_json, read_checkpoint
-from crackal.training.config import SavedConfig
 from crackal.training.plots import plot_history
 
 

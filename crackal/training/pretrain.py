@@ -41,8 +41,8 @@ from crackal.options import (
     resolve_input_norm,
 )
 from crackal.progress import Progress
-from crackal.training.checkpoint import atomic_save, atomic_write_json
-from crackal.training.config import SavedConfig, check_device
+from crackal.runs.checkpoint import atomic_save, atomic_write_json
+from crackal.runs.config import SavedConfig, check_device
 
 
 @dataclass

@@ -22,9 +22,9 @@ from crackal.models.segmenter import Segmenter
 from crackal.models.tile_filter import TileFilterSegmenter
 from crackal.options import norm_pair
 from crackal.progress import Progress
+from crackal.runs.config import TrainConfig
 from crackal.training import distributed
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
-from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model, headline
 from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
 from crackal.training.plots import plot_balance

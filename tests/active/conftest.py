@@ -7,7 +7,7 @@ from crackal.active.config import ALConfig
 from crackal.active.project import create_project
 from crackal.data.layout import find_pairs
 from crackal.data.synth import write_synthetic_dataset
-from crackal.training.config import DetectionConfig, TrainConfig
+from crackal.runs.config import DetectionConfig, TrainConfig
 
 FAST = dict(arch="unet", base_channels=8, depth=2, epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64)
 

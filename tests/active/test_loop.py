@@ -153,7 +153,7 @@ def test_coreset_cold_start(tmp_path, al_data):
 
 
 def test_downscaled_network_in_the_loop(tmp_path, al_data):
-    from crackal.training.checkpoint import load_model
+    from crackal.runs.checkpoint import load_model
 
     root = make_project(tmp_path / "p", al_data, downscale=2, cold_start="coreset")
     result = run_round(root)
@@ -193,7 +193,7 @@ def test_strategies_of_one_seed_share_the_first_round(tmp_path, al_data):
 
 
 def test_a_round_with_the_imagenet_encoder_and_diverse_batches(tmp_path, al_data):
-    from crackal.training.checkpoint import load_model
+    from crackal.runs.checkpoint import load_model
 
     root = make_project(tmp_path / "p", al_data, arch="smp_unet", encoder="tu-tf_efficientnet_lite0", encoder_weights="auto",
                         selection="diverse", diversity_candidates=2, cold_start="coreset")

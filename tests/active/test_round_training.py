@@ -9,7 +9,7 @@ from torch import nn
 
 from crackal.active.config import ALConfig
 from crackal.errors import CrackalError
-from crackal.training.config import TrainConfig
+from crackal.runs.config import TrainConfig
 from crackal.training.fit import fit
 
 

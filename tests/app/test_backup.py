@@ -17,7 +17,7 @@ import crackal
 from crackal.active.store import ProjectStore
 from crackal.app.server import create_app
 from crackal.cli import main
-from tests.app.test_server_faults import http_client
+from tests.app.test_server_faults import signed_in
 from tests.app.test_web_api import label_of
 from tests.app.web_helpers import LiveServer, make_web_project, mask_png, sign_in
 
@@ -47,15 +47,15 @@ def test_a_backup_taken_while_labellers_submit_restores_elsewhere_and_labelling_
     stop = threading.Event()
 
     def label() -> None:
-        client = http_client(server.url, "ana")
-        rng = np.random.default_rng(0)
-        while not stop.is_set():
-            image_id = client.post("/api/queue/next").json()["id"]
-            if image_id is None:
-                return
-            mask = (rng.random((48, 64)) < 0.2).astype(np.uint8)
-            assert client.post(f"/api/images/{image_id}/mask", content=mask_png(mask)).status_code == 200
-            acknowledged.append(image_id)
+        with signed_in(server.url, "ana") as client:
+            rng = np.random.default_rng(0)
+            while not stop.is_set():
+                image_id = client.post("/api/queue/next").json()["id"]
+                if image_id is None:
+                    return
+                mask = (rng.random((48, 64)) < 0.2).astype(np.uint8)
+                assert client.post(f"/api/images/{image_id}/mask", content=mask_png(mask)).status_code == 200
+                acknowledged.append(image_id)
 
     thread = threading.Thread(target=label)
     try:
@@ -90,12 +90,12 @@ def test_a_backup_taken_while_labellers_submit_restores_elsewhere_and_labelling_
         assert (path, by, data) == originals[name]
     server = LiveServer(restored)
     try:
-        client = http_client(server.url, "bob")  # sessions are not restored: everyone signs in again
-        image_id = client.post("/api/queue/next").json()["id"]
-        assert image_id is not None and image_id not in {ids[n] for n in backed_up}
-        mask = np.zeros((48, 64), np.uint8)
-        mask[10:20, 5:40] = 1
-        assert client.post(f"/api/images/{image_id}/mask", content=mask_png(mask)).status_code == 200
+        with signed_in(server.url, "bob") as client:  # sessions are not restored: everyone signs in again
+            image_id = client.post("/api/queue/next").json()["id"]
+            assert image_id is not None and image_id not in {ids[n] for n in backed_up}
+            mask = np.zeros((48, 64), np.uint8)
+            mask[10:20, 5:40] = 1
+            assert client.post(f"/api/images/{image_id}/mask", content=mask_png(mask)).status_code == 200
     finally:
         server.stop()
     stored, by = label_of(restored, image_id)

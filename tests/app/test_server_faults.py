@@ -9,6 +9,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +30,16 @@ def project(tmp_path) -> Path:
     return make_web_project(tmp_path / "project", count=8, size=(48, 64), initial=6)
 
 
-def http_client(url: str, name: str):
+@contextmanager
+def signed_in(url: str, name: str) -> Iterator:
+    """An HTTP client of a live server, signed in as ``name``; closed at the end."""
     import httpx
 
-    client = httpx.Client(base_url=url, timeout=60)
-    response = client.post("/api/login", json={"name": name, "password": PASSWORDS[name]})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf"]
-    return client
+    with httpx.Client(base_url=url, timeout=60) as client:
+        response = client.post("/api/login", json={"name": name, "password": PASSWORDS[name]})
+        assert response.status_code == 200, response.text
+        client.headers["X-CSRF-Token"] = response.json()["csrf"]
+        yield client
 
 
 def checked_dashboard(client) -> dict:
@@ -64,23 +68,23 @@ def test_a_full_disk_answers_507_stores_nothing_and_the_next_submit_lands(projec
     (the first write past it fails: SQLite's, the upload's or the label file's)."""
     server = LiveServer(project)
     try:
-        client = http_client(server.url, "ana")
-        image_id = client.post("/api/queue/next").json()["id"]
-        mask = (np.random.default_rng(0).random((48, 64)) < 0.2).astype(np.uint8)
-        before = state_of(project)
-        hard = resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE)[1]
-        for limit in (64, 4096):  # smaller than an upload / than the database's shared-memory file
-            resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, hard))
+        with signed_in(server.url, "ana") as client:
+            image_id = client.post("/api/queue/next").json()["id"]
+            mask = (np.random.default_rng(0).random((48, 64)) < 0.2).astype(np.uint8)
+            before = state_of(project)
+            hard = resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE)[1]
+            for limit in (64, 4096):  # smaller than an upload / than the database's shared-memory file
+                resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, hard))
+                response = client.post(f"/api/images/{image_id}/mask", content=mask_png(mask))
+                assert response.status_code == 507, (limit, response.text)
+                assert "disk of the server is full" in response.json()["error"] and "nothing stored" in response.json()["error"]
+                assert state_of(project) == before, limit
+                assert not list((project / ".uploads").glob("*"))
+            resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
             response = client.post(f"/api/images/{image_id}/mask", content=mask_png(mask))
-            assert response.status_code == 507, (limit, response.text)
-            assert "disk of the server is full" in response.json()["error"] and "nothing stored" in response.json()["error"]
-            assert state_of(project) == before, limit
-            assert not list((project / ".uploads").glob("*"))
-        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
-        response = client.post(f"/api/images/{image_id}/mask", content=mask_png(mask))
-        assert response.status_code == 200, response.text
-        stored, by = label_of(project, image_id)
-        assert by == "ana" and np.array_equal(stored, mask)
+            assert response.status_code == 200, response.text
+            stored, by = label_of(project, image_id)
+            assert by == "ana" and np.array_equal(stored, mask)
     finally:
         server.stop()
     assert "disk of the server is full" in server.log.read_text()
@@ -139,15 +143,15 @@ def test_a_damaged_label_file_is_reported_and_the_server_still_starts(project):
     (project / "labels" / "synth_000.tmp.png").write_bytes(b"half a label")
     server = LiveServer(project)
     try:
-        admin = http_client(server.url, "root")
-        report = checked_dashboard(admin)
-        assert report["labels_checked"]
-        found = {item["image"]: item for item in report["damaged_labels"]}
-        assert set(found) == {damaged.name, missing.name}
-        assert found[missing.name]["problem"] == "the file is missing"
-        assert found[damaged.name]["path"] == f"labels/{damaged.label_path.name}" and found[damaged.name]["labelled_by"] == "ana"
-        assert "crackal al import" in found[damaged.name]["advice"] and "crackal al restore" in found[damaged.name]["advice"]
-        assert http_client(server.url, "bob").post("/api/queue/next").json()["id"] is not None  # it serves
+        with signed_in(server.url, "root") as admin, signed_in(server.url, "bob") as bob:
+            report = checked_dashboard(admin)
+            assert report["labels_checked"]
+            found = {item["image"]: item for item in report["damaged_labels"]}
+            assert set(found) == {damaged.name, missing.name}
+            assert found[missing.name]["problem"] == "the file is missing"
+            assert found[damaged.name]["path"] == f"labels/{damaged.label_path.name}" and found[damaged.name]["labelled_by"] == "ana"
+            assert "crackal al import" in found[damaged.name]["advice"] and "crackal al restore" in found[damaged.name]["advice"]
+            assert bob.post("/api/queue/next").json()["id"] is not None  # it serves
     finally:
         server.stop()
     log = server.log.read_text()

@@ -67,7 +67,7 @@ def test_sign_in_sessions_and_sign_out(project):
     response = client.post("/api/login", json={"name": "ana", "password": "ana-password"})
     assert response.status_code == 200
     cookie = response.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie and "secure" not in cookie
     me = client.get("/api/me").json()
     assert me["name"] == "ana" and me["role"] == "labeller" and me["csrf"] == response.json()["csrf"]
     assert me["class_names"] == ["background", "crack"] and me["colours"][1].startswith("#")
@@ -82,6 +82,23 @@ def test_sign_in_sessions_and_sign_out(project):
     other = store.conn.execute("SELECT password FROM users WHERE name = 'bob'").fetchone()[0]
     assert stored.split("$")[4] != other.split("$")[4]  # salts differ
     store.close()
+
+
+def test_secure_cookies_from_the_command_line_to_the_cookie(project, monkeypatch):
+    """``crackal serve --secure-cookies`` (behind an HTTPS proxy) marks the session cookie Secure."""
+    import crackal.app.server
+    from crackal.cli import main
+
+    made = {}
+
+    def run_instead(project, host, port, lease_minutes, secure_cookies=False):  # what uvicorn would serve
+        made["app"] = crackal.app.server.create_app(project, lease_minutes=lease_minutes, secure_cookies=secure_cookies)
+
+    monkeypatch.setattr(crackal.app.server, "serve", run_instead)
+    assert main(["serve", str(project), "--secure-cookies"]) == 0
+    client = TestClient(made["app"], base_url="https://testserver")
+    response = client.post("/api/login", json={"name": "ana", "password": "ana-password"})
+    assert response.status_code == 200 and "; secure" in response.headers["set-cookie"].lower()
 
 
 def test_every_page_and_call_but_the_login_needs_a_session(project):

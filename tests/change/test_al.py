@@ -117,7 +117,7 @@ def test_unknown_options_are_user_errors():
 
 
 def test_the_segmentation_trainer_refuses_the_pair_model():
-    from crackal.training.config import TrainConfig
+    from crackal.runs.config import TrainConfig
 
     with pytest.raises(CrackalError, match="siamese_unet takes image pairs"):
         TrainConfig(arch="siamese_unet")

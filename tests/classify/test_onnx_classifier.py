@@ -104,7 +104,7 @@ def test_missing_packages_and_exports_are_clear_errors(run, tmp_path, monkeypatc
 
 
 def test_the_checkpoint_says_which_export_to_run(run, tmp_path):
-    from crackal.training.checkpoint import checkpoint_task, load_model, read_checkpoint
+    from crackal.runs.checkpoint import checkpoint_task, load_model, read_checkpoint
 
     assert checkpoint_task(read_checkpoint(run)) == "classification"
     old = {"model": {}, "config": {"size": 32, "widths": [4, 8]}}  # a classifier saved before checkpoints named their task

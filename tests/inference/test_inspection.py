@@ -51,7 +51,7 @@ def stand_in_model(monkeypatch):
 def run(tmp_path_factory):
     """A run folder with an untrained compact U-Net (prediction is stubbed out)."""
     from crackal.models import create_model
-    from crackal.training.config import TrainConfig
+    from crackal.runs.config import TrainConfig
 
     config = TrainConfig(arch="unet", base_channels=4, depth=2)
     root = tmp_path_factory.mktemp("run")

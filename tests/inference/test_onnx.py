@@ -12,7 +12,7 @@ from crackal.acquisition.heuristics import bald
 from crackal.cli import main
 from crackal.errors import CrackalError
 from crackal.models.outputs import class_probabilities
-from crackal.training.checkpoint import load_model
+from crackal.runs.checkpoint import load_model
 from crackal.uncertainty.sampling import mc_dropout
 from tests.conftest import make_dataset
 

@@ -89,7 +89,7 @@ class TestImageNetLite0UNet(ModelSuite):
     arch, kwargs = "smp_unet", {"encoder": "tu-tf_efficientnet_lite0", "encoder_weights": "imagenet"}
 
     def test_the_training_default_is_this_model(self):
-        from crackal.training.config import TrainConfig
+        from crackal.runs.config import TrainConfig
 
         config = TrainConfig()
         assert (config.arch, config.encoder, config.encoder_weights) == ("smp_unet", self.kwargs["encoder"], "imagenet")
@@ -107,7 +107,7 @@ class TestLightDecoderLite0UNet(ModelSuite):
                                 "decoder_channels": [64, 32, 16, 8, 8]}
 
     def test_the_decoder_has_these_widths_and_fewer_weights_and_the_run_rebuilds_it(self, tmp_path):
-        from crackal.training.config import TrainConfig
+        from crackal.runs.config import TrainConfig
 
         light, full = create_model(self.arch, **self.kwargs), create_model(self.arch, encoder=self.kwargs["encoder"])
         widths = [block.conv2[0].out_channels for block in light.trunk.decoder.blocks]

@@ -15,9 +15,8 @@ from crackal.data.boxes import ImageBoxes
 from crackal.errors import CrackalError
 from crackal.models.detect import detect_image
 from crackal.models.detector import create_detector
-from crackal.training.checkpoint import atomic_save
-from crackal.training.config import DetectionConfig
-from crackal.training.detection import load_detector
+from crackal.runs.checkpoint import atomic_save, load_detector
+from crackal.runs.config import DetectionConfig
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

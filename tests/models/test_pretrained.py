@@ -13,8 +13,8 @@ from crackal.errors import CrackalError, OptionError
 from crackal.models import create_model
 from crackal.models.pretrained import imagenet_classifier_state
 from crackal.options import WHEELS
-from crackal.training.checkpoint import load_model
-from crackal.training.config import TrainConfig
+from crackal.runs.checkpoint import load_model
+from crackal.runs.config import TrainConfig
 from crackal.uncertainty.sampling import mc_dropout
 from tests.conftest import make_dataset
 

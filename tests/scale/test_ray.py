@@ -14,8 +14,8 @@ from crackal import api
 from crackal.acquisition.score import score_pool
 from crackal.data.io import list_images, read_image
 from crackal.errors import CrackalError
+from crackal.runs.checkpoint import load_model
 from crackal.scale.cluster import plan_actors
-from crackal.training.checkpoint import load_model
 from tests.conftest import make_dataset
 
 

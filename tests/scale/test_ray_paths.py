@@ -85,8 +85,8 @@ def detector_run(root):
     """A seeded, untrained detector saved as a run, its classification bias zeroed so that many
     boxes pass the run's threshold (scores around 0.5)."""
     from crackal.models.detector import create_detector
-    from crackal.training.checkpoint import atomic_save
-    from crackal.training.config import DetectionConfig
+    from crackal.runs.checkpoint import atomic_save
+    from crackal.runs.config import DetectionConfig
 
     torch.manual_seed(0)
     config = DetectionConfig(class_names=["background", "crack", "pothole"])

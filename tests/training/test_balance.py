@@ -11,9 +11,9 @@ from crackal.data.sampling import CropSampler
 from crackal.errors import CrackalError
 from crackal.losses import SegmentationLoss
 from crackal.models import create_model
+from crackal.runs.checkpoint import load_model
+from crackal.runs.config import TrainConfig
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall, prf_parameter
-from crackal.training.checkpoint import load_model
-from crackal.training.config import TrainConfig
 from crackal.training.evaluation import evaluate_model
 from crackal.training.fit import seed_everything
 from crackal.training.trainer import train

@@ -8,8 +8,8 @@ import pytest
 
 from crackal import api
 from crackal.errors import CrackalError
-from crackal.training.checkpoint import load_model
-from crackal.training.config import TrainConfig
+from crackal.runs.checkpoint import load_model
+from crackal.runs.config import TrainConfig
 
 TINY = {"arch": "unet", "epochs": 1, "crop_size": 32, "base_channels": 4, "depth": 2, "batch_size": 4, "device": "cpu", "progress": False}
 

@@ -11,7 +11,7 @@ from crackal import api
 from crackal.data.io import write_png
 from crackal.errors import CrackalError
 from crackal.models import create_model
-from crackal.training.config import TrainConfig
+from crackal.runs.config import TrainConfig
 from crackal.training.pretrain import MaskedReconstruction, PretrainConfig, patch_mask, reconstruction_loss
 
 

@@ -7,8 +7,8 @@ import torch
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.layout import find_pairs
 from crackal.errors import CrackalError
-from crackal.training.checkpoint import load_model
-from crackal.training.config import TrainConfig
+from crackal.runs.checkpoint import load_model
+from crackal.runs.config import TrainConfig
 from crackal.training.fit import warmup_cosine
 from crackal.training.trainer import train
 

@@ -137,7 +137,20 @@ function showDashboard(data) {
   lineChart("chart-time", [{ name: "median seconds per image", points: effort.rounds.map((r) => ({ x: r.round, y: r.median_seconds, round: r.round })) }],
     "round", "no label timed yet");
   document.getElementById("start-round").hidden = !data.admin;
+  showDamaged(data);
   showWorker(data.worker);
+}
+
+let damagedCheck = null;
+
+function showDamaged(data) {  // label files found unreadable when the server started (checked in the background)
+  const box = document.getElementById("damaged"), found = data.damaged_labels || [];
+  box.hidden = found.length === 0;
+  box.replaceChildren(crackal.el("b", {}, found.length + " damaged label file" + (found.length === 1 ? "" : "s") + " found at start-up"),
+    crackal.el("ul", {}, ...found.map((d) => crackal.el("li", { dataset: { image: d.image_id } },
+      crackal.el("a", { href: "/label/" + d.image_id }, d.image), " (" + d.path + "): " + d.problem +
+      (d.labelled_by ? " (labelled by " + d.labelled_by + ", round " + d.round + ")" : "") + ". " + d.advice))));
+  if (!data.labels_checked && !damagedCheck) damagedCheck = setTimeout(() => { damagedCheck = null; load(); }, 3000);
 }
 
 function showWorker(w) {

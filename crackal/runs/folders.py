@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from crackal.errors import CrackalError
-from crackal.training.checkpoint import atomic_write_json
+from crackal.runs.checkpoint import atomic_write_json
 
 
 def run_dir_of(checkpoint: str | Path) -> Path:

@@ -11,7 +11,8 @@ from torch import nn
 
 from crackal.errors import CrackalError
 from crackal.models import create_model
-from crackal.training.config import TrainConfig
+from crackal.models.detector import create_detector
+from crackal.runs.config import DetectionConfig, TrainConfig
 
 
 def atomic_save(obj, path: str | Path) -> None:
@@ -88,3 +89,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     if torch.device(device).type == "cpu":
         model.to(memory_format=torch.channels_last)
     return model, state
+
+
+def load_detector(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a trained detector from a checkpoint (or run folder); eval mode, and the checkpoint dict."""
+    state = read_checkpoint(path)
+    if state.get("task") != "detection":
+        raise CrackalError(f"{path} holds a segmentation model; pass a run folder made by 'crackal detect train'")
+    config = DetectionConfig.from_dict(state["config"])
+    model = create_detector(**config.model_kwargs())
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
