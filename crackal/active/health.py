@@ -64,8 +64,8 @@ def _problem(path: Path, class_names: list[str]) -> str | None:
             read_voc(path, class_names)
         else:
             to_class_mask(read_raw_mask(path), len(class_names), path)
-    except CrackalError as exc:
-        return str(exc).replace(str(path), path.name)
+    except CrackalError as exc:  # the cause only: the reader's advice (re-export, --skip-invalid) is not for a stored label
+        return str(exc).replace(str(path), path.name).split("; ")[0]
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise
         return f"{type(exc).__name__}: {exc}"
     return None

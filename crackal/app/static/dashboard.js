@@ -149,7 +149,8 @@ function showDamaged(data) {  // label files found unreadable when the server st
   box.replaceChildren(crackal.el("b", {}, found.length + " damaged label file" + (found.length === 1 ? "" : "s") + " found at start-up"),
     crackal.el("ul", {}, ...found.map((d) => crackal.el("li", { dataset: { image: d.image_id } },
       crackal.el("a", { href: "/label/" + d.image_id }, d.image), " (" + d.path + "): " + d.problem +
-      (d.labelled_by ? " (labelled by " + d.labelled_by + ", round " + d.round + ")" : "") + ". " + d.advice))));
+      (d.labelled_by ? " (labelled by " + d.labelled_by + ", round " + d.round + ")" : "") + ". " +
+      d.advice.charAt(0).toUpperCase() + d.advice.slice(1) + "."))));
   if (!data.labels_checked && !damagedCheck) damagedCheck = setTimeout(() => { damagedCheck = null; load(); }, 3000);
 }
 
