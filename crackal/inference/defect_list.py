@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import pickle
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused (also as a decorator): finding and writing
-    defects make millions of short-lived coordinate lists and no cycles, and each collection
-    they would trigger walks every live object (a fifth to a quarter of their time on heavy
-    crack networks, benchmarks/defect_writing.py)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class DefectList(Sequence[dict]):

@@ -58,7 +58,7 @@ import numpy as np
 from scipy import ndimage
 
 from crackal.errors import CrackalError, OptionError, check_options, choose
-from crackal.inference.defect_list import DefectList, collector_paused
+from crackal.inference.defect_list import DefectList
 from crackal.inference.skeleton import SQRT2, closed_cells, hole_sizes, prune_spurs
 
 WidthStatistic = Literal["mean", "median", "p95", "max"]
@@ -461,7 +461,6 @@ class _Piece:
     core: tuple[int, int, int, int]  # the block's core, global (r0, r1, c0, c1)
 
 
-@collector_paused()
 def defects_by_blocks(
     read: Callable[[int, int, int, int], np.ndarray],
     height: int,

@@ -26,7 +26,7 @@ from crackal.inference.condition import (
     write_csv,
     write_report,
 )
-from crackal.inference.defect_list import DefectList, collector_paused
+from crackal.inference.defect_list import DefectList
 from crackal.inference.defects import DefectOptions
 from crackal.inference.geo import WGS84, Georef, chainage, geojson_features, geojson_head, track_order
 
@@ -102,7 +102,6 @@ def summary_record(defect: dict) -> dict:
     return record
 
 
-@collector_paused()
 def write_inspection(out: str | Path, defects: Iterable[dict], images: list[dict], georefs: dict[str, Georef],
                      options: DefectOptions, *, segments: str | Path | None = None, chainage_m: float | None = None,
                      threshold: float | None = None) -> dict:

@@ -246,25 +246,3 @@ def test_skeleton_paths_cover_every_step_once():
         degree = graph.degree
         assert all(degree[p[0]] != 2 and degree[p[-1]] != 2 for p in paths if p[0] != p[-1])
         assert sum(p[0] == p[-1] and len(p) > 1 for p in paths) >= 1
-
-
-def test_the_collector_is_paused_inside_and_restored_after():
-    import gc
-
-    from crackal.inference.defect_list import collector_paused
-
-    @collector_paused()
-    def inside() -> bool:
-        return gc.isenabled()
-
-    assert gc.isenabled() and inside() is False and gc.isenabled()
-    with pytest.raises(ValueError), collector_paused():
-        raise ValueError("restored on an error too")
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled()  # left as it was found
-    finally:
-        gc.enable()
