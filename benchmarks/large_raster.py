@@ -4,8 +4,8 @@
 
 A crack texture (a 1024 x 1024 synthetic asphalt image with cracks) is tiled over square
 GeoTIFFs of each size (3 x uint8, 512 x 512 tiles, deflate, UTM 33N, 2 mm pixels). The default
-compact U-Net, trained for ``--train-minutes`` on 40 synthetic images so its masks look like
-cracks (the weights do not change the memory or the speed of a forward pass), predicts each
+model (``crackal train``'s: the U-Net on an ImageNet EfficientNet-Lite0 encoder), trained for
+``--train-minutes`` on 40 synthetic images so its masks look like cracks (the weights do not change the memory or the speed of a forward pass), predicts each
 raster window by window into tiled GeoTIFFs and the defects are extracted block by block,
 each size in a fresh process. Printed per size: peak resident memory (ru_maxrss), prediction
 megapixels per second, defect extraction time, defects found. Target: peak under 2 GB on
@@ -143,13 +143,15 @@ def main() -> None:
             for path in sorted(out.rglob("*.tif")):
                 path.unlink()
     epochs = len(json.loads((run / "metrics.json").read_text())["history"])
+    model = json.loads((run / "config.json").read_text())
+    model = f"{model['arch']}, encoder {model.get('encoder')}" if model.get("encoder") else model["arch"]
     small, large = rows[0], rows[-1]
     ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
     verdict = (f"peak {large['peak_rss_mb']:.0f} MB on {large['raster']} against {small['peak_rss_mb']:.0f} MB on "
                f"{small['raster']}: ratio {ratio:.2f} (target <= 1.2, and under 2,048 MB)")
     print(verdict)
     note = (f"{verdict}. Prediction {large['megapixels_per_second']:.2f} Mpx/s on {large['raster']}. Window "
-            f"{args.window} px, default compact U-Net ({epochs} epochs on 40 synthetic images), "
+            f"{args.window} px, the default model ({model}; {epochs} epochs on 40 synthetic images), "
             f"defects extracted block by block (4096 px blocks); wall time {time.perf_counter() - started:.0f} s.")
     write_docs("large_raster", rows, note, hardware=hardware())
 
