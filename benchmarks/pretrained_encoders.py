@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--epochs-of", choices=list(VARIANTS), default=None,
                         help="train each run for the epochs this variant's run (same labels and seed) made in its time "
                              "limit, with no limit: equal steps, for a comparison on a busy machine")
+    parser.add_argument("--block", default=None,
+                        help="write the table into this named block of the page (and results_BLOCK.json), leaving the main table")
     args = parser.parse_args()
     data = dataset_or_skip("crackforest")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,8 @@ def main() -> None:
         for row in pool.imap(_run, tasks):
             print(json.dumps(row), flush=True)
             rows.append(row)
-    results = "results.json" if not args.epochs_of else f"results_epochs_of_{args.epochs_of}.json"
+    block = f"epochs of {args.epochs_of}" if args.epochs_of else args.block
+    results = f"results_{block.replace(' ', '_')}.json" if block else "results.json"
     (args.out / results).write_text(json.dumps(rows, indent=1))
     table = []
     for name in args.variants:
@@ -156,7 +159,7 @@ def main() -> None:
     write_docs("pretrained_encoders",
                f"CrackForest, 38 test images; {budget}, one thread, seeds {', '.join(map(str, args.seeds))}; the same N "
                "training images for every variant.",
-               (header, table), hardware=hardware(), block=f"epochs of {args.epochs_of}" if args.epochs_of else None)
+               (header, table), hardware=hardware(), block=block)
 
 
 if __name__ == "__main__":
