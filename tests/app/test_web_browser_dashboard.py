@@ -89,31 +89,3 @@ def test_the_charts_show_every_finished_round_and_a_new_one_joins_them(served):
         page.wait_for_selector(f"figure[data-layer={layer}][data-loaded=true]")
     assert "model of round 4" in page.text_content("#title")
 
-
-def test_the_dashboard_names_a_damaged_label_found_at_start_up(tmp_path):
-    chromium = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    project = make_web_project(tmp_path / "project", count=8, size=48, initial=3, query_size=2, heldout=2)
-    with ProjectStore(project) as store:
-        records = [record for record, _, _ in store.queue()][:2]
-        store_labels(store, [NewLabel(r, r.name, np.zeros((48, 48), np.uint8), "ana") for r in records], ["background", "crack"])
-        damaged = store.images("id = ?", (records[0].id,))[0]
-    damaged.label_path.write_bytes(b"not a PNG")
-    server = LiveServer(project)
-    try:
-        with sync_playwright() as playwright:
-            page = browser_page(playwright, chromium)
-            try:
-                sign_in_page(page, server.url, "root")
-                page.goto(server.url + "/dashboard")
-                page.wait_for_selector(f"#damaged li[data-image='{damaged.id}']")  # after the start-up check, reloaded
-                assert page.eval_on_selector_all("#damaged li", "items => items.length") == 1
-                text = page.text_content("#damaged")
-                assert text.startswith("1 damaged label file found at start-up") and damaged.name in text
-                assert "labelled by ana" in text and "crackal al restore" in text
-                assert page.get_attribute(f"#damaged li[data-image='{damaged.id}'] a", "href") == f"/label/{damaged.id}"
-            finally:
-                page.context.browser.close()
-    finally:
-        server.stop()
