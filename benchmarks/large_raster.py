@@ -5,8 +5,9 @@
 A crack texture (a 1024 x 1024 synthetic asphalt image with cracks) is tiled over square
 GeoTIFFs of each size (3 x uint8, 512 x 512 tiles, deflate, UTM 33N, 2 mm pixels). The default
 model (``crackal train``'s: the U-Net on an ImageNet EfficientNet-Lite0 encoder), trained for
-``--train-minutes`` on 40 synthetic images so its masks look like cracks (the weights do not change the memory or the speed of a forward pass), predicts each
-raster window by window into tiled GeoTIFFs and the defects are extracted block by block,
+``--train-minutes`` on 40 synthetic images so its masks look like cracks (the weights do not
+change the memory or the speed of a forward pass), predicts each raster window by window
+into tiled GeoTIFFs and the defects are extracted block by block,
 each size in a fresh process. Printed per size: peak resident memory (ru_maxrss), prediction
 megapixels per second, defect extraction time, defects found. Target: peak under 2 GB on
 20000 x 20000, and at most 1.2 times the peak on 5000 x 5000. The table goes to
