@@ -36,6 +36,7 @@ VARIANTS = {
     "lite0_scratch": LITE0,
     "lite0_imagenet": {**LITE0, "encoder_weights": "imagenet"},
     "lite0_imagenet_domain": {**LITE0, "encoder_weights": "imagenet"},  # + the domain pre-trained encoder.pt
+    "lite1_imagenet": {"arch": "smp_unet", "encoder": "tu-tf_efficientnet_lite1", "encoder_weights": "imagenet"},
     "lite2_imagenet": {"arch": "smp_unet", "encoder": "tu-tf_efficientnet_lite2", "encoder_weights": "imagenet"},
     # narrower decoders (the decoder is 83 % of the default's arithmetic: docs/benchmarks/field_speed.md)
     "lite0_imagenet_dec128": {**LITE0, "encoder_weights": "imagenet", "decoder_channels": [128, 64, 32, 16, 8]},
