@@ -13,11 +13,12 @@ if TYPE_CHECKING:
 
 
 class DefectList(Sequence[dict]):
-    """Defect records (dicts) in a temporary file, pickled one after another (four times faster
-    to write and read back than JSON lines: a survey's crack networks are millions of
-    coordinates), with only their offsets in memory. Appending writes a record out; reading (indexing, iterating,
-    ``sort``) reads it back, so a pass over 20,000 defects holds one at a time. Records read
-    back are new dicts: changing one does not change the list. The file goes with the object."""
+    """Defect records (dicts) in a temporary file, pickled one after another (about four times
+    faster to write and read back than JSON lines: a survey's crack networks are millions of
+    coordinates), with only their offsets in memory. Appending writes a record out; reading
+    (indexing, iterating, ``sort``) reads it back, so a pass over 20,000 defects holds one at a
+    time. Records read back are new dicts: changing one does not change the list. The file goes
+    with the object."""
 
     def __init__(self, records: Iterable[dict] = ()) -> None:
         self._file = tempfile.TemporaryFile(prefix="crackal-defects-", suffix=".pickle")  # noqa: SIM115 (lives with the list)
