@@ -1,4 +1,5 @@
-"""Saving and loading checkpoints atomically (a kill mid-write never leaves a broken file)."""
+"""Checkpoints: saved atomically (a kill mid-write never leaves a broken file) and read back into
+a segmentation model or a detector."""
 
 from __future__ import annotations
 
