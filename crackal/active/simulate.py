@@ -153,6 +153,19 @@ def simulation_pool(pairs: list[Pair], out: Path, base: ALConfig, heldout: float
     return pool, held, free_share
 
 
+def checked_simulation(strategies: list[str], seeds: int, rounds: int, first_seed: int,
+                       train: TrainConfig | dict | None, options: dict) -> ALConfig:
+    """A simulation's base config, once its strategies, counts and options are checked (before any work)."""
+    if not strategies:
+        raise CrackalError("give at least one strategy")
+    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}"), (rounds >= 1, "rounds", f"must be at least 1, got {rounds}"),
+                   (0 <= first_seed < seeds, "first_seed", f"must be in [0, seeds), got {first_seed}")])
+    base = simulation_config(train, **options)
+    for strategy in strategies:
+        ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # bad names fail here
+    return base
+
+
 def simulate(
     pairs: list[Pair],
     out: str | Path,
@@ -183,12 +196,7 @@ def simulate(
     of text when a run stops.
     """
     out = Path(out)
-    if not strategies:
-        raise CrackalError("give at least one strategy")
-    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}"), (rounds >= 1, "rounds", f"must be at least 1, got {rounds}")])
-    base = simulation_config(train, **options)
-    for strategy in strategies:
-        ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # validates the name before any work
+    base = checked_simulation(strategies, seeds, rounds, first_seed, train, options)
     pool, held, free_share = simulation_pool(pairs, out, base, heldout, split_file, tile, crack_free_share)
     histories: dict[str, list[dict]] = {}
     for seed in range(first_seed, seeds):

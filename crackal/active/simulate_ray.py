@@ -92,22 +92,14 @@ def simulate_on_ray(
     a second call resumes. A seed that fails leaves the others running; then the call raises
     a ``CrackalError`` naming the failed seeds.
     """
-    from crackal.active.config import ALConfig
-    from crackal.active.simulate import run_options, simulate, simulation_config, simulation_pool
-    from crackal.errors import check_options
+    from crackal.active.simulate import checked_simulation, simulate, simulation_pool
     from crackal.scale.cluster import connect
 
-    if not strategies:
-        raise CrackalError("give at least one strategy")
-    check_options([(seeds >= 1, "seeds", f"must be at least 1, got {seeds}"), (rounds >= 1, "rounds", f"must be at least 1, got {rounds}"),
-                   (0 <= first_seed < seeds, "first_seed", f"must be in [0, seeds), got {first_seed}")])
-    if not pairs:
-        raise CrackalError("the dataset has no image pairs")
     train_options = train.to_dict() if isinstance(train, TrainConfig) else dict(train or {})
     train_options.setdefault("threads", 1)  # one CPU per task
-    base = simulation_config(train_options, **options)
-    for strategy in strategies:
-        ALConfig.from_dict({**base.to_dict(), **run_options(strategy)})  # bad names fail before Ray starts
+    base = checked_simulation(strategies, seeds, rounds, first_seed, train_options, options)  # before Ray starts
+    if not pairs:
+        raise CrackalError("the dataset has no image pairs")
     report = Progress.of(progress)
     ray_ = connect(ray)
     gpus = ray_.cluster_resources().get("GPU", 0)
