@@ -54,11 +54,14 @@ def relative_links(path: Path) -> list[str]:
             if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I)]  # http:, https:, mailto: ...
 
 
-def untracked_in_a_clean_checkout(path: Path) -> bool:
-    """Whether git ignores ``path`` (a file made by a local run, absent from CI's clean checkout)."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        return False
-    return subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT).returncode == 0
+def git_ignored(paths: list[Path]) -> set[Path]:
+    """Which of ``paths`` git ignores (files made by a local run, absent from CI's clean
+    checkout), in one call; none outside a git checkout."""
+    if not paths or shutil.which("git") is None or not (ROOT / ".git").exists():
+        return set()
+    listed = subprocess.run(["git", "check-ignore", "--stdin"], input="\n".join(map(str, paths)), capture_output=True,
+                            text=True, cwd=ROOT).stdout
+    return {Path(line) for line in listed.splitlines()}
 
 
 def test_there_are_pages_and_links():
@@ -68,13 +71,15 @@ def test_there_are_pages_and_links():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page: Path):
-    broken = []
+    broken, links = [], []
     for target in relative_links(page):
         file_part, _, anchor = target.partition("#")
-        linked = (page.parent / file_part).resolve() if file_part else page
+        links.append((target, anchor, (page.parent / file_part).resolve() if file_part else page))
+    ignored = git_ignored([linked for _, _, linked in links if linked.exists()])
+    for target, anchor, linked in links:
         if not linked.exists():
             broken.append(f"{target}: no such file")
-        elif untracked_in_a_clean_checkout(linked):
+        elif linked in ignored:
             broken.append(f"{target}: ignored by git, so absent from a clean checkout")
         elif anchor and linked.suffix == ".md" and anchor.lower() not in anchors(linked):
             broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(ROOT)}")

@@ -50,15 +50,10 @@ def test_every_package_has_a_layer():
 
 def test_git_ignores_no_file_of_the_package():
     """A file under crackal/ that git ignores exists here but not in CI's clean checkout."""
-    import shutil
-    import subprocess
+    from tests.test_docs import git_ignored
 
-    if shutil.which("git") is None or not (PACKAGE.parent / ".git").exists():
-        return
-    files = [str(p) for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    ignored = subprocess.run(["git", "check-ignore", "--stdin"], input="\n".join(files), capture_output=True, text=True,
-                             cwd=PACKAGE.parent).stdout.split()
-    assert not ignored, f"git ignores {ignored}: fix .gitignore"
+    ignored = git_ignored([p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts])
+    assert not ignored, f"git ignores {sorted(map(str, ignored))}: fix .gitignore"
 
 
 def test_no_module_imports_a_layer_above_it():
