@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crackal.active.pairing import paired_baseline
+from crackal.active.pairing import paired_baseline, paired_cells
 from crackal.active.simulate import reference_f1, simulate, simulation_config, simulation_pool
 from crackal.data.layout import Pair
 from crackal.metrics.curves import forecast_curve
@@ -136,7 +136,6 @@ FINDINGS_HEADER = ["run", "final F1 at labels", "curve area", "labels to 95 % of
 def paired_rows(summary: dict) -> tuple[list[str], list[list]]:
     """The docs table of each run minus its random baseline, paired by seed: mean [95 % interval]."""
     paired = summary["paired_vs_random"]
-    points = next(iter(paired.values()))["labelled"] if paired else []
-    rows = [[f"{s} - {p['baseline']}"] + [f"{m:+.3f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c else "")
-                                          for m, c in zip(p["mean"], p["ci95"])] for s, p in paired.items()]
-    return ["paired by seed, labelled:"] + [str(n) for n in points], rows
+    header = paired_cells(next(iter(paired.values())))[0] if paired else []
+    rows = [[f"{s} - {p['baseline']}"] + paired_cells(p)[1] for s, p in paired.items()]
+    return ["paired by seed, labelled:"] + header, rows

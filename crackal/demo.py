@@ -82,6 +82,7 @@ def run_demo(
     rounds: int = 5,
     round_steps: int | str = "auto",
     seed: int = 0,
+    crack_free: float = 0.7,
     progress: bool | Progress = True,
 ) -> Path:
     """Run the whole demo in ``out`` (finished parts are reused); returns ``out/report.md``."""
@@ -89,7 +90,7 @@ def run_demo(
     started = time.perf_counter()
     data = out / "data"
     if not (data / "classes.json").is_file():  # most frames of a road survey hold no crack
-        synth(data, count=count, size=size, seed=seed, crack_free=0.7)
+        synth(data, count=count, size=size, seed=seed, crack_free=crack_free)
     pairs = find_pairs(data)
     simulation = out / "simulation"
     simulate(
@@ -119,7 +120,7 @@ def run_demo(
         "# crackal demo: active learning on synthetic crack images",
         "",
         f"{count} synthetic road and concrete images ({size}x{size}, cracks 1-6 px wide, shadows, stains, lane "
-        f"markings and joints as distractors; as in a real survey most images, 70 %, hold no crack); "
+        f"markings and joints as distractors; as in a real survey most images, {crack_free:.0%}, hold no crack); "
         f"{len(heldout)} held out, the rest is the pool. Each run starts from 8 random labelled images and "
         f"labels 8 more per round, retraining crackal's default model (a U-Net on an EfficientNet-Lite0 encoder that "
         f"starts from ImageNet weights) every round for "

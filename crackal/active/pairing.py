@@ -26,6 +26,27 @@ def confidence_bounds(mean: np.ndarray, half: np.ndarray) -> list[list[float] | 
     return [None if np.isnan(h) else [round(float(m - h), 4), round(float(m + h), 4)] for m, h in zip(mean, half)]
 
 
+def difference_text(mean: float, bounds: list[float] | None) -> str:
+    """A signed difference and its interval as text (no brackets without one).
+
+    >>> difference_text(0.1234, [0.05, 0.196]), difference_text(-0.02, None)
+    ('+0.123 [+0.050, +0.196]', '-0.020')
+    """
+    return f"{mean:+.3f}" + (f" [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else "")
+
+
+def paired_cells(paired: dict) -> tuple[list[str], list[str]]:
+    """The label counts and the cells of one strategy's paired difference (``paired_differences``),
+    with the mean over the rounds after the first as the last column."""
+    labelled = paired["labelled"]
+    header = [str(n) for n in labelled]
+    cells = [difference_text(m, c) for m, c in zip(paired["mean"], paired["ci95"])]
+    if "after_first" in paired:
+        header.append(f"mean over {labelled[1]}-{labelled[-1]}")
+        cells.append(difference_text(paired["after_first"]["mean"], paired["after_first"]["ci95"]))
+    return header, cells
+
+
 def paired_baseline(strategy: str, strategies) -> str:
     """The run a strategy is paired with: random with the same start (``random+warm`` for a
     warm-started strategy when there is one), else ``random``.

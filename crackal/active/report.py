@@ -13,7 +13,7 @@ import numpy as np
 from crackal.active.config import ALConfig
 from crackal.active.effort import seconds_per_image
 from crackal.active.forecast import INTERVAL, forecast_labels, forecast_text
-from crackal.active.pairing import confidence_bounds, interval95, paired_baseline
+from crackal.active.pairing import confidence_bounds, interval95, paired_baseline, paired_cells
 from crackal.active.scores import LABELS, round_scores
 from crackal.active.stop_set import first_stable
 from crackal.active.store import ProjectStore
@@ -114,6 +114,10 @@ def paired_differences(histories: dict[str, list[dict]]) -> dict:
         mean, half = interval95(diff)
         out[strategy] = {"baseline": baseline, "labelled": pairs[0][0]["labelled"][:length], "seeds": len(pairs),
                          "mean": mean.round(4).tolist(), "ci95": confidence_bounds(mean, half)}
+        if length > 1:  # one figure per seed: the mean difference over the rounds after the shared first one
+            over_curve, curve_half = interval95(diff[:, 1:].mean(1, keepdims=True))
+            out[strategy]["after_first"] = {"mean": round(float(over_curve[0]), 4),
+                                            "ci95": confidence_bounds(over_curve, curve_half)[0]}
     return out
 
 
@@ -264,10 +268,10 @@ def _paired_table(summary: dict, score: str) -> list[str]:
     """Each strategy's score minus random's, paired by seed, at each label count: mean [95 % interval]."""
     lines = []
     for strategy, paired in summary["paired_vs_random"].items():
-        cells = [f"{m:+.3f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c else "") for m, c in zip(paired["mean"], paired["ci95"])]
+        header, cells = paired_cells(paired)
         baseline = paired["baseline"]
         lines += ["", f"{strategy} - {baseline}, {score} paired by seed ({paired['seeds']} seeds: mean [95 % interval]):", "",
-                  "| labelled | " + " | ".join(str(n) for n in paired["labelled"]) + " |",
+                  "| labelled | " + " | ".join(header) + " |",
                   "| --- |" + " --- |" * len(cells), f"| {strategy} - {baseline} | " + " | ".join(cells) + " |"]
     return lines
 

@@ -55,10 +55,31 @@ def test_the_simulation_report_gives_the_pool_share_intervals_and_paired_differe
     expected = np.mean([np.subtract(w["f1"], c["f1"]) for w, c in zip(warm, cold)], 0)
     assert paired["mean"] == pytest.approx(expected.round(4).tolist(), abs=1e-4)
     assert paired["mean"][0] == 0  # round 1 is shared: the same model
+    after_first = np.mean([np.mean(np.subtract(w["f1"], c["f1"])[1:]) for w, c in zip(warm, cold)])
+    assert paired["after_first"]["mean"] == pytest.approx(after_first, abs=1e-4)
+    assert f"mean over {paired['labelled'][1]}-{paired['labelled'][-1]}" in text
     entry = summary["strategies"]["random"]
     low, high = entry["f1_ci95"][-1]
     assert low <= entry["f1_mean"][-1] <= high
     assert warm[0]["loss"] and summary["strategies"]["random+warm"]["forecast"]["status"] == "not enough rounds"
+
+
+def test_the_paired_difference_over_the_curve_is_one_figure_per_seed():
+    from crackal.active.report import paired_differences
+
+    def run(f1):
+        return {"labelled": [8, 16, 24], "f1": f1}
+
+    histories = {"bald": [run([0.3, 0.5, 0.6]), run([0.2, 0.5, 0.7]), run([0.4, 0.6, 0.7])],
+                 "random": [run([0.3, 0.6, 0.2]), run([0.2, 0.3, 0.4]), run([0.4, 0.4, 0.3])]}
+    paired = paired_differences(histories)["bald"]
+    assert paired["mean"] == pytest.approx([0.0, 0.1, 0.3667], abs=1e-4)
+    # per seed the mean of -0.1, +0.4 / +0.2, +0.3 / +0.2, +0.4 is 0.15, 0.25, 0.3: mean 0.2333, t(2) interval
+    half = 4.3027 * np.std([0.15, 0.25, 0.3], ddof=1) / np.sqrt(3)
+    assert paired["after_first"]["mean"] == pytest.approx(0.2333, abs=1e-4)
+    assert paired["after_first"]["ci95"] == pytest.approx([0.2333 - half, 0.2333 + half], abs=1e-3)
+    assert paired["after_first"]["ci95"][0] > 0  # steadier than any single label count's interval
+    assert paired["ci95"][1][0] < 0
 
 
 def test_the_stop_set_is_fixed_and_its_kappa_compares_rounds(tmp_path, al_data, capsys):
