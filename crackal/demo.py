@@ -15,7 +15,9 @@ from typing import TypedDict
 
 import numpy as np
 
+from crackal.active.config import ALConfig
 from crackal.active.forecast import forecast_text
+from crackal.active.pairing import difference_text
 from crackal.active.simulate import simulate
 from crackal.active.store import ProjectStore
 from crackal.api.segmentation import predict, synth
@@ -34,11 +36,14 @@ STOP_SET = 16  # unlabelled pool images whose predictions are compared between r
 SCHEDULE: Schedule = {"steps_per_label": 2, "min_steps": 48}  # the auto schedule, sized to keep the demo (3 seeds) within 9 minutes
 
 
-def _schedule_text(round_steps: int | str) -> str:
-    if round_steps == "auto":
-        return (f"a number of steps that grows with the labelled set ({SCHEDULE['steps_per_label']} per label, at least "
-                f"{SCHEDULE['min_steps']}; crops of about 3/4 of the image), stopping early on a validation slice of the labelled images")
-    return f"{round_steps} steps"
+def _schedule_text(round_steps: int | str, most_labels: int) -> str:
+    if round_steps != "auto":
+        return f"{round_steps} steps"
+    slice_from = ALConfig.val_min / ALConfig.val_share
+    validation = ("stopping early on a validation slice of the labelled images" if most_labels >= slice_from else
+                  f"on every labelled image, keeping the last weights (a validation slice only from {slice_from:.0f} labels)")
+    return (f"a number of steps that grows with the labelled set ({SCHEDULE['steps_per_label']} per label, at least "
+            f"{SCHEDULE['min_steps']}; crops of about 3/4 of the image), {validation}")
 
 
 def _stop_text(advised_at: list[int | None]) -> str:
@@ -48,6 +53,21 @@ def _stop_text(advised_at: list[int | None]) -> str:
                 "labels are still teaching the model.")
     return "Stop advice (predictions on the stop set stable): " + ", ".join(
         f"seed {seed}: {'not yet' if n is None else f'at {n} labels'}" for seed, n in enumerate(advised_at)) + "."
+
+
+def _verdict_text(paired: dict) -> str:
+    """The demo's verdict: BALD minus random over the rounds after the shared first one, paired
+    by seed, and whether its 95 % interval excludes zero."""
+    labelled, over = paired["labelled"], paired.get("after_first")
+    if not over or not over["ci95"]:
+        return "One seed: no interval, so no verdict (run more seeds: `--seeds 3`)."
+    low, high = over["ci95"]
+    verdict = ("BALD is ahead of random: the interval excludes zero" if low > 0 else
+               "random is ahead of BALD: the interval excludes zero" if high < 0 else
+               "the interval spans zero: these seeds do not settle which is ahead")
+    return (f"**Verdict: BALD minus random, F1 at the same labels averaged over {labelled[1]}-{labelled[-1]} labels and "
+            f"paired by seed, is {difference_text(over['mean'], over['ci95'])}** (95 % interval over {paired['seeds']} "
+            f"seeds): {verdict}.")
 
 
 def _examples_figure(pairs: list[Pair], prediction_dir: Path, path: Path, count: int = 4) -> None:
@@ -92,6 +112,7 @@ def run_demo(
     if not (data / "classes.json").is_file():  # most frames of a road survey hold no crack
         synth(data, count=count, size=size, seed=seed, crack_free=crack_free)
     pairs = find_pairs(data)
+    free_share = float(np.mean([not load_pair(p, 2)[1].any() for p in pairs]))
     simulation = out / "simulation"
     simulate(
         pairs, simulation, ["bald", "random"], seeds=seeds, rounds=rounds, heldout=0.2, progress=progress,
@@ -120,11 +141,12 @@ def run_demo(
         "# crackal demo: active learning on synthetic crack images",
         "",
         f"{count} synthetic road and concrete images ({size}x{size}, cracks 1-6 px wide, shadows, stains, lane "
-        f"markings and joints as distractors; as in a real survey most images, {crack_free:.0%}, hold no crack); "
+        f"markings and joints as distractors; as in a real survey most images, {free_share:.0%}, hold no crack); "
         f"{len(heldout)} held out, the rest is the pool. Each run starts from 8 random labelled images and "
         f"labels 8 more per round, retraining crackal's default model (a U-Net on an EfficientNet-Lite0 encoder that "
         f"starts from ImageNet weights) every round for "
-        f"{_schedule_text(round_steps)}. BALD scores each image with MC-Dropout (20 samples of the head only); random "
+        f"{_schedule_text(round_steps, bald['labelled'][-1])}. BALD scores each image with MC-Dropout (20 samples of the head "
+        f"only); random "
         f"sampling is the baseline. {seeds} seeds. After each round the model also predicts a fixed set of "
         f"{STOP_SET} unlabelled images: when its predictions agree with the previous round's (Cohen's kappa above "
         f"0.99 twice running) the report advises stopping.",
@@ -133,6 +155,8 @@ def run_demo(
         f"{random['f1_mean'][-1]:.3f} with random sampling** (area under the learning curve "
         f"{bald['curve_area']:.3f} vs {random['curve_area']:.3f}). A model trained on the whole pool reaches "
         f"{summary['reference_f1']:.3f}.",
+        "",
+        _verdict_text(summary["paired_vs_random"]["bald"]),
         "",
         f"BALD's learning curve, {forecast_text(bald['forecast'])}. {_stop_text(bald['stop_advised_at'])}",
         "",

@@ -86,7 +86,7 @@ class ALConfig(SavedConfig):
     min_steps: int = 96  # the fixed recipe's 12 epochs x 64 crops / 8 per batch
     max_steps: int = 2000
     val_share: float = 0.1
-    val_min: int = 2
+    val_min: int = 8  # a slice of 2-4 images picked checkpoints by noise: below 80 labels, train on all, keep the last
     warm_start: bool = False
     # stabilising predictions (segmentation)
     stop_set_size: int = 50
@@ -180,8 +180,8 @@ class ALConfig(SavedConfig):
     def validation_count(self, labelled: int) -> int:
         """How many labelled images the round keeps aside for validation (0: none).
 
-        >>> [ALConfig(round_steps="auto").validation_count(n) for n in (19, 20, 45)]
-        [0, 2, 4]
+        >>> [ALConfig(round_steps="auto").validation_count(n) for n in (79, 80, 200)]
+        [0, 8, 20]
         """
         if self.round_steps != "auto" or labelled * self.val_share < self.val_min:
             return 0
