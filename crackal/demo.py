@@ -2,8 +2,9 @@
 
 Synthesises a dataset, runs BALD (MC-Dropout, head-only) and random sampling for three seeds
 with the ground truth as labeller, then predicts the held-out images with the last BALD
-model, and writes ``report.md``: learning curves against random, what each round selected,
-labelling cost and time saved, and example predictions.
+model, and writes ``report.md``: the verdict (BALD minus random, paired by seed, with its
+interval), learning curves against random, what each round selected, labelling cost and time
+saved, and example predictions.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def run_demo(
     crack_free: float = 0.7,
     progress: bool | Progress = True,
 ) -> Path:
-    """Run the whole demo in ``out`` (finished parts are reused); returns ``out/report.md``."""
+    """Run the whole demo in ``out`` (finished parts are reused); returns ``out/report.md``.
+    ``crack_free`` is the share of synthesised images without a crack."""
     out, progress = Path(out), Progress.of(progress)
     started = time.perf_counter()
     data = out / "data"
