@@ -192,3 +192,11 @@ def test_changing_the_model_in_the_settings_gives_it_its_own_automatic_weights()
     assert kept.train.encoder_weights == "runs/pre/encoder.pt" and kept.train.input_norm == [0.5, 0.5]
     with pytest.raises(CrackalError, match="needs an smp architecture"):
         default.with_settings(["train.arch=unet", "train.encoder_weights=imagenet"])
+
+
+def test_a_round_with_a_validation_slice_trains_all_its_epochs_by_default():
+    config = ALConfig(round_steps="auto")
+    assert config.validation_count(80) == 8
+    recipe = config.segmentation_config(5, 0, labelled=80, train_images=72)
+    assert recipe.patience is None  # stopping on 8 images halted rounds at half their learning rate
+    assert config.with_settings(["train.patience=5"]).segmentation_config(5, 0, 80, 72).patience == 5
