@@ -24,6 +24,7 @@ from _common import best_time, hardware, write_docs  # noqa: E402
 from crackal.data.transforms import shrink_masks  # noqa: E402
 from crackal.losses import SegmentationLoss  # noqa: E402
 from crackal.models import ARCHS, create_model  # noqa: E402
+from crackal.options import DEFAULT_ARCH, DEFAULT_ENCODER  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +37,13 @@ def main() -> None:
     crops = crops.contiguous(memory_format=torch.channels_last)
     loss_fn = SegmentationLoss("ce+dice", torch.tensor([0.5, 5.0]))
     print(f"hardware: {hardware()}")
-    print(f"{'arch':14s} {'params (M)':>10s} {'train step (s)':>15s} {'inference 4x320x480 (s)':>24s}")
+    print(f"{'arch':48s} {'params (M)':>10s} {'train step (s)':>15s} {'inference 4x320x480 (s)':>24s}")
     rows = []
-    for arch in (a for a in ARCHS if a != "siamese_unet"):  # pairs: 6-channel input
-        model = create_model(arch, 2).to(memory_format=torch.channels_last)
+    models = [(f"`{DEFAULT_ARCH}` (EfficientNet-Lite0, the default)", {"arch": DEFAULT_ARCH, "encoder": DEFAULT_ENCODER})]
+    models += [(f"`{arch}` (compact)" if arch == "unet" else f"`{arch}` (ResNet-18)", {"arch": arch})  # create_model's default encoder
+               for arch in ARCHS if arch != "siamese_unet"]  # pairs: 6-channel input
+    for label, options in models:
+        model = create_model(num_classes=2, **options).to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
         def step():
@@ -56,8 +60,7 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters()) / 1e6
         step_s = best_time(step, args.repeats)
         infer_s = best_time(infer, args.repeats)
-        print(f"{arch:14s} {params:10.2f} {step_s:15.2f} {infer_s:24.2f}", flush=True)
-        label = f"`{arch}` (compact)" if arch == "unet" else f"`{arch}` (ResNet-18)"  # create_model's default encoder
+        print(f"{label:48s} {params:10.2f} {step_s:15.2f} {infer_s:24.2f}", flush=True)
         rows.append([label, f"{params:.1f} M", f"{step_s:.2f} s", f"{infer_s:.2f} s"])
     full, own = downscale_step(args.repeats)
     print(f"--downscale 4, 4 crops of 768, 8 classes: loss on full-size logits {full:.2f} s a step, at the network's scale "
