@@ -70,7 +70,8 @@ def main() -> None:
     (args.out / "per_class.json").write_text(json.dumps(scores, indent=1))
     history = json.loads((args.out / "run" / "metrics.json").read_text())["history"]
     caption = (f"{len(pairs)} frames of {len(set(groups.values()))} road segments, shrunk 2x (512x320); "
-               f"{len(test)} held-out frames of {len(held)} whole segments. {len(history)} of {args.epochs} epochs, "
+               f"{len(test)} held-out frames of {len(held)} whole segments. {len(history)} of {args.epochs} epochs "
+               f"(the learning rate annealed over those that fit in {args.minutes:g} min), "
                f"{history[-1]['seconds'] / 60:.1f} min of training; arg-max prediction, strict pixels pooled.")
     print(f"hardware: {hardware()}\n{caption}")
     print_scores(scores)

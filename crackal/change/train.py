@@ -70,7 +70,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tu
 
 def train_change_model(tiles: TileSet, config: ChangeTrainConfig, seed: int = 0) -> nn.Module:
     """A Siamese U-Net trained from scratch on ``tiles`` (with ``seed``); returned in eval mode."""
-    from crackal.training.fit import warmup_cosine
+    from crackal.training.fit import WarmupCosine
 
     if not len(tiles):
         raise CrackalError("no labelled tiles to train on")
@@ -82,7 +82,7 @@ def train_change_model(tiles: TileSet, config: ChangeTrainConfig, seed: int = 0)
     loss_fn = SegmentationLoss(config.loss, class_weights(counts, cast(Weighting, config.class_weighting)))  # checked there
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     steps = config.steps_for(len(tiles))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(1, steps // 10), steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(max(1, steps // 10), steps))
     model.train()
     for _ in range(steps):
         pick = torch.randint(0, len(tiles), (config.batch_size,), generator=generator)

@@ -53,7 +53,7 @@ def _names(items: list[tuple[Path, int]], root: Path) -> list[str]:
 def train_classifier(data: str | Path, out: str | Path, *, val: float = 0.1, test: float = 0.2,
                      progress=None, **options) -> dict:
     """Train on a patch folder (seeded split, saved); returns the test scores."""
-    from crackal.training.fit import seed_everything, warmup_cosine
+    from crackal.training.fit import WarmupCosine, seed_everything
 
     data, out = Path(data), Path(out)
     items, class_names = find_patches(data)
@@ -75,7 +75,7 @@ def train_classifier(data: str | Path, out: str | Path, *, val: float = 0.1, tes
     x_train, y_train = torch.stack([to_tensor(p) for p in sets["train"][0]]), torch.from_numpy(sets["train"][1])
     steps_per_epoch = max(1, len(x_train) // config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch, steps_per_epoch * config.epochs))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(steps_per_epoch, steps_per_epoch * config.epochs))
     generator = torch.Generator().manual_seed(config.seed)
     history, best, started = [], -1.0, time.perf_counter()
     for epoch in range(config.epochs):

@@ -33,7 +33,7 @@ SegmentEngine = Annotated[str, typer.Option("--engine", help="torch, onnxruntime
 EngineThreads = Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads (default: every CPU available).")]
 RayAddress = Annotated[str | None, typer.Option("--ray", help="Run on Ray (pip install 'crackal[ray]'): auto (the cluster 'ray start --head' started), an address (ray://host:10001), or local (a Ray started here).")]
 RayActors = Annotated[int | None, typer.Option(help="Model replicas on Ray (default: one per GPU, else one per CPU).")]
-TimeLimit = Annotated[float | None, typer.Option(help="Stop after this many minutes (best checkpoint kept).")]
+TimeLimit = Annotated[float | None, typer.Option(help="Train for about this many minutes: the learning rate anneals over the epochs that fit (best checkpoint kept).")]
 Downscale = Annotated[int, typer.Option(help="Run the network on images shrunk 2, 4 or 8 times (more context for large defects in big images; raise --crop-size with it); 1 = full resolution.")]
 Context = Annotated[int, typer.Option(help="Two-scale compact U-Net: each crop also read with a window 2 or 4 times larger around it, shrunk to the crop's size, by a second encoder (for large defects); 1 = one scale.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]

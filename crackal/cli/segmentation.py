@@ -152,7 +152,7 @@ def pretrain(
     seed: Seed = 0,
     device: Device = "auto",
     threads: Threads = None,
-    time_limit: TimeLimit = None,
+    time_limit: Annotated[float | None, typer.Option(help="Stop after the epoch that reaches this many minutes.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Pre-train a model's encoder on unlabelled images (masked-image reconstruction): OUT/encoder.pt for 'crackal train --encoder-weights'."""

@@ -98,7 +98,7 @@ class TrainConfig(TrainingRun):
     """Model, data and optimisation options of one training run.
 
     ``samples_per_epoch`` random crops make an epoch (default: one per training image).
-    ``time_limit_min`` stops training early (keeping the best checkpoint) when reached.
+    ``time_limit_min`` fits the learning-rate schedule to the epochs that fit in it (see ``fit``).
     ``patience`` (validations, None = off) stops training, from half the epochs on, when that
     many validations in a row have not beaten the best score; the best checkpoint is kept
     (needs a validation split).

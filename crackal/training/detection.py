@@ -20,7 +20,7 @@ from crackal.models.detector import create_detector
 from crackal.progress import Progress
 from crackal.runs.config import DetectionConfig
 from crackal.training import distributed
-from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
+from crackal.training.fit import TrainResult, WarmupCosine, fit, start_run
 
 VAL_PROTOCOL = (
     "val_map_50: COCO mAP at IoU 0.5 on the validation split; score_threshold: the box score that maximises the "
@@ -57,10 +57,10 @@ class DetectionRunner:
         self.config, self.device, self.train_set, self.val_set = config, device, train_set, val_set
         self.has_validation = val_set is not None and len(val_set) > 0
         self.model = create_detector(**config.model_kwargs(), weights=weights).to(device)
-        steps_per_epoch = max(1, len(train_set) // config.batch_size)
+        self.steps_per_epoch = steps_per_epoch = max(1, len(train_set) // config.batch_size)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(int(round(config.warmup_epochs * steps_per_epoch)), steps_per_epoch * config.epochs))
+        self.schedule = WarmupCosine(int(round(config.warmup_epochs * steps_per_epoch)), steps_per_epoch * config.epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         train_set.augment = True
 
     def best_model(self) -> nn.Module:
@@ -111,6 +111,10 @@ class DetectionRunner:
     def metrics_extras(self) -> dict:
         """No extra entries."""
         return {}
+
+    def anneal_over(self, epochs: int) -> None:
+        """End the learning-rate schedule after ``epochs`` epochs."""
+        self.schedule.total_steps = self.steps_per_epoch * epochs
 
     def finish(self, run_dir: Path) -> None:
         """Nothing to add to the run folder."""

@@ -15,11 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 from torch import distributed as dist
 
 from crackal.errors import CrackalError
+
+Count = TypeVar("Count", bound=int)  # bool or int
 
 
 def launched() -> bool:
@@ -90,13 +93,13 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def from_main(flag: bool) -> bool:
-    """Rank 0's value of ``flag`` on every rank (so that all stop after the same epoch)."""
+def from_main(value: Count) -> Count:
+    """Rank 0's ``value`` (a flag or a count) on every rank (so that all stop after the same epoch)."""
     if not dist.is_initialized():
-        return flag
-    value = torch.tensor([int(flag)])
-    dist.broadcast(value, 0)
-    return bool(value.item())
+        return value
+    tensor = torch.tensor([int(value)])
+    dist.broadcast(tensor, 0)
+    return type(value)(tensor.item())
 
 
 def sync_buffers(model: torch.nn.Module) -> None:

@@ -73,6 +73,10 @@ class EpochRunner(Protocol):
     def metrics_extras(self) -> dict:
         """Extra entries of ``metrics.json`` (e.g. the balance log)."""
 
+    def anneal_over(self, epochs: int) -> None:
+        """End the learning-rate schedule after ``epochs`` epochs (fewer than configured when
+        the time limit leaves fewer)."""
+
     def finish(self, run_dir: Path) -> None:
         """Add extra plots to ``run_dir`` after the last epoch."""
 
@@ -107,21 +111,34 @@ def start_run(run_dir: Path, config) -> torch.device:
     return device
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01):
-    """LR multiplier: linear warm-up, then cosine decay to ``floor``.
+class WarmupCosine:
+    """LR multiplier: linear warm-up, then cosine decay to ``floor`` at ``total_steps`` (which
+    ``fit`` shortens when a time limit leaves fewer epochs; kept in the scheduler's state).
 
-    >>> factor = warmup_cosine(2, 10)
+    >>> factor = WarmupCosine(2, 10)
     >>> [round(factor(step), 2) for step in (0, 1, 2, 10)]
     [0.5, 1.0, 1.0, 0.01]
     """
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    def __init__(self, warmup_steps: int, total_steps: int, floor: float = 0.01) -> None:
+        self.warmup_steps, self.total_steps, self.floor = warmup_steps, total_steps, floor
 
-    return factor
+    def __call__(self, step: int) -> float:
+        """The multiplier at ``step``."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epochs_that_fit(time_limit_min: float, seconds: float, epochs_done: int, epochs: int) -> int:
+    """How many epochs fit in the time limit at the pace so far (validations included), at least
+    those done and at most ``epochs``: the learning rate anneals over that many.
+
+    >>> epochs_that_fit(10, 120.0, 2, 40)  # 60 s an epoch: 10 of the 40 fit in 10 minutes
+    10
+    """
+    return max(epochs_done, min(epochs, int(60 * time_limit_min * epochs_done / max(seconds, 1e-9))))
 
 
 def _saved_best(state: dict) -> float | None:
@@ -143,6 +160,9 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     """Train ``runner`` for ``config.epochs`` epochs into ``run_dir`` (see the module docstring),
     or until ``config.patience`` validations in a row have not beaten the best one (checked
     from half the epochs on: before that a small validation set's noise would stop it).
+    With ``config.time_limit_min`` the schedule is fitted to the time: after each epoch the
+    number of epochs that fit at the pace so far is re-estimated and the learning rate anneals
+    over that many, so a time-limited run ends annealed instead of cut at a high rate.
     Under ``torchrun`` every rank trains and only rank 0 validates and writes."""
     progress = progress or Progress(enabled=False)
     main = distributed.is_main()
@@ -158,13 +178,15 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         config.save(run_dir / "config.json")
     epochs = config.epochs  # type: ignore[attr-defined]
     time_limit = config.time_limit_min  # type: ignore[attr-defined]
+    planned = history[-1].get("epochs_planned", epochs) if time_limit and history else epochs
+    runner.anneal_over(planned)  # a resumed run goes on with the plan it had
     patience = getattr(config, "patience", None) if runner.has_validation else None
     started = time.perf_counter() - elapsed
     epochs_left = range(start_epoch, epochs)
     if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
         epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
     for epoch in epochs_left:
-        stale = (main and patience is not None and epoch >= epochs // 2  # never in the first half: the rate is still high
+        stale = (main and patience is not None and epoch >= planned // 2  # never in the first half: the rate is still high
                  and validations_since_best(history, runner.score_name, best_epoch) >= patience)
         if distributed.from_main(stale):
             progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch}")
@@ -172,13 +194,22 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
         torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
         record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
-        out_of_time = distributed.from_main(bool(time_limit) and time.perf_counter() - started > 60 * time_limit)
-        if main and runner.has_validation and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == epochs or out_of_time):  # type: ignore[attr-defined]
+        seconds = time.perf_counter() - started
+        out_of_time = distributed.from_main(bool(time_limit) and seconds > 60 * time_limit)
+        if time_limit and not out_of_time:
+            fits = distributed.from_main(epochs_that_fit(time_limit, seconds, epoch + 1, epochs))
+            if fits < planned == epochs:
+                progress.line(f"{fits} of the {epochs} epochs fit in {time_limit} min at this pace: the learning rate "
+                              f"now anneals over {fits} (re-estimated after each epoch)")
+            planned = record["epochs_planned"] = fits
+            runner.anneal_over(planned)
+        last = out_of_time or epoch + 1 >= planned
+        if main and runner.has_validation and ((epoch + 1) % config.val_interval == 0 or last):  # type: ignore[attr-defined]
             record.update(runner.validate())
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
         if not main:
-            if out_of_time:
+            if last:
                 break
             continue
         score = record.get(runner.score_name)
@@ -199,6 +230,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
         if out_of_time:
             progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
+            break
+        if last:
             break
     if main:
         plot_history(history, run_dir / "training_curves.png")

@@ -26,7 +26,7 @@ from crackal.runs.config import TrainConfig
 from crackal.training import distributed
 from crackal.training.balance import PRFBalancer, monitor_dataset, monitor_precision_recall
 from crackal.training.evaluation import evaluate_model, headline
-from crackal.training.fit import TrainResult, fit, start_run, warmup_cosine
+from crackal.training.fit import TrainResult, WarmupCosine, fit, start_run
 from crackal.training.plots import plot_balance
 
 VAL_PROTOCOL = (
@@ -64,8 +64,8 @@ class SegmentationRunner:
         self.network = distributed.wrap(self.model, device)  # DistributedDataParallel under torchrun
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         warmup = int(round(config.warmup_epochs * self.steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(warmup, self.steps_per_epoch * config.epochs))
+        self.schedule = WarmupCosine(warmup, self.steps_per_epoch * config.epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.crops = CropDataset(train_set, CropSampler(
             config.crop_size, SAMPLING_FOR_BALANCE[config.balance], config.positive_share, config.background_keep),
             config.class_aware, config.context)
@@ -160,6 +160,10 @@ class SegmentationRunner:
     def metrics_extras(self) -> dict:
         """The flow's log, when balancing with ``prf``."""
         return {"balance": self.balancer.log} if self.balancer else {}
+
+    def anneal_over(self, epochs: int) -> None:
+        """End the learning-rate schedule after ``epochs`` epochs."""
+        self.schedule.total_steps = self.steps_per_epoch * epochs
 
     def finish(self, run_dir: Path) -> None:
         """Plot the flow to ``balance.png``, when balancing with ``prf``."""

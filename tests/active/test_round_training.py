@@ -51,6 +51,9 @@ class ScriptedRunner:
     def finish(self, run_dir) -> None:
         pass
 
+    def anneal_over(self, epochs: int) -> None:
+        self.annealed_over = epochs
+
 
 @pytest.mark.parametrize("scores, patience, trained, expected", [
     ([0.1, 0.5, 0.4, 0.3, 0.9, 0.2, 0.2, 0.2], 2, 4, 2),  # epochs 3 and 4 do not beat epoch 2, so epoch 5 never runs

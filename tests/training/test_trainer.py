@@ -1,4 +1,5 @@
 import json
+import types
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from crackal.data.layout import find_pairs
 from crackal.errors import CrackalError
 from crackal.runs.checkpoint import load_model
 from crackal.runs.config import TrainConfig
-from crackal.training.fit import warmup_cosine
+from crackal.training.fit import WarmupCosine
 from crackal.training.trainer import train
 
 TINY = dict(arch="unet", base_channels=8, depth=3, crop_size=64, batch_size=4, samples_per_epoch=8, lr=3e-3, device="cpu")
@@ -77,8 +78,32 @@ def test_ema_weights_are_what_is_validated_and_kept(synthetic_dataset, tmp_path)
         assert torch.equal(best["model"]["classifier.weight"], ema_weight)
 
 
+def test_a_time_limit_anneals_over_the_epochs_that_fit(synthetic_dataset, tmp_path, monkeypatch):
+    """Each epoch takes a minute on a fake clock: 3 of the 12 epochs fit in 3 minutes, so the run
+    ends after 3, validated, its learning rate at the schedule's floor (not cut at 80 % of it)."""
+    import crackal.training.fit as fit_module
+    from crackal.training.trainer import SegmentationRunner
+
+    clock = [0.0]
+    monkeypatch.setattr(fit_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    one_epoch = SegmentationRunner.train_epoch
+
+    def a_minute_long(self, *args):
+        clock[0] += 60
+        return one_epoch(self, *args)
+
+    monkeypatch.setattr(SegmentationRunner, "train_epoch", a_minute_long)
+    train_set, val_set = datasets(synthetic_dataset)
+    result = train(train_set, val_set, TrainConfig(epochs=12, time_limit_min=3, **TINY), tmp_path / "run", progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3] and "val_f1" in result.history[-1]
+    assert [h["epochs_planned"] for h in result.history] == [3, 3, 3]
+    assert result.history[-1]["lr"] == pytest.approx(0.01 * TINY["lr"], rel=1e-3)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["scheduler"]["lr_lambdas"][0]["total_steps"] == 3 * 2  # kept for a resume: 8 crops in batches of 4
+
+
 def test_schedule_warms_up_then_decays():
-    f = warmup_cosine(10, 100)
+    f = WarmupCosine(10, 100)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(55) < f(20) and f(99) == pytest.approx(0.01, abs=0.01)
 
