@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+import torch
+
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
@@ -46,6 +48,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
     data = dataset_or_skip("road_cracks_potholes")
+    if args.threads:
+        torch.set_num_threads(args.threads)  # also when a finished run is only scored again
 
     args.out.mkdir(parents=True, exist_ok=True)
     pairs, groups = shrunk_frames(data, args.out / "frames", every=1)
