@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--downscale", type=int, default=1, help="the network runs on the (already 2x shrunk) frames shrunk again")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--val-interval", type=int, default=2)
+    parser.add_argument("--ema-decay", type=float, default=None, help="validate and keep a moving average of the weights")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
     data = dataset_or_skip("road_cracks_potholes")
@@ -64,7 +65,7 @@ def main() -> None:
     if not (args.out / "run" / "checkpoints" / "best.pt").is_file() or not (args.out / "run" / "metrics.json").is_file():
         api.train(args.out / "frames", args.out / "run", split_file=split_file, classes=names, epochs=args.epochs,
                   crop_size=args.crop_size, downscale=args.downscale, batch_size=args.batch_size,
-                  class_aware=args.class_aware, class_weighting=args.class_weighting,
+                  class_aware=args.class_aware, class_weighting=args.class_weighting, ema_decay=args.ema_decay,
                   tile_size=512, val_interval=args.val_interval, time_limit_min=args.minutes, threads=args.threads,
                   resume=(args.out / "run" / "config.json").is_file(), progress=False)
     model, state = load_model(args.out / "run")
