@@ -20,10 +20,9 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import torch  # noqa: E402
 from _common import ROOT, dataset_or_skip, hardware, write_docs  # noqa: E402
 from paveseg_multiclass import SCORE_HEADER, docs_rows, per_class_scores, print_scores  # noqa: E402
 from road_potholes_al import shrunk_frames  # noqa: E402

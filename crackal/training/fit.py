@@ -228,10 +228,9 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
         crops = " ".join(f"{k[6:]} {v:.2f}" for k, v in record.items() if k.startswith("crops_"))
         shown += f"; crops holding {crops}" if crops else ""
         progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
-        if out_of_time:
-            progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
-            break
         if last:
+            if out_of_time:
+                progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
             break
     if main:
         plot_history(history, run_dir / "training_curves.png")
