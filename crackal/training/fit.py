@@ -163,6 +163,8 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     With ``config.time_limit_min`` the schedule is fitted to the time: after each epoch the
     number of epochs that fit at the pace so far is re-estimated and the learning rate anneals
     over that many, so a time-limited run ends annealed instead of cut at a high rate.
+    A finished run's last checkpoint keeps the model and the history but not the optimiser
+    (two thirds of the file): resuming it returns at once. A run cut by the clock keeps all.
     Under ``torchrun`` every rank trains and only rank 0 validates and writes."""
     progress = progress or Progress(enabled=False)
     main = distributed.is_main()
@@ -171,9 +173,11 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     start_epoch, best, best_epoch, threshold, elapsed = 0, None, 0, 0.5, 0.0
     if resume and last_path.is_file():
         state = read_checkpoint(last_path)
-        runner.load_state_dict(state)
         history, start_epoch, best_epoch = state["history"], state["epoch"], state["best_epoch"]
         best, threshold, elapsed = _saved_best(state), state["threshold"], state.get("seconds", 0.0)
+        if state.get("finished"):
+            return TrainResult(run_dir, best_path, best_epoch, best, runner.score_name, threshold, history, elapsed)
+        runner.load_state_dict(state)
     if main:
         config.save(run_dir / "config.json")
     epochs = config.epochs  # type: ignore[attr-defined]
@@ -186,11 +190,6 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
     if not progress.detail:  # inside a larger job: one bar over the epochs instead of a line per epoch
         epochs_left = progress.bar(epochs_left, desc=f"training {run_dir.name}", unit="epochs")  # type: ignore[assignment]
     for epoch in epochs_left:
-        stale = (main and patience is not None and epoch >= planned // 2  # never in the first half: the rate is still high
-                 and validations_since_best(history, runner.score_name, best_epoch) >= patience)
-        if distributed.from_main(stale):
-            progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch}")
-            break
         seed = config.seed * 100_003 + epoch  # type: ignore[attr-defined]
         torch.manual_seed(seed)  # dropout: every epoch starts from a known state, so resume is exact
         record = {"epoch": epoch + 1, **runner.train_epoch(epoch, seed, progress)}
@@ -208,29 +207,34 @@ def fit(runner: EpochRunner, config: SavedConfig, run_dir: Path, resume: bool = 
             record.update(runner.validate())
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
-        if not main:
-            if last:
-                break
-            continue
         score = record.get(runner.score_name)
-        improved = (best is None or score > best) if score is not None else not runner.has_validation
-        checkpoint = {"model": runner.best_model().state_dict(), "config": config.to_dict(), "epoch": epoch + 1,
-                      **runner.checkpoint_extras()}
+        improved = main and ((best is None or score > best) if score is not None else not runner.has_validation)
         if improved:
             best, best_epoch, threshold = score, epoch + 1, record.get("val_threshold", 0.5)
-            atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
-        atomic_save({**checkpoint, **runner.state_dict(), "history": history, "best_score": best, "best_epoch": best_epoch,
-                     "threshold": threshold, "seconds": record["seconds"]}, last_path)
-        metrics = {"protocol": runner.protocol, "history": history, "best_epoch": best_epoch,
-                   f"best_{runner.score_name}": best, "threshold": threshold, **runner.metrics_extras()}
-        atomic_write_json(metrics, run_dir / "metrics.json")
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
-        crops = " ".join(f"{k[6:]} {v:.2f}" for k, v in record.items() if k.startswith("crops_"))
-        shown += f"; crops holding {crops}" if crops else ""
-        progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
-        if last:
-            if out_of_time:
-                progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
+        stale = distributed.from_main(
+            main and patience is not None and epoch + 1 >= planned // 2  # never in the first half: the rate is still high
+            and validations_since_best(history, runner.score_name, best_epoch) >= patience)
+        finished = stale or (last and not out_of_time)
+        if main:
+            checkpoint = {"model": runner.best_model().state_dict(), "config": config.to_dict(), "epoch": epoch + 1,
+                          **runner.checkpoint_extras()}
+            if improved:
+                atomic_save({**checkpoint, "threshold": threshold, "val": record}, best_path)
+            resume_state = {"finished": True} if finished else runner.state_dict()
+            atomic_save({**checkpoint, **resume_state, "history": history, "best_score": best, "best_epoch": best_epoch,
+                         "threshold": threshold, "seconds": record["seconds"]}, last_path)
+            metrics = {"protocol": runner.protocol, "history": history, "best_epoch": best_epoch,
+                       f"best_{runner.score_name}": best, "threshold": threshold, **runner.metrics_extras()}
+            atomic_write_json(metrics, run_dir / "metrics.json")
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") or k == "train_loss")
+            crops = " ".join(f"{k[6:]} {v:.2f}" for k, v in record.items() if k.startswith("crops_"))
+            shown += f"; crops holding {crops}" if crops else ""
+            progress.line(f"epoch {epoch + 1}/{epochs}: {shown} ({record['seconds']:.0f}s)", detail=True)
+        if stale:
+            progress.line(f"no better validation {runner.score_name} in {patience} validations: stopped after epoch {epoch + 1}")
+        elif out_of_time:
+            progress.line(f"time limit of {time_limit} min reached after epoch {epoch + 1}")
+        if stale or last:
             break
     if main:
         plot_history(history, run_dir / "training_curves.png")

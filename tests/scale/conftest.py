@@ -1,4 +1,5 @@
-"""One local Ray cluster for the whole test session (2 CPUs, no dashboard, a short temp dir)."""
+"""One local Ray cluster for the tests of this folder (2 CPUs, no dashboard, a short temp dir),
+shut down after them so that its workers and object store hold nothing while the rest run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import crackal
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster():
     ray = pytest.importorskip("ray")
     os.environ["RAY_AUTH_MODE"] = "disabled"

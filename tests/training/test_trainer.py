@@ -59,23 +59,36 @@ def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_dataset, tmp_path
     train(train_set, val_set, TrainConfig(**options), tmp_path / "cut", resume=True, progress=False)
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)
-    assert b["epoch"] == 4 and len(b["history"]) == 4
-    for key in a["model"]:
+    assert b["epoch"] == 4 and len(b["history"]) == 4 and a["finished"] and b["finished"]
+    for key in a["model"]:  # the model kept: the moving average of the weights with ema_decay
         torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
-    if ema_decay:
-        for key in a["ema"]:
-            torch.testing.assert_close(a["ema"][key], b["ema"][key], msg=key)
 
 
 def test_ema_weights_are_what_is_validated_and_kept(synthetic_dataset, tmp_path):
     train_set, val_set = datasets(synthetic_dataset)
-    train(train_set, val_set, TrainConfig(epochs=2, ema_decay=0.5, **TINY), tmp_path / "run", progress=False)
+    # cut by the clock after epoch 1 of 2: the last checkpoint keeps the raw weights and their average
+    train(train_set, val_set, TrainConfig(epochs=2, ema_decay=0.5, time_limit_min=1e-9, **TINY), tmp_path / "run",
+          progress=False)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
     ema_weight = last["ema"]["module.classifier.weight"]
     assert not torch.equal(ema_weight, last["model"]["classifier.weight"])
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=False)
-    if best["epoch"] == 2:
-        assert torch.equal(best["model"]["classifier.weight"], ema_weight)
+    assert best["epoch"] == 1 and torch.equal(best["model"]["classifier.weight"], ema_weight)
+
+
+def test_a_finished_run_keeps_its_model_not_its_optimiser(synthetic_dataset, tmp_path):
+    """A finished run's last checkpoint drops the optimiser state (a project keeps one per round),
+    still loads as a model, and resuming the run returns its result without training."""
+    train_set, val_set = datasets(synthetic_dataset)
+    done = train(train_set, val_set, TrainConfig(epochs=2, **TINY), tmp_path / "run", progress=False)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["finished"] and not {"optimizer", "scheduler", "ema"} & set(last) and last["epoch"] == 2
+    model, _ = load_model(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert torch.equal(model.state_dict()["classifier.weight"], last["model"]["classifier.weight"])
+    stamp = (tmp_path / "run" / "metrics.json").stat().st_mtime_ns
+    again = train(train_set, val_set, TrainConfig(epochs=2, **TINY), tmp_path / "run", resume=True, progress=False)
+    assert (again.history, again.best_epoch, again.best_score) == (done.history, done.best_epoch, done.best_score)
+    assert (tmp_path / "run" / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_a_time_limit_anneals_over_the_epochs_that_fit(synthetic_dataset, tmp_path, monkeypatch):
@@ -98,8 +111,6 @@ def test_a_time_limit_anneals_over_the_epochs_that_fit(synthetic_dataset, tmp_pa
     assert [h["epoch"] for h in result.history] == [1, 2, 3] and "val_f1" in result.history[-1]
     assert [h["epochs_planned"] for h in result.history] == [3, 3, 3]
     assert result.history[-1]["lr"] == pytest.approx(0.01 * TINY["lr"], rel=1e-3)
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
-    assert last["scheduler"]["lr_lambdas"][0]["total_steps"] == 3 * 2  # kept for a resume: 8 crops in batches of 4
 
 
 def test_schedule_warms_up_then_decays():

@@ -1,0 +1,1 @@
+"""Tests on a local Ray cluster (a package, so that its package-scoped cluster shuts down after them)."""
