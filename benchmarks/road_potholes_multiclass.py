@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--val-interval", type=int, default=2)
     parser.add_argument("--ema-decay", type=float, default=None, help="validate and keep a moving average of the weights")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, crops); the split stays seed 0")
     args = parser.parse_args()
     data = dataset_or_skip("road_cracks_potholes")
     if args.threads:
@@ -65,7 +66,7 @@ def main() -> None:
         api.train(args.out / "frames", args.out / "run", split_file=split_file, classes=names, epochs=args.epochs,
                   crop_size=args.crop_size, downscale=args.downscale, batch_size=args.batch_size,
                   class_aware=args.class_aware, class_weighting=args.class_weighting, ema_decay=args.ema_decay,
-                  tile_size=512, val_interval=args.val_interval, time_limit_min=args.minutes, threads=args.threads,
+                  tile_size=512, val_interval=args.val_interval, time_limit_min=args.minutes, threads=args.threads, seed=args.seed,
                   resume=(args.out / "run" / "config.json").is_file(), progress=False)
     model, state = load_model(args.out / "run")
     held_out = set(split["test"])
@@ -76,7 +77,8 @@ def main() -> None:
     caption = (f"{len(pairs)} frames of {len(set(groups.values()))} road segments, shrunk 2x (512x320); "
                f"{len(test)} held-out frames of {len(held)} whole segments. {len(history)} of {args.epochs} epochs "
                f"(the learning rate annealed over those that fit in {args.minutes:g} min), "
-               f"{history[-1]['seconds'] / 60:.1f} min of training; arg-max prediction, strict pixels pooled.")
+               f"{history[-1]['seconds'] / 60:.1f} min of training{f', seed {args.seed}' if args.seed else ''}; "
+               "arg-max prediction, strict pixels pooled.")
     print(f"hardware: {hardware()}\n{caption}")
     print_scores(scores)
     write_docs("road_potholes_multiclass", caption,
