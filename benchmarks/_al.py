@@ -58,9 +58,10 @@ def _work(task: tuple) -> None:
 
 def run_simulation(pairs: list[Pair], out: Path, strategies: list[str], *, seeds: int, rounds: int, jobs: int,
                    split_file: Path, tile: int | None, crack_free_share: float | None, train: dict, **options) -> dict:
-    """Every strategy x seed run and the whole-pool reference, spread over ``jobs`` processes of
-    one torch thread each (finished runs are kept, so a second call resumes), then the report;
-    returns report.json's summary."""
+    """Every strategy x seed run and the whole-pool reference, each a task for one of ``jobs``
+    processes of one torch thread (finished runs are kept, so a second call resumes; a strategy's
+    run copies round 1 from a run of its seed that has trained it), then the report; returns
+    report.json's summary."""
     out.mkdir(parents=True, exist_ok=True)
     train = {**train, "threads": 1}
     base = simulation_config(train, **options)
@@ -69,8 +70,9 @@ def run_simulation(pairs: list[Pair], out: Path, strategies: list[str], *, seeds
     pool_split.write_text(json.dumps({"train": [p.name for p in pool], "val": [], "test": [p.name for p in held]}))
     common = {"seeds": seeds, "rounds": rounds, "split_file": pool_split, "crack_free_share": crack_free_share,
               "train": train, **options}
-    tasks = [("runs", (pool + held, out, strategies[i::jobs]), {**common, "reference": False}) for i in range(jobs)]
-    tasks.append(("reference", (pool, held, base, out), {}))
+    tasks = [("reference", (pool, held, base, out), {})]  # the longest task first
+    tasks += [("runs", (pool + held, out, [strategy]), {**common, "seeds": seed + 1, "first_seed": seed, "reference": False})
+              for strategy in strategies for seed in range(seeds)]
     with multiprocessing.get_context("spawn").Pool(jobs) as workers:
         list(workers.imap_unordered(_work, tasks))
     simulate(pool + held, out, strategies, **common)  # everything is done: collects the runs and writes the report

@@ -22,7 +22,7 @@ from crackal.active.config import ALConfig
 from crackal.active.loop import run_loop
 from crackal.active.project import create_project
 from crackal.active.report import project_history, write_report
-from crackal.active.store import ProjectStore
+from crackal.active.store import open_project
 from crackal.data.dataset import SegmentationDataset
 from crackal.data.io import IGNORE_INDEX, read_raw_mask, to_class_mask
 from crackal.data.layout import Pair
@@ -91,24 +91,45 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
     return f1
 
 
-def _initial_names(project: Path) -> list[str]:
-    with ProjectStore(project) as store:
+ROUND_ONE_NEUTRAL = ("strategy", "warm_start", "selection", "cost_aware")  # settings round 1's training does not read
+
+
+def _round_one(project: Path) -> tuple[bool, list[str], dict] | None:
+    """Whether the project's round 1 has finished training, its initial images, and its settings
+    less those round 1 does not read (None when there is no project)."""
+    if not (project / "project.db").is_file():
+        return None
+    store, config = open_project(project)
+    with store:
+        trained = any(r["round"] == 1 and r["state"] != "training" for r in store.rounds())
         queued = [record.name for record, round_, _ in store.queue() if round_ == 0]
-        return sorted(queued + [r.name for r in store.labelled() if r.labelled_round == 0])
+        names = sorted(queued + [r.name for r in store.labelled() if r.labelled_round == 0])
+    settings = {k: v for k, v in config.to_dict().items() if k not in ROUND_ONE_NEUTRAL}
+    return trained, names, settings
 
 
 def share_first_round(source: Path, target: Path) -> bool:
-    """Strategies of one seed label the same initial images and train round 1 identically
-    (same data, same seed): copy the source project's round-1 run instead of retraining it.
-    The copy is renamed into place, so a kill leaves no half-copied run."""
+    """Runs of one seed label the same initial images and train round 1 identically (same data,
+    seed and settings; only the strategy differs): copy the source project's round-1 run, once
+    it has finished training, instead of retraining it. The copy is renamed into place, so a
+    kill leaves no half-copied run."""
     src, dst = source / "rounds" / "001", target / "rounds" / "001"
-    if dst.exists() or not (src / "checkpoints" / "last.pt").is_file() or _initial_names(source) != _initial_names(target):
+    if dst.exists():
+        return False
+    found, wanted = _round_one(source), _round_one(target)
+    if found is None or wanted is None or not found[0] or found[1:] != wanted[1:]:
         return False
     partial = dst.with_name("001.copying")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(src, partial)
     os.replace(partial, dst)
     return True
+
+
+def share_first_round_of_seed(out: Path, project: Path) -> bool:
+    """``share_first_round`` from any other strategy's run of the same seed under ``out``
+    (``out/STRATEGY/seedN``: from this process or another one)."""
+    return any(share_first_round(source, project) for source in sorted(out.glob(f"*/{project.name}")) if source != project)
 
 
 RUN_VARIANTS: dict[str, dict[str, object]] = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"},
@@ -206,8 +227,7 @@ def simulate(
                 config = ALConfig.from_dict({**base.to_dict(), **run_options(strategy), "seed": seed})
                 create_project(project, [(p.name, p.image, p.mask) for p in pool],
                                [(p.name, p.image, p.mask) for p in held], config).close()
-            if strategy != strategies[0]:
-                share_first_round(out / strategies[0] / f"seed{seed}", project)
+            share_first_round_of_seed(out, project)
             reason = run_loop(project, rounds, progress=progress, on_round=on_round)
             histories.setdefault(strategy, []).append(project_history(project))
             if on_round:

@@ -221,11 +221,10 @@ def simulate(
     from crackal.data.layout import open_dataset
 
     pairs, names, _ = open_dataset(data, masks, classes)
+    run = dict(seeds=seeds, rounds=rounds, heldout=heldout, split_file=split_file, tile=tile, reference=reference,
+               progress=progress, on_round=on_round, train={**_train_options(train), "class_names": names}, **options)
     if ray is not None:
         from crackal.active.simulate_ray import simulate_on_ray
 
-        return simulate_on_ray(pairs, out, list(strategies), seeds=seeds, rounds=rounds, ray=ray, heldout=heldout,
-                               split_file=split_file, tile=tile, reference=reference, progress=progress, on_round=on_round,
-                               train={**_train_options(train), "class_names": names}, **options)
-    return simulate_pairs(pairs, out, list(strategies), seeds, rounds, heldout, split_file, tile, reference, progress,
-                          on_round, {**_train_options(train), "class_names": names}, **options)
+        return simulate_on_ray(pairs, out, list(strategies), ray=ray, **run)
+    return simulate_pairs(pairs, out, list(strategies), **run)

@@ -177,14 +177,17 @@ def test_other_uncertainty_methods_in_the_loop(tmp_path, al_data, method, strate
 
 
 def test_strategies_of_one_seed_share_the_first_round(tmp_path, al_data):
-    from crackal.active.simulate import share_first_round
+    from crackal.active.simulate import share_first_round, share_first_round_of_seed
 
-    first = make_project(tmp_path / "bald", al_data, strategy="bald")
+    first = make_project(tmp_path / "bald" / "seed0", al_data, strategy="bald")
+    second = make_project(tmp_path / "random" / "seed0", al_data, strategy="random")
+    assert not share_first_round_of_seed(tmp_path, second)  # round 1 not trained yet: nothing to share
     run_round(first)
-    second = make_project(tmp_path / "random", al_data, strategy="random")
-    other_seed = make_project(tmp_path / "seed1", al_data, strategy="random", seed=1)
-    assert not share_first_round(first, other_seed)  # other initial images: nothing shared
-    assert share_first_round(first, second) and not share_first_round(first, second)
+    other_seed = make_project(tmp_path / "random" / "seed1", al_data, strategy="random", seed=1)
+    ensemble = make_project(tmp_path / "ensemble" / "seed0", al_data, strategy="random", method="ensemble", ensemble_size=2)
+    assert not share_first_round_of_seed(tmp_path, other_seed)  # other initial images
+    assert not share_first_round(first, ensemble)  # another training set-up
+    assert share_first_round_of_seed(tmp_path, second) and not share_first_round_of_seed(tmp_path, second)
     result = run_round(second)
     a = ProjectStore(first).rounds()[0]
     assert result.metrics == a["metrics"] and a["class_weights"] == ProjectStore(second).rounds()[0]["class_weights"]
