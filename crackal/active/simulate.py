@@ -91,12 +91,16 @@ def reference_f1(pool: list[Pair], heldout: list[Pair], config: ALConfig, out: P
     return f1
 
 
-ROUND_ONE_NEUTRAL = ("strategy", "warm_start", "selection", "cost_aware")  # settings round 1's training does not read
+RUN_VARIANTS: dict[str, dict[str, object]] = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"},
+                                               "cost": {"cost_aware": True}}
+
+# what may differ between runs that share round 1: the strategy and its variants' settings
+ROUND_ONE_NEUTRAL = {"strategy", *(key for settings in RUN_VARIANTS.values() for key in settings)}
 
 
-def _round_one(project: Path) -> tuple[bool, list[str], dict] | None:
-    """Whether the project's round 1 has finished training, its initial images, and its settings
-    less those round 1 does not read (None when there is no project)."""
+def _round_one(project: Path) -> tuple[bool, tuple[list[str], dict]] | None:
+    """Whether the project's round 1 has finished training, and what its training depends on: the
+    initial images and the settings less ``ROUND_ONE_NEUTRAL`` (None when there is no project)."""
     if not (project / "project.db").is_file():
         return None
     store, config = open_project(project)
@@ -105,7 +109,7 @@ def _round_one(project: Path) -> tuple[bool, list[str], dict] | None:
         queued = [record.name for record, round_, _ in store.queue() if round_ == 0]
         names = sorted(queued + [r.name for r in store.labelled() if r.labelled_round == 0])
     settings = {k: v for k, v in config.to_dict().items() if k not in ROUND_ONE_NEUTRAL}
-    return trained, names, settings
+    return trained, (names, settings)
 
 
 def share_first_round(source: Path, target: Path) -> bool:
@@ -117,7 +121,7 @@ def share_first_round(source: Path, target: Path) -> bool:
     if dst.exists():
         return False
     found, wanted = _round_one(source), _round_one(target)
-    if found is None or wanted is None or not found[0] or found[1:] != wanted[1:]:
+    if found is None or wanted is None or not found[0] or found[1] != wanted[1]:
         return False
     partial = dst.with_name("001.copying")
     shutil.rmtree(partial, ignore_errors=True)
@@ -130,10 +134,6 @@ def share_first_round_of_seed(out: Path, project: Path) -> bool:
     """``share_first_round`` from any other strategy's run of the same seed under ``out``
     (``out/STRATEGY/seedN``: from this process or another one)."""
     return any(share_first_round(source, project) for source in sorted(out.glob(f"*/{project.name}")) if source != project)
-
-
-RUN_VARIANTS: dict[str, dict[str, object]] = {"warm": {"warm_start": True}, "diverse": {"selection": "diverse"},
-                                               "cost": {"cost_aware": True}}
 
 
 def run_options(name: str) -> dict:
